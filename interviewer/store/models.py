@@ -16,20 +16,43 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field, SQLModel
+
+# Named constraints: SQLite alters a table by copying it (Alembic batch mode), which needs stable
+# constraint names; PostgreSQL gets the same names, so one migration fits both engines.
+# Must be set before any table class below is defined.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+    """Aware UTC: SQLModel's datetime columns refuse naive values (and return aware ones)."""
+    return datetime.now(UTC)
 
 
-class Role(str, enum.Enum):
+def _str_enum(enum_cls: type[enum.Enum]) -> SAEnum:
+    """Enums as plain strings: no PostgreSQL enum types, so adding a state needs no migration."""
+    return SAEnum(
+        enum_cls,
+        native_enum=False,
+        length=32,
+        values_callable=lambda members: [m.value for m in members],
+    )
+
+
+class Role(enum.StrEnum):
     admin = "admin"
     recruiter = "recruiter"
     domain_lead = "domain_lead"
 
 
-class InterviewState(str, enum.Enum):
+class InterviewState(enum.StrEnum):
     invited = "invited"
     consented = "consented"
     in_progress = "in_progress"
@@ -37,7 +60,7 @@ class InterviewState(str, enum.Enum):
     abandoned = "abandoned"
 
 
-class AnswerStatus(str, enum.Enum):
+class AnswerStatus(enum.StrEnum):
     answered = "answered"
     no_answer = "no_answer"
     timed_out = "timed_out"  # cut off at the time limit; what was said is kept
@@ -47,7 +70,7 @@ class User(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     email: str = Field(index=True, unique=True, max_length=320)
     name: str = Field(default="", max_length=200)
-    role: Role
+    role: Role = Field(sa_type=_str_enum(Role))
     password_hash: str
     created_at: datetime = Field(default_factory=utcnow)
     active: bool = True
@@ -118,7 +141,7 @@ class Interview(SQLModel, table=True):
     opening_id: int = Field(foreign_key="opening.id", index=True)
     applicant_id: int = Field(foreign_key="applicant.id", index=True)
     bank_version_id: int = Field(foreign_key="bankversion.id")
-    state: InterviewState = InterviewState.invited
+    state: InterviewState = Field(default=InterviewState.invited, sa_type=_str_enum(InterviewState))
     # Resume point: index into the bank's questions of the next question to ask
     # (-1 = the practice question), plus the core's serialized state.
     next_question_index: int = -1
@@ -141,7 +164,7 @@ class Answer(SQLModel, table=True):
     question_id: str = Field(max_length=64, description="'practice' for the warm-up question.")
     question_index: int
     attempt: int = Field(default=0, description="0 = the question, 1.. = follow-ups.")
-    status: AnswerStatus = AnswerStatus.answered
+    status: AnswerStatus = Field(default=AnswerStatus.answered, sa_type=_str_enum(AnswerStatus))
     audio_path: str | None = Field(default=None, description="Relative to the recordings root.")
     transcript: str = ""
     words: list[dict[str, Any]] = Field(
