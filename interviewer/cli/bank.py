@@ -1,7 +1,149 @@
-"""`interviewer bank ...`: question-bank tools for domain leads."""
+"""`interviewer bank ...`: question-bank tools for domain leads.
+
+Problems print as plain ``file:line: message (fix: ...)`` lines, not through Rich, so they never
+wrap and editors and CI can jump to them. Tables (``list``, ``show``) use Rich, with every piece
+of bank text escaped: a bank is user text and ``[bold]`` in a prompt must print as written.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from interviewer.bankcheck import CheckResult, LoadedBank, check, schema_reference
+from interviewer.config import get_settings
 
 app = typer.Typer(help="Question banks.", no_args_is_help=True)
+
+PathsArg = typer.Argument(
+    None,
+    help="Bank files or folders of banks (default: INTERVIEWER_BANKS_DIR, question_banks/).",
+    show_default=False,
+)
+
+
+def _paths(paths: list[Path] | None) -> list[Path]:
+    return list(paths) if paths else [get_settings().banks_dir]
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def _warn_problems(result: CheckResult, paths: list[Path]) -> None:
+    if result.problems:
+        where = " ".join(str(p) for p in paths)
+        typer.echo(
+            f"banks with problems are left out ({_plural(len(result.problems), 'problem')}): "
+            f"run `interviewer bank validate {where}`",
+            err=True,
+        )
+
+
+@app.command()
+def validate(paths: list[Path] | None = PathsArg) -> None:
+    """Check bank files and report every problem with its line and a fix."""
+    result = check(_paths(paths))
+    for problem in result.problems:
+        typer.echo(str(problem))
+    banks = _plural(len(result.banks), "bank")
+    if result.problems:
+        files = len({p.file for p in result.problems})
+        typer.echo(
+            f"{_plural(len(result.problems), 'problem')} in {_plural(files, 'path')}; {banks} OK"
+        )
+        raise typer.Exit(1)
+    typer.echo(f"{banks} OK")
+
+
+@app.command("list")
+def list_banks(paths: list[Path] | None = PathsArg) -> None:
+    """Table of the banks that load cleanly."""
+    paths = _paths(paths)
+    result = check(paths)
+    table = Table("id", "version", "title", "questions")
+    table.add_column("file", overflow="fold")
+    for loaded in result.banks:
+        bank = loaded.bank
+        table.add_row(
+            Text(bank.id),
+            str(bank.version),
+            Text(bank.title),
+            str(len(bank.questions)),
+            Text(str(loaded.path)),
+        )
+    Console().print(table)
+    _warn_problems(result, paths)
+    if not result.banks:
+        raise typer.Exit(1)
+
+
+@app.command()
+def show(
+    bank_id: str = typer.Argument(
+        ..., metavar="ID", help="Bank id, as in `interviewer bank list`."
+    ),
+    paths: list[Path] | None = PathsArg,
+) -> None:
+    """Questions of one bank with a summary of each rubric."""
+    paths = _paths(paths)
+    result = check(paths)
+    loaded = next((b for b in result.banks if b.bank.id == bank_id), None)
+    if loaded is None:
+        known = ", ".join(sorted(b.bank.id for b in result.banks)) or "none"
+        typer.echo(
+            f"no bank with id {bank_id!r} in {' '.join(str(p) for p in paths)} (banks: {known}); "
+            "run `interviewer bank list`",
+            err=True,
+        )
+        _warn_problems(result, paths)
+        raise typer.Exit(1)
+    _print_bank(loaded)
+
+
+def _print_bank(loaded: LoadedBank) -> None:
+    console, bank = Console(), loaded.bank
+    console.print(Text.assemble((bank.title, "bold"), f"  {bank.id} v{bank.version}"))
+    console.print(
+        Text(f"domain {bank.domain} · language {bank.language} · {loaded.path}", style="dim")
+    )
+    console.print(Text(bank.description))
+    console.print(Text.assemble(("Practice (unscored): ", "italic"), bank.practice_question))
+    for number, question in enumerate(bank.questions, 1):
+        rubric = question.rubric
+        total = sum(c.weight for c in rubric.criteria)
+        console.print()
+        console.print(
+            Text.assemble((f"{number}. {question.id}", "bold"), f"  ({question.time_limit_s} s)")
+        )
+        console.print(Text(question.prompt), soft_wrap=False)
+        table = Table("criterion", "weight", "scores", "key points", box=None, padding=(0, 2))
+        for criterion in rubric.criteria:
+            scores = sorted(level.score for level in criterion.levels)
+            table.add_row(
+                Text(criterion.id),
+                f"{criterion.weight:g} ({criterion.weight / total:.0%})",
+                f"{scores[0]}-{scores[-1]} ({len(scores)} levels)",
+                Text(", ".join(k.id for k in criterion.key_points) or "-"),
+            )
+        console.print(table)
+        for flag in rubric.red_flags:
+            console.print(
+                Text.assemble(("  red flag ", "red"), f"{flag.id} (-{flag.penalty:.0%}): ")
+                + Text(flag.description)
+            )
+        for follow_up in question.follow_ups:
+            console.print(
+                Text.assemble(("  follow-up ", "cyan"), f"if {follow_up.trigger} is missed: ")
+                + Text(follow_up.prompt)
+            )
+
+
+@app.command()
+def schema() -> None:
+    """Print the bank field reference (Markdown) that docs/question-banks.md embeds."""
+    typer.echo(schema_reference(), nl=False)
