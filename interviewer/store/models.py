@@ -15,9 +15,12 @@ import enum
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import JSON, Column, UniqueConstraint, event, select
 from sqlalchemy import Enum as SAEnum
+from sqlalchemy.orm import attributes
 from sqlmodel import Field, SQLModel
+
+from interviewer.errors import BankError
 
 # Named constraints: SQLite alters a table by copying it (Alembic batch mode), which needs stable
 # constraint names; PostgreSQL gets the same names, so one migration fits both engines.
@@ -89,6 +92,47 @@ class BankVersion(SQLModel, table=True):
     sha256: str = Field(max_length=64, description="Of the canonical JSON of content.")
     published_at: datetime = Field(default_factory=utcnow)
     locked: bool = Field(default=False, description="Set once an interview used it.")
+
+
+class LockedBankVersion(BankError):
+    """Something tried to change or delete a bank version that interviews already used."""
+
+
+_IMMUTABLE_BANK_FIELDS = ("bank_id", "version", "title", "content", "sha256", "locked")
+
+
+def _locked_in_database(connection: Any, bank_version_id: int) -> bool:
+    table = BankVersion.__table__
+    query = select(table.c.locked).where(table.c.id == bank_version_id)
+    return bool(connection.execute(query).scalar())
+
+
+@event.listens_for(BankVersion, "before_update")
+def _refuse_changing_locked_bank(_mapper: Any, connection: Any, target: BankVersion) -> None:
+    """The last line of defence: asks the database (not the possibly stale object) if locked."""
+    if not _locked_in_database(connection, target.id):
+        return
+    state = attributes.instance_state(target)
+    changed = [
+        name
+        for name in _IMMUTABLE_BANK_FIELDS
+        if (history := state.attrs[name].history).has_changes()
+        and list(history.added) != list(history.deleted)
+    ]
+    if changed:
+        raise LockedBankVersion(
+            f"bank {target.bank_id} version {target.version} is used by interviews and cannot "
+            f"change ({', '.join(changed)}): bump `version` and publish again"
+        )
+
+
+@event.listens_for(BankVersion, "before_delete")
+def _refuse_deleting_locked_bank(_mapper: Any, connection: Any, target: BankVersion) -> None:
+    if _locked_in_database(connection, target.id):
+        raise LockedBankVersion(
+            f"bank {target.bank_id} version {target.version} is used by interviews and cannot "
+            "be deleted"
+        )
 
 
 class Opening(SQLModel, table=True):
