@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from interviewer.cli import bank, models
+from interviewer.cli import bank, db, models
 
 app = typer.Typer(
     name="interviewer",
@@ -18,3 +18,4 @@ app = typer.Typer(
 
 app.add_typer(models.app, name="models")
 app.add_typer(bank.app, name="bank")
+app.add_typer(db.app, name="db")
