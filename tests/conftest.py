@@ -1,0 +1,127 @@
+"""Shared fixtures. Several people add to this file: append your section, keep the others."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# --- Data layer: every data-layer test runs on SQLite and on a real PostgreSQL server ----------
+#
+#   def test_something(db_url): ...      # a fresh, empty database URL (not migrated)
+#   def test_something(db_engine): ...   # an engine on a fresh database migrated to head
+#
+# Both are parametrized ["sqlite", "postgresql"]; select one with `-k sqlite` / `-k postgresql`
+# (or `-m "not postgres"`). The PostgreSQL server is Debian's, started once per test session in a
+# temporary folder and stopped at the end; each test gets its own database on it.
+
+_PG_MISSING = (
+    "PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin: run `make test` "
+    "(it installs the apt package `postgresql`) or `apt-get install postgresql`"
+)
+
+
+def _postgres_bin_dir() -> Path | None:
+    found = [p.parent for p in Path("/usr/lib/postgresql").glob("*/bin/pg_ctl")]
+    found = [d for d in found if (d / "initdb").exists() and d.parent.name.isdigit()]
+    return max(found, key=lambda d: int(d.parent.name)) if found else None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _run(command: list[str | Path], runas: list[str]) -> None:
+    subprocess.run([*runas, *map(str, command)], check=True, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster for the session; yields the URL of its `postgres` db."""
+    bin_dir = _postgres_bin_dir()
+    if bin_dir is None:
+        pytest.fail(_PG_MISSING, pytrace=False)
+    runas: list[str] = []
+    base = Path(tempfile.mkdtemp(prefix="interviewer-pg-"))
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.fail(f"no `postgres` system user: {_PG_MISSING}", pytrace=False)
+        runas = ["runuser", "-u", "postgres", "--"]
+        shutil.chown(base, "postgres", "postgres")
+    data, log = base / "data", base / "server.log"
+    try:
+        _run(
+            [bin_dir / "initdb", "-D", data, "-U", "postgres", "--auth=trust", "--no-sync"],
+            runas,
+        )
+        port = 0
+        for _ in range(3):  # the free port can be taken between choosing and binding it
+            port = _free_port()
+            options = (
+                f"-p {port} -k {base} -c listen_addresses=127.0.0.1 "
+                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+            )
+            start = [bin_dir / "pg_ctl", "-D", data, "-l", log, "-w", "-t", "60", "-o", options]
+            try:
+                _run([*start, "start"], runas)
+                break
+            except subprocess.CalledProcessError:
+                continue
+        else:
+            server_log = log.read_text() if log.exists() else "(no log)"
+            pytest.fail(f"PostgreSQL did not start; server log:\n{server_log}", pytrace=False)
+        try:
+            yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+        finally:
+            _run([bin_dir / "pg_ctl", "-D", data, "-m", "fast", "-w", "stop"], runas)
+    except subprocess.CalledProcessError as err:
+        pytest.fail(f"{err.cmd[len(runas)]} failed: {err.stderr or err.stdout}", pytrace=False)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh empty database on each engine: SQLite in tmp_path, a new PostgreSQL database."""
+    from interviewer.store.db import dispose_engine
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'interviewer.db'}"
+        yield url
+        dispose_engine(url)
+        return
+
+    import psycopg
+
+    admin = request.getfixturevalue("postgres_server")
+    admin_dsn = admin.replace("postgresql+psycopg://", "postgresql://")
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = admin.rsplit("/", 1)[0] + f"/{name}"
+    yield url
+    dispose_engine(url)
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def db_engine(db_url: str):
+    """An engine on a fresh database, migrated to head (as `interviewer db upgrade` would)."""
+    from interviewer.store.db import create_db_engine, migrate
+
+    engine = create_db_engine(db_url)
+    migrate(engine)
+    return engine
