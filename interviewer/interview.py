@@ -114,7 +114,7 @@ Action = Say | Ask | Record | End
 class Script:
     """Everything the agent says that does not come from the bank (override per opening)."""
 
-    greeting: str = "Hello, and thank you for joining this interview for the {title}."
+    greeting: str = "Hello, and thank you for joining this interview: {title}."
     consent: str = (
         "Before we start: this interview is recorded and transcribed, and your answers are "
         "scored against a rubric written by experts in the field. By continuing, you agree "
