@@ -106,67 +106,67 @@ def check_paths(paths: Sequence[Path]) -> list[Problem]:
 def check(paths: Sequence[Path]) -> CheckResult:
     """Like ``check_paths`` but also returns the banks that loaded cleanly, for the CLI."""
     result = CheckResult()
-    for path in (Path(p) for p in paths):
-        if not path.exists():
-            result.problems.append(
-                Problem(
-                    path,
-                    0,
-                    None,
-                    "no such file or folder",
-                    "check the path; banks live in question_banks/ unless INTERVIEWER_BANKS_DIR "
-                    "says otherwise",
-                )
-            )
-        elif path.is_dir():
-            try:
-                files = bank_files(path)
-            except OSError as err:
-                result.problems.append(_os_problem(path, err))
-                continue
-            if not files:
-                result.problems.append(
-                    Problem(
-                        path,
-                        0,
-                        None,
-                        "no bank files (*.yaml, *.yml) in this folder",
-                        f"add a bank file (example in {DOCS}) or pass the folder that holds them",
-                    )
-                )
-            result.files.extend(files)
-        else:
-            result.files.append(path)
-
     seen_files: set[Path] = set()
     first_use: dict[str, tuple[Path, int]] = {}
-    for path in result.files:
-        key = path.resolve()
-        if key in seen_files:
-            continue
-        seen_files.add(key)
-        checked = _check_file(path)
-        problems = checked.problems
-        if checked.bank_id is not None:
-            bank_id, line = checked.bank_id
-            if bank_id in first_use:
-                other, other_line = first_use[bank_id]
-                problems.append(
-                    Problem(
-                        path,
-                        line,
-                        None,
-                        f"bank id {bank_id!r} is already used by {other}:{other_line}",
-                        "give each bank file its own id; interviews refer to banks by id",
+    for path in (Path(p) for p in paths):
+        files, path_problem = _expand(path)
+        if path_problem is not None:
+            result.problems.append(path_problem)
+        for file in files:
+            if file.resolve() in seen_files:
+                continue
+            seen_files.add(file.resolve())
+            result.files.append(file)
+            checked = _check_file(file)
+            problems = checked.problems
+            if checked.bank_id is not None:
+                bank_id, line = checked.bank_id
+                if bank_id in first_use:
+                    other, other_line = first_use[bank_id]
+                    problems.append(
+                        Problem(
+                            file,
+                            line,
+                            None,
+                            f"bank id {bank_id!r} is already used by {other}:{other_line}",
+                            "give each bank file its own id; interviews refer to banks by id",
+                        )
                     )
-                )
-            else:
-                first_use[bank_id] = (path, line)
-        problems.sort(key=lambda p: (p.line, p.column or 0))
-        result.problems.extend(problems)
-        if checked.bank is not None and not problems:
-            result.banks.append(LoadedBank(path, checked.bank))
+                else:
+                    first_use[bank_id] = (file, line)
+            problems.sort(key=lambda p: (p.line, p.column or 0))
+            result.problems.extend(problems)
+            if checked.bank is not None and not problems:
+                result.banks.append(LoadedBank(file, checked.bank))
     return result
+
+
+def _expand(path: Path) -> tuple[list[Path], Problem | None]:
+    """The bank files a path stands for, or the problem with the path itself."""
+    if not path.exists():
+        return [], Problem(
+            path,
+            0,
+            None,
+            "no such file or folder",
+            "check the path; banks live in question_banks/ unless INTERVIEWER_BANKS_DIR "
+            "says otherwise",
+        )
+    if not path.is_dir():
+        return [path], None
+    try:
+        files = bank_files(path)
+    except OSError as err:
+        return [], _os_problem(path, err)
+    if not files:
+        return [], Problem(
+            path,
+            0,
+            None,
+            "no bank files (*.yaml, *.yml) in this folder",
+            f"add a bank file (example in {DOCS}) or pass the folder that holds them",
+        )
+    return files, None
 
 
 def _raise_first(result: CheckResult, path: Path) -> None:
@@ -253,7 +253,7 @@ def _check_file(path: Path) -> _FileCheck:
     try:
         loader = _Loader(text)  # checks for unprintable characters up front
         root = loader.get_single_node()
-        if root is None:
+        if root is None or (isinstance(root, ScalarNode) and root.tag.endswith(":null")):
             out.problems.append(
                 Problem(path, 1, None, "file holds no bank", f"write a bank (example in {DOCS})")
             )
@@ -559,19 +559,35 @@ def _unknown_triggers(path: Path, question: Node, key_points: list[Node]) -> lis
 
 def _validation_problems(path: Path, root: Node, data: Any, err: ValidationError) -> list[Problem]:
     problems = []
-    for error in err.errors(include_url=False):
+    errors = err.errors(include_url=False)
+    # A misspelt key is one mistake, not two: `wieght` is reported with "did you mean 'weight'?"
+    # and the missing `weight` it causes is left out.
+    misspelt = {
+        (tuple(e["loc"][:-1]), hint)
+        for e in errors
+        if e["type"] == "extra_forbidden" and e["loc"]
+        for hint in difflib.get_close_matches(str(e["loc"][-1]), _allowed(e["loc"][:-1]), n=1)
+    }
+    for error in errors:
         if error["type"] == "value_error" and _RULE_MESSAGES.match(error["msg"]):
             continue  # already reported, with a better line, by _rule_problems
+        if error["type"] == "missing" and (tuple(error["loc"][:-1]), error["loc"][-1]) in misspelt:
+            continue
         loc = tuple(error["loc"])
-        node = _locate(root, loc if error["type"] != "missing" else loc[:-1])
-        message, fix = _explain(error, data)
+        node, _ = _locate(root, loc)
+        _, parent = _locate(root, loc[:-1])
+        in_flow = isinstance(parent, MappingNode) and bool(parent.flow_style)
+        message, fix = _explain(error, data, in_flow)
         problems.append(Problem(path, _line(node), _column(node), message, fix))
     return problems
 
 
-def _locate(root: Node, loc: tuple[int | str, ...]) -> Node:
-    """The deepest node along ``loc``: the key node for a mapping entry (its line is the one a
-    person reads as 'the weight line'), the item node for a list entry."""
+def _locate(root: Node, loc: tuple[int | str, ...]) -> tuple[Node, Node | None]:
+    """The node to report along ``loc`` and the node found there (None if the path stops early).
+
+    The reported node is the key for a mapping entry (its line is the one a person reads as 'the
+    weight line') and the item for a list entry; a missing key reports its parent.
+    """
     node, mark = root, root
     for part in loc:
         if isinstance(node, MappingNode):
@@ -584,13 +600,13 @@ def _locate(root: Node, loc: tuple[int | str, ...]) -> Node:
                 None,
             )
             if found is None:
-                break
+                return mark, None
             mark, node = found
         elif isinstance(node, SequenceNode) and isinstance(part, int) and part < len(node.value):
             node = mark = node.value[part]
         else:
-            break
-    return mark
+            return mark, None
+    return mark, node
 
 
 def _path(data: Any, loc: tuple[int | str, ...]) -> str:
@@ -620,6 +636,11 @@ def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
             return None
         model = inner
     return model
+
+
+def _allowed(loc: tuple[int | str, ...]) -> list[str]:
+    model = _model_at(tuple(loc))
+    return sorted(model.model_fields) if model else []
 
 
 def _inner_type(info: FieldInfo) -> Any:
@@ -656,7 +677,7 @@ _IDENTIFIER_FIX = (
 )
 
 
-def _explain(error: Any, data: Any) -> tuple[str, str]:
+def _explain(error: Any, data: Any, in_flow: bool) -> tuple[str, str]:
     kind, loc = error["type"], tuple(error["loc"])
     ctx = {k: f"{v:g}" if isinstance(v, float) else v for k, v in (error.get("ctx") or {}).items()}
     where = _path(data, loc)
@@ -670,14 +691,13 @@ def _explain(error: Any, data: Any) -> tuple[str, str]:
     if kind == "extra_forbidden":
         key = str(loc[-1]) if loc else "?"
         parent = _path(data, loc[:-1]) or "the bank"
-        model = _model_at(loc[:-1])
-        allowed = sorted(model.model_fields) if model else []
+        allowed = _allowed(loc[:-1])
         hint = difflib.get_close_matches(key, allowed, n=1)
-        if hint:
+        if in_flow and error.get("input") is None:
+            # `{score: 1, descriptor: Some criteria, partly correct.}` splits at the comma.
+            fix = 'text with a comma inside { } must be in quotes: "like, this"; '
+        elif hint:
             fix = f"did you mean {hint[0]!r}? "
-        elif error.get("input") is None and " " in key:
-            # `{descriptor: Some criteria, partly correct.}` splits at the comma.
-            fix = 'text inside { } with a comma must be in quotes: "like, this"; '
         else:
             fix = "remove it or correct its spelling; "
         fix += f"allowed keys here: {', '.join(allowed)}"
@@ -725,26 +745,26 @@ SCHEMA_MODELS: tuple[type[BaseModel], ...] = (
 
 # Meanings for fields whose pydantic Field has no description yet (banks.py is the better home).
 _MEANINGS = {
-    "Bank.id": "Stable id of the bank; interviews and scores refer to it, so never reuse one.",
-    "Bank.title": "Name shown to reviewers and in `interviewer bank list`.",
-    "Bank.domain": "Field of expertise, e.g. medicine or law; used to group banks.",
-    "Bank.version": "Bump it whenever questions or rubrics change, so old scores stay comparable.",
-    "Bank.language": "Language of the questions: a code such as en or en-GB.",
-    "Bank.description": "Who the bank is for; shown to the interviewer team, not the applicant.",
-    "Bank.questions": "The scored questions, asked in this order.",
+    "Bank.id": "Stable id of the bank, unique across all bank files.",
+    "Bank.title": "Human-readable name, shown by `interviewer bank list`.",
+    "Bank.domain": "Field of expertise, e.g. medicine or law.",
+    "Bank.version": "Bump it whenever questions or rubrics change.",
+    "Bank.language": "Language of the questions: a code such as `en` or `en-GB`.",
+    "Bank.description": "Who the bank is for.",
+    "Bank.questions": "The scored questions.",
     "Question.id": "Stable id of the question, unique within the bank.",
     "Question.time_limit_s": "Seconds the applicant has to answer.",
-    "Question.reference_answer": "A model answer the scorer compares against; never spoken.",
-    "Question.follow_ups": "Probes asked when the answer misses a key point.",
+    "Question.reference_answer": "A strong answer, for the scorer to compare against.",
+    "Question.follow_ups": "Probes, each tied to a key point of this question's rubric.",
     "Question.rubric": "How the answer is scored.",
     "FollowUp.prompt": "What the agent asks, word for word.",
-    "Rubric.criteria": "What the answer is scored on; the question score is their weighted sum.",
-    "Rubric.red_flags": "Claims that cost points when the answer makes them.",
+    "Rubric.criteria": "What the answer is scored on, each with a weight and levels.",
+    "Rubric.red_flags": "Claims that cost points when an answer makes them.",
     "Criterion.id": "Id of the criterion, unique within the rubric.",
     "Criterion.description": "What the criterion measures.",
-    "Criterion.levels": "The score ladder, at least two levels with distinct scores.",
-    "Criterion.key_points": "Points that show the criterion is met; follow-ups trigger on them.",
-    "KeyPoint.id": "Id of the key point, unique across the question's rubric.",
+    "Criterion.levels": "The score ladder; scores must be distinct.",
+    "Criterion.key_points": "Concrete points that show the criterion is met.",
+    "KeyPoint.id": "Id of the key point, unique across all criteria of the question.",
     "RedFlag.id": "Id of the red flag, unique within the rubric.",
 }
 
