@@ -622,3 +622,20 @@ def test_schema_models_cover_every_model_reachable_from_bank() -> None:
             if isinstance(inner, type) and issubclass(inner, Bank.__base__) and inner not in seen:
                 todo.append(inner)
     assert seen == set(bankcheck.SCHEMA_MODELS)
+
+
+def test_cli_list_without_loadable_banks_fails_in_one_line(tmp_path: Path) -> None:
+    write(tmp_path, "- not a bank\n")
+    result = runner.invoke(app, ["bank", "list", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        f"no bank in {tmp_path} loads (1 problem); run `interviewer bank validate {tmp_path}`"
+    )
+
+
+def test_shipped_banks_are_valid() -> None:
+    folder = ROOT / "question_banks"
+    if not folder.is_dir() or not list(folder.glob("*.y*ml")):
+        pytest.skip("no banks in question_banks/ yet")
+    assert [str(p) for p in check_paths([folder])] == []
+    assert len({b.id for b in load_banks(folder)}) == len(load_banks(folder))

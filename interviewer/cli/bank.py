@@ -15,7 +15,9 @@ from rich.table import Table
 from rich.text import Text
 
 from interviewer.bankcheck import CheckResult, LoadedBank, check, schema_reference
+from interviewer.cli._common import run_or_exit
 from interviewer.config import get_settings
+from interviewer.errors import BankError
 
 app = typer.Typer(help="Question banks.", no_args_is_help=True)
 
@@ -65,7 +67,11 @@ def list_banks(paths: list[Path] | None = PathsArg) -> None:
     """Table of the banks that load cleanly."""
     paths = _paths(paths)
     result = check(paths)
-    table = Table("id", "version", "title", "questions")
+    table = Table()
+    table.add_column("id", no_wrap=True)
+    table.add_column("version")
+    table.add_column("title")
+    table.add_column("questions")
     table.add_column("file", overflow="fold")
     for loaded in result.banks:
         bank = loaded.bank
@@ -76,10 +82,15 @@ def list_banks(paths: list[Path] | None = PathsArg) -> None:
             str(len(bank.questions)),
             Text(str(loaded.path)),
         )
+    with run_or_exit():
+        if not result.banks:
+            where = " ".join(str(p) for p in paths)
+            raise BankError(
+                f"no bank in {where} loads ({_plural(len(result.problems), 'problem')}); "
+                f"run `interviewer bank validate {where}`"
+            )
     Console().print(table)
     _warn_problems(result, paths)
-    if not result.banks:
-        raise typer.Exit(1)
 
 
 @app.command()
@@ -94,14 +105,13 @@ def show(
     result = check(paths)
     loaded = next((b for b in result.banks if b.bank.id == bank_id), None)
     if loaded is None:
-        known = ", ".join(sorted(b.bank.id for b in result.banks)) or "none"
-        typer.echo(
-            f"no bank with id {bank_id!r} in {' '.join(str(p) for p in paths)} (banks: {known}); "
-            "run `interviewer bank list`",
-            err=True,
-        )
         _warn_problems(result, paths)
-        raise typer.Exit(1)
+        known = ", ".join(sorted(b.bank.id for b in result.banks)) or "none"
+        with run_or_exit():
+            raise BankError(
+                f"no bank with id {bank_id!r} in {' '.join(str(p) for p in paths)} "
+                f"(banks: {known}); run `interviewer bank list`"
+            )
     _print_bank(loaded)
 
 
