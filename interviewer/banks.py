@@ -28,13 +28,13 @@ Example (abridged)::
               weight: 2
               levels:
                 - {score: 0, descriptor: No recognised criteria.}
-                - {score: 1, descriptor: Some criteria, partly correct.}
-                - {score: 2, descriptor: All five, correctly applied.}
+                - {score: 1, descriptor: "Some criteria, partly correct."}
+                - {score: 2, descriptor: "All five, correctly applied."}
               key_points:
-                - {id: abcde, text: Asymmetry, Border, Colour, Diameter over 6 mm, Evolution.}
+                - {id: abcde, text: "Asymmetry, Border, Colour, Diameter over 6 mm, Evolution."}
                 - {id: dermoscopy, text: Uses dermoscopy to look at structures.}
           red_flags:
-            - {id: size-only, description: Treats size under 6 mm as ruling out melanoma., penalty: 0.3}
+            - {id: size-only, penalty: 0.3, description: "Treats a lesion under 6 mm as benign."}
 """
 
 from __future__ import annotations
@@ -47,7 +47,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 Identifier = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$"),
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$"
+    ),
 ]
 NonEmptyText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
@@ -79,7 +81,9 @@ class RedFlag(_Strict):
 class Criterion(_Strict):
     id: Identifier
     description: NonEmptyText
-    weight: float = Field(gt=0, description="Relative weight within the question.")
+    weight: float = Field(
+        gt=0, allow_inf_nan=False, description="Relative weight within the question."
+    )
     levels: list[Level] = Field(min_length=2)
     key_points: list[KeyPoint] = Field(default_factory=list)
 
