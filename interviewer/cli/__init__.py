@@ -8,6 +8,8 @@ from __future__ import annotations
 import typer
 
 from interviewer.cli import bank, db, models
+from interviewer.cli.interview import demo, interview
+from interviewer.cli.transcribe import transcribe
 
 app = typer.Typer(
     name="interviewer",
@@ -19,3 +21,6 @@ app = typer.Typer(
 app.add_typer(models.app, name="models")
 app.add_typer(bank.app, name="bank")
 app.add_typer(db.app, name="db")
+app.command("transcribe")(transcribe)
+app.command("interview")(interview)
+app.command("demo")(demo)

@@ -1,0 +1,309 @@
+"""Runs one interview end to end: loads it, wires the voice stack, persists every step.
+
+:func:`run_interview` is the single entry point the CLI, the demo, the tests and (later) the
+web transport share. It takes the audio input and output as arguments, so the same run drives
+a WAV file, a browser WebSocket or a LiveKit room.
+
+What is persisted, and when (one transaction per step, before the next line is spoken):
+
+- each answer row (``store.repo.save_answer``, an upsert keyed by interview, question and
+  attempt) with its status, transcript, word timings, timings and the relative path of its
+  WAV, which was written frame by frame while the applicant spoke;
+- the interview's resume point (``store.repo.save_progress``): the core's state and the index
+  of the next question. A process that dies loses at most the answer in progress, and a new
+  run asks that question again (its WAV is rewritten from the start).
+
+The silence that ends an answer (the opening's ``silence_threshold_s``, else the settings') is
+split between the VAD, which cuts speech into segments at short pauses
+(``SEGMENT_SILENCE_S``, so long answers are transcribed while they are spoken), and the
+session's end-of-turn delay, which waits for the rest of the threshold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from livekit import rtc
+from livekit.agents import AgentSession, stt, tts, vad
+from livekit.agents.voice import io
+from sqlalchemy import Engine
+
+from interviewer.banks import Bank
+from interviewer.config import get_settings
+from interviewer.interview import Ask, InterviewFlow
+from interviewer.store import repo
+from interviewer.store.db import session_scope
+from interviewer.store.models import Answer, AnswerStatus, Interview, InterviewState, Opening
+from interviewer.store.recordings import Recordings
+from interviewer.voice.agent import AnswerCapture, InterviewAgent, Recording, ScriptedLLM, Step
+from interviewer.voice.io import StreamingWavWriter
+
+log = logging.getLogger(__name__)
+
+SEGMENT_SILENCE_S = 0.3
+"""The VAD's silence: where speech is cut into segments for transcription."""
+MIN_ENDPOINTING_S = 0.2
+
+
+@dataclass
+class Loaded:
+    interview_id: int
+    bank: Bank
+    core_state: dict[str, Any]
+    state: InterviewState
+    silence_threshold_s: float
+
+
+def load_interview(engine: Engine, interview_id: int) -> Loaded:
+    """Blocking: the interview's bank version, resume point and the opening's silence."""
+    with session_scope(engine) as s:
+        interview = s.get(Interview, interview_id)
+        if interview is None:
+            raise LookupError(f"no interview with id {interview_id}")
+        opening = s.get(Opening, interview.opening_id)
+        threshold = (
+            opening.silence_threshold_s
+            if opening is not None and opening.silence_threshold_s
+            else get_settings().silence_threshold_s
+        )
+        return Loaded(
+            interview_id=interview_id,
+            bank=repo.bank_of(s, interview.bank_version_id),
+            core_state=dict(interview.core_state or {}),
+            state=InterviewState(interview.state),
+            silence_threshold_s=float(threshold),
+        )
+
+
+def save_step(engine: Engine, recordings: Recordings, interview_id: int, step: Step) -> None:
+    """Blocking: the answers of one step and the resume point, in one transaction."""
+    with session_scope(engine) as s:
+        for record, audio in step.records:
+            answer = Answer(
+                interview_id=interview_id,
+                question_id=record.question_id,
+                question_index=record.question_index,
+                attempt=record.attempt,
+                status=AnswerStatus(record.status.value),
+                transcript=record.transcript,
+            )
+            if audio is not None:
+                if audio.path is not None and Path(audio.path).exists():
+                    answer.audio_path = recordings.relative(audio.path)
+                answer.words = audio.words
+                answer.started_at = audio.started_at
+                answer.ended_at = audio.ended_at
+                answer.speech_duration_s = audio.speech_duration_s
+                answer.onset_latency_s = audio.onset_latency_s
+            repo.save_answer(s, answer)
+        repo.save_progress(
+            s,
+            interview_id,
+            next_question_index=step.next_question_index,
+            core_state=step.state,
+            state=InterviewState.completed if step.finished else InterviewState.in_progress,
+        )
+
+
+class _LazyWav:
+    """Creates the WAV at the first frame, when its sample rate is known."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._writer: StreamingWavWriter | None = None
+
+    @property
+    def location(self) -> Path:
+        return self.path
+
+    def write(self, frame: rtc.AudioFrame) -> None:
+        if self._writer is None:
+            self._writer = StreamingWavWriter(self.path, frame.sample_rate)
+        self._writer.write(frame)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+
+@dataclass
+class TurnTiming:
+    """One answer's end as the applicant experienced it (times are ``time.time()``)."""
+
+    question_id: str
+    attempt: int
+    speech_end: float | None
+    transcribed: float | None
+    next_audio: float | None
+
+    @property
+    def turn_latency_s(self) -> float | None:
+        if self.speech_end is None or self.next_audio is None:
+            return None
+        return self.next_audio - self.speech_end
+
+    @property
+    def transcript_lag_s(self) -> float | None:
+        if self.speech_end is None or self.transcribed is None:
+            return None
+        return max(0.0, self.transcribed - self.speech_end)
+
+
+@dataclass
+class InterviewReport:
+    interview_id: int
+    completed: bool
+    resumed: bool
+    silence_threshold_s: float
+    answers: list[Answer] = field(default_factory=list)
+    turns: list[TurnTiming] = field(default_factory=list)
+    said: list[str] = field(default_factory=list)
+    wall_s: float = 0.0
+
+
+def turn_timings(recordings: list[Recording], first_frames: list[float]) -> list[TurnTiming]:
+    """Per answered recording: when the speech ended, was transcribed, and the agent spoke."""
+    out = []
+    for rec in recordings:
+        taken = [s for s in rec.segments if s.taken and s.text]
+        if not taken:
+            continue
+        last = max(taken, key=lambda s: s.end_s or 0.0)
+        end = last.speech_end_wall
+        transcribed = max((s.transcribed_wall or 0.0) for s in taken) or None
+        nxt = next((t for t in first_frames if end is not None and t > end), None)
+        out.append(TurnTiming(rec.ask.question_id, rec.ask.attempt, end, transcribed, nxt))
+    return out
+
+
+async def run_interview(
+    engine: Engine,
+    interview_id: int,
+    *,
+    audio_input: io.AudioInput,
+    audio_output: io.AudioOutput,
+    recordings: Recordings | None = None,
+    stt_engine: stt.STT | None = None,
+    tts_engine: tts.TTS | None = None,
+    vad_model: vad.VAD | None = None,
+    silence_threshold_s: float | None = None,
+    no_answer_timeout_s: float = 8.0,
+    hold_input: bool = True,
+    max_follow_ups: int = 1,
+    timeout_s: float | None = None,
+) -> InterviewReport:
+    """Run (or resume) interview ``interview_id`` until its closing line has played.
+
+    ``hold_input``: when the input is a :class:`~interviewer.voice.io.WavAudioInput` with no
+    ``hold`` of its own, it waits at pauses while the agent speaks (a polite applicant).
+    ``max_follow_ups``: per question (0 for a pre-recorded applicant, who cannot answer
+    questions nobody can predict). ``timeout_s`` stops the run (state saved) if the interview
+    has not ended by then.
+    """
+    started = time.monotonic()
+    recordings = recordings or Recordings(get_settings().recordings_dir)
+    loaded = await asyncio.to_thread(load_interview, engine, interview_id)
+    threshold = silence_threshold_s or loaded.silence_threshold_s
+    report = InterviewReport(
+        interview_id=interview_id,
+        completed=loaded.state is InterviewState.completed,
+        resumed=bool(loaded.core_state),
+        silence_threshold_s=threshold,
+    )
+    if report.completed:
+        report.answers = await asyncio.to_thread(_answers, engine, interview_id)
+        return report
+
+    if vad_model is None:
+        from interviewer.voice.vad import load_vad
+
+        vad_model = await asyncio.to_thread(load_vad, SEGMENT_SILENCE_S)
+    if stt_engine is None:
+        from interviewer.voice.stt import WhisperSTT
+
+        stt_engine = WhisperSTT()
+    if tts_engine is None:
+        from interviewer.voice.tts import Pyttsx3TTS
+
+        tts_engine = Pyttsx3TTS()
+
+    flow = InterviewFlow(loaded.bank, loaded.core_state or None, max_follow_ups=max_follow_ups)
+    warm = getattr(stt_engine, "warm_up", None)
+    prerender = getattr(tts_engine, "prerender", None)
+    await asyncio.gather(
+        warm() if warm is not None else asyncio.sleep(0),
+        prerender(flow.prompts()) if prerender is not None else asyncio.sleep(0),
+    )
+
+    def open_writer(ask: Ask) -> _LazyWav:
+        return _LazyWav(recordings.answer_audio(interview_id, ask.question_id, ask.attempt))
+
+    capture = AnswerCapture(vad=vad_model, stt=stt_engine, open_writer=open_writer)
+
+    async def persist(step: Step) -> None:
+        await asyncio.to_thread(save_step, engine, recordings, interview_id, step)
+
+    agent = InterviewAgent(
+        flow, persist=persist, capture=capture, no_answer_timeout_s=no_answer_timeout_s
+    )
+    session: AgentSession = AgentSession(
+        stt=stt_engine,
+        vad=vad_model,
+        tts=tts_engine,
+        llm=ScriptedLLM(),
+        turn_handling={
+            "turn_detection": "vad",
+            "endpointing": {
+                "min_delay": max(MIN_ENDPOINTING_S, threshold - SEGMENT_SILENCE_S),
+                "max_delay": max(3.0, threshold),
+            },
+            "interruption": {
+                "enabled": True,
+                "mode": "vad",
+                "min_duration": 0.5,
+                # the applicant's words during a line that cannot be interrupted are still
+                # their answer: keep them
+                "discard_audio_if_uninterruptible": False,
+            },
+            "preemptive_generation": {"enabled": False},
+        },
+        aec_warmup_duration=None,
+        user_away_timeout=None,
+        tts_text_transforms=None,
+    )
+    if hold_input and getattr(audio_input, "hold", "absent") is None:
+        audio_input.hold = lambda: (  # type: ignore[attr-defined]
+            session.agent_state in ("initializing", "thinking", "speaking")
+            or capture.transcribing()
+        )
+    session.input.audio = audio_input
+    session.output.audio = audio_output
+    await session.start(agent)
+    try:
+        if timeout_s is None:
+            await agent.ended.wait()
+        else:
+            await asyncio.wait_for(agent.ended.wait(), timeout_s)
+    finally:
+        await session.aclose()
+        capture.stop()
+    first_frames = list(getattr(audio_output, "first_frame_times", []))
+    report.turns = turn_timings(capture.history, first_frames)
+    report.said = agent.said
+    report.completed = flow.finished
+    report.answers = await asyncio.to_thread(_answers, engine, interview_id)
+    report.wall_s = time.monotonic() - started
+    return report
+
+
+def _answers(engine: Engine, interview_id: int) -> list[Answer]:
+    with session_scope(engine) as s:
+        rows = repo.answers_of(s, interview_id)
+        for row in rows:
+            s.expunge(row)
+        return rows
