@@ -1,0 +1,470 @@
+"""Whisper speech to text: a livekit-agents STT plugin and plain file/array transcription.
+
+Why it is shaped this way:
+
+- One model per ``(backend, model)`` per process, loaded lazily under a lock: the weights are
+  tens to hundreds of MB and one process may host many interviews at once.
+- Every decode runs on one worker thread (the machine has 2 cores; parallel decodes only thrash
+  the caches and make every answer late), fronted by a bounded admission gate
+  (:class:`TranscriptionQueue`): when it is full, callers wait on the event loop instead of
+  piling audio into an unbounded executor queue. ``depth`` and ``waiting`` feed metrics.
+- Non-streaming (``streaming=False``): the AgentSession wraps it with its VAD, so each
+  ``recognize()`` call is one utterance. No timeout is applied: a local decode that waits its
+  turn in the queue is backpressure, not a failed connection.
+- Decoding is deterministic: greedy, temperature 0 with no fallback,
+  ``condition_on_previous_text=False`` (stops one misheard sentence from poisoning the next),
+  language "en", fp32 on CPU for openai-whisper, int8 for faster-whisper.
+
+How word timings come out (the session stores them per answer):
+
+- Every FINAL_TRANSCRIPT's ``alternatives[0].words`` holds livekit ``TimedString`` words:
+  ``start_time``/``end_time`` in seconds from the start of the recognized buffer and
+  ``confidence`` = whisper's word probability. The field survives livekit's StreamAdapter.
+  :func:`words_from_event` turns them back into :class:`Word` objects.
+- The same :class:`Transcript` is emitted as a ``"transcript"`` event
+  (``stt.on("transcript", callback)``, called with the Transcript) and kept in
+  ``stt.last_transcript``, for code that only sees the session's text events.
+
+Word timings are sanitized: clamped to the clip, ``start <= end``, and starts never go back in
+time, so downstream code can rely on monotonic times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import threading
+import weakref
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar, get_args
+
+import numpy as np
+from livekit import rtc
+from livekit.agents import stt, utils
+from livekit.agents.types import (
+    DEFAULT_API_CONNECT_OPTIONS,
+    NOT_GIVEN,
+    APIConnectOptions,
+    NotGivenOr,
+    TimedString,
+)
+
+from interviewer.errors import MissingSystemPackage, UserError
+
+Backend = Literal["whisper", "faster-whisper"]
+ModelName = Literal["tiny.en", "base"]
+BACKENDS: tuple[str, ...] = get_args(Backend)
+MODELS: tuple[str, ...] = get_args(ModelName)
+SAMPLE_RATE = 16_000
+DEFAULT_MAX_PENDING = 8
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Word:
+    word: str
+    start: float
+    end: float
+    probability: float
+
+
+@dataclass(frozen=True)
+class Transcript:
+    text: str
+    words: list[Word] = field(default_factory=list)
+    duration: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def check_choice(backend: str, model: str) -> None:
+    if backend not in BACKENDS:
+        raise UserError(f"unknown STT backend {backend!r}: use one of {', '.join(BACKENDS)}")
+    if model not in MODELS:
+        raise UserError(f"unknown STT model {model!r}: use one of {', '.join(MODELS)}")
+
+
+# --- models: one per (backend, model) per process ---------------------------------------------
+
+
+@dataclass
+class _Loaded:
+    model: Any
+    # openai-whisper installs forward hooks for word alignment during a decode: two decodes on
+    # one model at once would corrupt each other's timings, so each model has its own lock.
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_MODELS: dict[tuple[str, str], _Loaded] = {}
+_LOAD_LOCK = threading.Lock()
+
+
+def _cpu_threads() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _load(backend: str, model: str) -> Any:
+    from interviewer import weights
+
+    if backend == "whisper":
+        import whisper
+
+        path = weights.whisper_checkpoint(model)
+        loaded = whisper.load_model(str(path), device="cpu")
+        loaded.set_alignment_heads(whisper._ALIGNMENT_HEADS[model])
+        return loaded
+    from faster_whisper import WhisperModel
+
+    folder = weights.faster_whisper_dir(model)
+    return WhisperModel(str(folder), device="cpu", compute_type="int8", cpu_threads=_cpu_threads())
+
+
+def load_model(backend: str, model: str) -> _Loaded:
+    """The shared model for this process, loading it on first use (thread-safe)."""
+    check_choice(backend, model)
+    key = (backend, model)
+    loaded = _MODELS.get(key)
+    if loaded is None:
+        with _LOAD_LOCK:
+            loaded = _MODELS.get(key)
+            if loaded is None:
+                loaded = _Loaded(_load(backend, model))
+                _MODELS[key] = loaded
+    return loaded
+
+
+# --- plain transcription (blocking; call it off the event loop) -------------------------------
+
+
+def _clean_words(raw: list[tuple[str, float, float, float]], duration: float) -> list[Word]:
+    words: list[Word] = []
+    last_start = 0.0
+    for text, start, end, prob in raw:
+        text = text.strip()
+        if not text:
+            continue
+        start = min(max(float(start), last_start, 0.0), duration)
+        end = min(max(float(end), start), duration)
+        words.append(Word(text, round(start, 3), round(end, 3), round(float(prob), 4)))
+        last_start = start
+    return words
+
+
+def transcribe_array(
+    audio16k: np.ndarray,
+    *,
+    backend: Backend | str = "whisper",
+    model: ModelName | str = "tiny.en",
+    language: str = "en",
+) -> Transcript:
+    """Transcribe mono 16 kHz audio (float32 in [-1, 1], or int16). Blocking."""
+    check_choice(backend, model)
+    audio = np.asarray(audio16k)
+    if audio.dtype == np.int16:
+        audio = audio.astype(np.float32) / 32768.0
+    audio = np.ascontiguousarray(audio.reshape(-1), dtype=np.float32)
+    duration = round(len(audio) / SAMPLE_RATE, 3)
+    if len(audio) == 0:
+        return Transcript("", [], 0.0)
+
+    loaded = load_model(backend, model)
+    raw: list[tuple[str, float, float, float]] = []
+    with loaded.lock:
+        if backend == "whisper":
+            import whisper
+
+            result = whisper.transcribe(
+                loaded.model,
+                audio,
+                verbose=None,
+                temperature=0.0,
+                condition_on_previous_text=False,
+                word_timestamps=True,
+                language=language,
+                fp16=False,
+                beam_size=None,
+                best_of=None,
+            )
+            text = str(result["text"]).strip()
+            for seg in result["segments"]:
+                for w in seg.get("words", []):
+                    raw.append((w["word"], w["start"], w["end"], w["probability"]))
+        else:
+            segments, _info = loaded.model.transcribe(
+                audio,
+                language=language,
+                beam_size=1,
+                best_of=1,
+                temperature=0.0,
+                condition_on_previous_text=False,
+                word_timestamps=True,
+                vad_filter=False,
+            )
+            parts = []
+            for seg in segments:  # a generator: the decode happens while iterating
+                parts.append(seg.text)
+                for w in seg.words or []:
+                    raw.append((w.word, w.start, w.end, w.probability))
+            text = "".join(parts).strip()
+    return Transcript(text=text, words=_clean_words(raw, duration), duration=duration)
+
+
+def decode_file(path: str | os.PathLike[str]) -> np.ndarray:
+    """Any file ffmpeg reads, as mono 16 kHz float32; errors are one-line UserErrors."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"{p}: no such file")
+    if shutil.which("ffmpeg") is None:
+        raise MissingSystemPackage("ffmpeg is not installed: run `sudo apt-get install ffmpeg`")
+    from whisper.audio import load_audio
+
+    try:
+        return load_audio(str(p), sr=SAMPLE_RATE)
+    except RuntimeError as err:
+        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+        reason = lines[-1].removeprefix(f"{p}: ") if lines else "unknown error"
+        raise UserError(f"{p}: ffmpeg could not decode it ({reason})") from None
+
+
+def transcribe_file(
+    path: str | os.PathLike[str],
+    *,
+    backend: Backend | str = "whisper",
+    model: ModelName | str = "tiny.en",
+    language: str = "en",
+) -> Transcript:
+    """Transcribe a whole file (decoded by ffmpeg). Blocking."""
+    check_choice(backend, model)
+    return transcribe_array(decode_file(path), backend=backend, model=model, language=language)
+
+
+def frame_to_16k(frame: rtc.AudioFrame) -> np.ndarray:
+    """One livekit frame (int16, any rate, any channel count) as mono 16 kHz float32."""
+    data = np.frombuffer(frame.data, dtype=np.int16)
+    if frame.num_channels > 1:
+        data = data.reshape(-1, frame.num_channels).mean(axis=1).astype(np.int16)
+    if frame.sample_rate != SAMPLE_RATE and len(data):
+        resampler = rtc.AudioResampler(
+            frame.sample_rate,
+            SAMPLE_RATE,
+            num_channels=1,
+            quality=rtc.AudioResamplerQuality.HIGH,
+        )
+        mono = rtc.AudioFrame(data.tobytes(), frame.sample_rate, 1, len(data))
+        out = resampler.push(mono) + resampler.flush()
+        chunks = [np.frombuffer(f.data, dtype=np.int16) for f in out]
+        data = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
+    return data.astype(np.float32) / 32768.0
+
+
+# --- the shared worker and its bounded gate ----------------------------------------------------
+
+
+class TranscriptionQueue:
+    """One worker thread behind a bounded gate: at most ``max_pending`` jobs admitted at once.
+
+    A job counts as in flight from admission until the worker finishes it (even if its caller
+    was cancelled meanwhile), so ``peak_depth <= max_pending`` always holds. Callers beyond the
+    bound wait in ``run()`` (``waiting``). The gate is an asyncio.Semaphore per event loop; a
+    process normally runs one loop, so in practice the bound is process-wide.
+    """
+
+    def __init__(self, max_pending: int = DEFAULT_MAX_PENDING, *, name: str = "whisper") -> None:
+        if max_pending < 1:
+            raise ValueError("max_pending must be at least 1")
+        self.max_pending = max_pending
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._waiting = 0
+        self.peak_depth = 0
+        self.completed = 0
+
+    @property
+    def depth(self) -> int:
+        """Jobs admitted and not finished: queued for the worker or running."""
+        return self._depth
+
+    @property
+    def waiting(self) -> int:
+        """Callers blocked at the gate because ``max_pending`` jobs are in flight."""
+        return self._waiting
+
+    def _gate(self, loop: asyncio.AbstractEventLoop) -> asyncio.Semaphore:
+        with self._lock:
+            gate = self._gates.get(loop)
+            if gate is None:
+                gate = self._gates[loop] = asyncio.Semaphore(self.max_pending)
+            return gate
+
+    def _finished(self, loop: asyncio.AbstractEventLoop, gate: asyncio.Semaphore) -> None:
+        with self._lock:
+            self._depth -= 1
+            self.completed += 1
+        with contextlib.suppress(RuntimeError):  # a closed loop took its gate with it
+            loop.call_soon_threadsafe(gate.release)
+
+    def submit_nowait(self, fn: Callable[..., T], /, *args: Any) -> None:
+        """Queue work for the worker without the gate (warm-up at start, not answers)."""
+        self._executor.submit(fn, *args)
+
+    async def run(self, fn: Callable[..., T], /, *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        gate = self._gate(loop)
+        with self._lock:
+            self._waiting += 1
+        try:
+            await gate.acquire()
+        finally:
+            with self._lock:
+                self._waiting -= 1
+        with self._lock:
+            self._depth += 1
+            self.peak_depth = max(self.peak_depth, self._depth)
+        try:
+            cfut = self._executor.submit(fn, *args)
+        except BaseException:
+            self._finished(loop, gate)
+            raise
+        cfut.add_done_callback(lambda _f: self._finished(loop, gate))
+        return await asyncio.wrap_future(cfut)
+
+
+_SHARED_QUEUE: TranscriptionQueue | None = None
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_queue() -> TranscriptionQueue:
+    """The process-wide transcription queue every WhisperSTT uses unless given another."""
+    global _SHARED_QUEUE
+    with _SHARED_LOCK:
+        if _SHARED_QUEUE is None:
+            _SHARED_QUEUE = TranscriptionQueue()
+        return _SHARED_QUEUE
+
+
+# --- the livekit-agents plugin -----------------------------------------------------------------
+
+
+def words_from_event(event: stt.SpeechEvent) -> list[Word]:
+    """The word timings a WhisperSTT put in a SpeechEvent, as Word objects."""
+    if not event.alternatives:
+        return []
+    out = []
+    for w in event.alternatives[0].words or []:
+        start = w.start_time if utils.is_given(w.start_time) else 0.0
+        end = w.end_time if utils.is_given(w.end_time) else start
+        prob = w.confidence if utils.is_given(w.confidence) else 0.0
+        out.append(Word(str(w), float(start), float(end), float(prob)))
+    return out
+
+
+def _recognize_frames(frame: rtc.AudioFrame, backend: str, model: str, language: str) -> Transcript:
+    return transcribe_array(frame_to_16k(frame), backend=backend, model=model, language=language)
+
+
+class WhisperSTT(stt.STT):
+    """Non-streaming whisper STT for an AgentSession (give the session a VAD).
+
+    ``backend``/``model`` default to the settings' ``stt_backend``/``stt_model``. Word timings
+    are in each FINAL_TRANSCRIPT's ``alternatives[0].words`` and in the ``"transcript"`` event
+    (see the module docstring).
+    """
+
+    def __init__(
+        self,
+        *,
+        backend: Backend | str | None = None,
+        model: ModelName | str | None = None,
+        language: str = "en",
+        queue: TranscriptionQueue | None = None,
+    ) -> None:
+        super().__init__(capabilities=stt.STTCapabilities(streaming=False, interim_results=False))
+        if backend is None or model is None:
+            from interviewer.config import get_settings
+
+            settings = get_settings()
+            backend = backend or settings.stt_backend
+            model = model or settings.stt_model
+        check_choice(backend, model)
+        self._backend = str(backend)
+        self._model = str(model)
+        self._language = language
+        self._queue = queue or shared_queue()
+        self.last_transcript: Transcript | None = None
+
+    @property
+    def model(self) -> str:
+        return self._model
+
+    @property
+    def provider(self) -> str:
+        return self._backend
+
+    @property
+    def backend(self) -> str:
+        return self._backend
+
+    @property
+    def queue(self) -> TranscriptionQueue:
+        return self._queue
+
+    @property
+    def queue_depth(self) -> int:
+        """Utterances admitted and not yet transcribed (for metrics)."""
+        return self._queue.depth
+
+    def prewarm(self) -> None:
+        """Start loading the model on the worker thread; returns at once."""
+        self._queue.submit_nowait(load_model, self._backend, self._model)
+
+    async def warm_up(self) -> None:
+        """Load the model now (off the event loop); a ModelError surfaces here."""
+        await self._queue.run(load_model, self._backend, self._model)
+
+    async def _recognize_impl(
+        self,
+        buffer: utils.AudioBuffer,
+        *,
+        language: NotGivenOr[str] = NOT_GIVEN,
+        conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
+    ) -> stt.SpeechEvent:
+        frame = rtc.combine_audio_frames(buffer) if isinstance(buffer, list) else buffer
+        lang = str(language).split("-")[0].lower() if utils.is_given(language) else ""
+        lang = lang or self._language
+        transcript = await self._queue.run(
+            _recognize_frames, frame, self._backend, self._model, lang
+        )
+        self.last_transcript = transcript
+        words = [
+            TimedString(w.word, start_time=w.start, end_time=w.end, confidence=w.probability)
+            for w in transcript.words
+        ]
+        data = stt.SpeechData(
+            language=lang,
+            text=transcript.text,
+            start_time=transcript.words[0].start if transcript.words else 0.0,
+            end_time=transcript.words[-1].end if transcript.words else 0.0,
+            confidence=(
+                float(np.mean([w.probability for w in transcript.words]))
+                if transcript.words
+                else 0.0
+            ),
+            words=words,
+        )
+        self.emit("transcript", transcript)
+        return stt.SpeechEvent(
+            type=stt.SpeechEventType.FINAL_TRANSCRIPT,
+            request_id=utils.shortuuid(),
+            alternatives=[data],
+        )
