@@ -247,3 +247,27 @@ def test_load_audit_joins_demographics_of_ranked_applicants(db_engine) -> None:
     assert result.row("sex", "Male").selection_impact_ratio == pytest.approx(0.5)
     inter = {r.group: r.n for r in result.category("intersectional")}
     assert inter == {"Female / Asian": 1, "Male / White": 1, "Unknown": 2}
+
+
+def test_audit_cli_prints_tables_and_writes_csv(db_engine, db_url, tmp_path) -> None:
+    from test_ranking import seed_opening
+    from typer.testing import CliRunner
+
+    from interviewer.cli import app
+
+    people = [
+        ("ada", "completed", 0.9, [0.9], {"sex": "Female", "race_ethnicity": "Asian"}, []),
+        ("bob", "completed", 0.7, [0.7], {"sex": "Male", "race_ethnicity": "White"}, []),
+        ("cy", "completed", 0.6, [0.6], {"sex": "Male", "race_ethnicity": "White"}, []),
+    ]
+    with session_scope(db_engine) as session:
+        seed_opening(session, people, shortlist_top_n=1)
+    out = tmp_path / "audit.csv"
+    runner = CliRunner(env={"COLUMNS": "160"})
+    result = runner.invoke(app, ["audit", "net-eng", "--url", db_url, "--csv", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "3 scored applicants, 1 selected (top 1)" in result.output
+    assert "Sex × race/ethnicity" in result.output and "Female / Asian" in result.output
+    rows = list(csv.DictReader(out.open()))
+    male = next(r for r in rows if r["category"] == "sex" and r["group"] == "Male")
+    assert (male["n"], male["selection_impact_ratio"], male["selection_flag"]) == ("2", "0", "True")

@@ -267,3 +267,48 @@ def test_load_ranking_from_the_database(db_engine) -> None:
         ("dee", "in_progress"),
     ]
     assert [r.name for r in by_slug_top2.shortlisted] == ["ada", "bob", "cy"]
+
+
+def test_rank_cli_table_json_csv_and_errors(db_engine, db_url, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from interviewer.cli import app
+
+    people = [
+        ("ada", "completed", 0.8, [0.7, 0.8, 0.9], None, ["high"]),
+        ("[bold]bob[/bold]", "completed", 0.6, [0.5, 0.7], None, []),
+        ("cy", "abandoned", None, [], None, []),
+    ]
+    with session_scope(db_engine) as session:
+        seed_opening(session, people, shortlist_threshold=0.7)
+    runner = CliRunner(env={"COLUMNS": "160"})
+
+    table = runner.invoke(app, ["rank", "net-eng", "--url", db_url])
+    assert table.exit_code == 0, table.output
+    assert "[bold]bob[/bold]" in table.output  # names are text, never markup
+    assert "score ≥ 70.0" in table.output and "high 1" in table.output
+    assert "Not ranked" in table.output and "abandoned" in table.output
+
+    as_json = runner.invoke(app, ["rank", "net-eng", "--url", db_url, "--json", "--top", "1"])
+    assert as_json.exit_code == 0, as_json.output
+    data = json.loads(as_json.output)
+    assert data["rule"] == {"top_n": 1, "threshold": 0.7}
+    assert [(c["name"], c["rank"], c["shortlisted"]) for c in data["candidates"]] == [
+        ("ada", 1, True),
+        ("[bold]bob[/bold]", 2, False),
+        ("cy", None, False),
+    ]
+
+    out = tmp_path / "ranking.csv"
+    written = runner.invoke(app, ["rank", "net-eng", "--url", db_url, "--csv", str(out)])
+    assert written.exit_code == 0, written.output
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("rank,tied,interview_id") and len(lines) == 4
+
+    both = runner.invoke(app, ["rank", "net-eng", "--url", db_url, "--csv", "x", "--json"])
+    assert both.exit_code == 1 and "not both" in both.output
+    missing = runner.invoke(app, ["rank", "nope", "--url", db_url])
+    assert missing.exit_code == 1
+    assert missing.output.strip().splitlines() == [
+        "no opening 'nope' in the database (openings: net-eng)"
+    ]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from interviewer.cli import bank, db, models
+from interviewer.cli import bank, db, models, scoring
 from interviewer.cli.interview import demo, interview
 from interviewer.cli.transcribe import transcribe
 
@@ -24,3 +24,6 @@ app.add_typer(db.app, name="db")
 app.command("transcribe")(transcribe)
 app.command("interview")(interview)
 app.command("demo")(demo)
+app.command("rank")(scoring.rank)
+app.command("audit")(scoring.audit)
+app.add_typer(scoring.eval_app, name="eval")
