@@ -208,8 +208,8 @@ def _demo_opening(engine: Engine, bank: Bank) -> Any:
         return opening
 
 
-def _demo_interview(engine: Engine, opening: Any, level: str) -> tuple[int, bool]:
-    """The demo applicant's interview for this opening: (id, already completed)."""
+def _demo_interview(engine: Engine, opening: Any, level: str) -> tuple[int, bool, int]:
+    """The demo applicant's interview for this opening: (id, completed, next question)."""
     from interviewer.store import repo
     from interviewer.store.db import session_scope
     from interviewer.store.models import Applicant, Interview, InterviewState
@@ -224,8 +224,9 @@ def _demo_interview(engine: Engine, opening: Any, level: str) -> tuple[int, bool
         )
         existing = s.scalars(query.order_by(Interview.id.desc())).first()
         if existing is not None:
-            return existing.id, InterviewState(existing.state) is InterviewState.completed
-        return repo.create_interview(s, opening=opening, applicant=applicant).id, False
+            done = InterviewState(existing.state) is InterviewState.completed
+            return existing.id, done, existing.next_question_index
+        return repo.create_interview(s, opening=opening, applicant=applicant).id, False, -1
 
 
 def demo(
@@ -262,12 +263,12 @@ def demo(
             opening = _demo_opening(engine, bank)
             console.rule(Text(f"{bank.title}: opening {opening.slug}"))
             for level in DEMO_LEVELS[:applicants]:
-                interview_id, completed = _demo_interview(engine, opening, level)
+                interview_id, completed, next_index = _demo_interview(engine, opening, level)
                 if completed and again:
                     interview_id = _new_interview(
                         engine, opening, f"Demo {level} applicant", f"demo-{level}@example.invalid"
                     )
-                    completed = False
+                    completed, next_index = False, -1
                 if completed:
                     from interviewer.voice.session import InterviewReport, _answers
 
@@ -275,8 +276,11 @@ def demo(
                     report.answers = _answers(engine, interview_id)
                     _print_report(report, f"{level} applicant (stored; --again to re-run)")
                     continue
-                texts = [demo_answers["practice"][level]] + [
-                    demo_answers["answers"][q.id][level] for q in bank.questions
+                # an interrupted earlier run resumes at its next question: answer from there
+                texts = [demo_answers["practice"][level]] if next_index < 0 else []
+                texts += [
+                    demo_answers["answers"][q.id][level]
+                    for q in bank.questions[max(next_index, 0) :]
                 ]
                 wav = audio_dir / bank.id / f"{level}.wav"
                 wav.parent.mkdir(parents=True, exist_ok=True)

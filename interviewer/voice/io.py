@@ -132,10 +132,12 @@ class WavAudioInput(io.AudioInput):
     timers are measured in time and a compressed pause would merge two answers. The VAD and the
     audio clock see every sample either way.
 
-    ``hold``: while it returns True (the agent is speaking or thinking), the file waits at the
-    next pause instead of running on, like an applicant who listens to the question before
-    answering; a sentence already started is finished. Without it the file plays on regardless
-    (to test barge-in).
+    ``hold``: while it returns True (the agent is thinking or speaking), the file waits in a
+    pause that has lasted ``hold_after_s`` (set it just above the silence that ends an answer)
+    instead of running on, like an applicant who has finished and waits for the next question.
+    Shorter pauses, inside an answer, never wait: waiting there would split the answer. The
+    silence the file starts with waits too (for the greeting). Without ``hold`` the file plays
+    on regardless (to test barge-in).
     """
 
     def __init__(
@@ -145,6 +147,7 @@ class WavAudioInput(io.AudioInput):
         fast: bool = False,
         speed: float = 6.0,
         hold: Callable[[], bool] | None = None,
+        hold_after_s: float = 1.5,
         silence_rms: float = 200.0,
         pause_frames: int = 15,
     ) -> None:
@@ -162,8 +165,9 @@ class WavAudioInput(io.AudioInput):
         for i, quiet in enumerate(rms < silence_rms):
             run[i] = (run[i - 1] + 1 if i else 1) if quiet else 0
         self._frames = frames
+        self._run = run
         self._pause = run >= pause_frames  # frame i sits inside a pause of >= 300 ms
-        self._pause[:1] = True  # the start counts as a pause: wait for the greeting
+        self.hold_after_s = hold_after_s
         self._silence = np.zeros(self._frame_samples, dtype=np.int16).tobytes()
         self._pos = 0
         self._due: float | None = None
@@ -180,6 +184,11 @@ class WavAudioInput(io.AudioInput):
     def position_s(self) -> float:
         return self._pos * FRAME_MS / 1000
 
+    def _holdable(self, pos: int) -> bool:
+        if self._run[pos] == pos + 1:  # still in the silence the file starts with
+            return True
+        return self._run[pos] * FRAME_MS >= self.hold_after_s * 1000
+
     async def aclose(self) -> None:
         self._closed = True
 
@@ -194,7 +203,7 @@ class WavAudioInput(io.AudioInput):
         if self._pos >= len(self._frames):
             self.exhausted.set()
             data = self._silence
-        elif self._pause[self._pos] and self.hold is not None and self.hold():
+        elif self._holdable(self._pos) and self.hold is not None and self.hold():
             self.held_frames += 1
             data = self._silence
         else:

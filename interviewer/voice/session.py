@@ -277,10 +277,14 @@ async def run_interview(
         tts_text_transforms=None,
     )
     if hold_input and getattr(audio_input, "hold", "absent") is None:
+        # a WAV applicant who has finished an answer waits for the next question
         audio_input.hold = lambda: (  # type: ignore[attr-defined]
             session.agent_state in ("initializing", "thinking", "speaking")
             or capture.transcribing()
+            or capture.has_untaken_words()
+            or (capture.current is not None and capture.current.prompt_end_s is None)
         )
+        audio_input.hold_after_s = threshold + 0.2  # type: ignore[attr-defined]
     session.input.audio = audio_input
     session.output.audio = audio_output
     await session.start(agent)

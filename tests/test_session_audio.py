@@ -1,0 +1,162 @@
+"""A whole interview in audio: real silero VAD, real whisper tiny.en, real pyttsx3, SQLite.
+
+The applicant is a WAV of espeak-ng answers separated by silence. Each answer uses words no
+other answer uses, so a transcript that holds another answer's words was split or misfiled.
+"""
+
+from __future__ import annotations
+
+import wave
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+
+from interviewer.banks import Bank
+from interviewer.store import repo
+from interviewer.store.db import create_db_engine, migrate, session_scope
+from interviewer.store.models import AnswerStatus, Interview, InterviewState
+from interviewer.store.recordings import Recordings
+from interviewer.voice.io import WavAudioInput, WavAudioOutput, answers_wav
+from interviewer.voice.session import run_interview
+from interviewer.voice.stt import WhisperSTT
+from interviewer.voice.tts import Pyttsx3TTS
+from interviewer.voice.vad import load_vad
+
+pytestmark = pytest.mark.slow
+
+ANSWERS = {
+    "practice": ("I edit documentaries for television.", {"documentar", "television"}),
+    "colour": ("My favourite colour is green, like fresh grass.", {"green", "grass"}),
+    "animal": ("The elephant is a very large animal with a trunk.", {"elephant", "trunk"}),
+    "city": ("Paris is the capital city of France.", {"paris", "france"}),
+}
+
+
+def _question(qid: str, prompt: str) -> dict[str, Any]:
+    return {
+        "id": qid,
+        "prompt": prompt,
+        "time_limit_s": 60,
+        "reference_answer": "r",
+        "rubric": {
+            "criteria": [
+                {
+                    "id": "c",
+                    "description": "d",
+                    "weight": 1,
+                    "levels": [{"score": 0, "descriptor": "n"}, {"score": 1, "descriptor": "y"}],
+                }
+            ]
+        },
+    }
+
+
+BANK = Bank.model_validate(
+    {
+        "id": "audio-test",
+        "title": "Audio test",
+        "domain": "test",
+        "version": 1,
+        "description": "d",
+        "practice_question": "What do you do?",
+        "questions": [
+            _question("colour", "What is your favourite colour?"),
+            _question("animal", "Describe an elephant."),
+            _question("city", "What is the capital of France?"),
+        ],
+    }
+)
+
+
+def _interview(engine: Engine) -> int:
+    with session_scope(engine) as s:
+        version = repo.publish_bank(s, BANK)
+        opening = repo.create_opening(s, slug="audio", title="Audio", bank_version=version)
+        applicant = repo.create_applicant(s, name="A", email="a@example.invalid")
+        return repo.create_interview(s, opening=opening, applicant=applicant).id
+
+
+@pytest.fixture(scope="module")
+def models() -> dict[str, Any]:
+    return {"stt": WhisperSTT(model="tiny.en"), "vad": load_vad(0.3)}
+
+
+async def test_answers_land_on_their_questions(
+    tmp_path: Path, models: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    migrate(engine)
+    interview_id = _interview(engine)
+    wav = tmp_path / "answers.wav"
+    answers_wav([text for text, _ in ANSWERS.values()], wav, gap_s=2.5)
+    recordings = Recordings(tmp_path / "rec")
+    audio_out = WavAudioOutput(tmp_path / "agent.wav", speed=6.0)
+
+    report = await run_interview(
+        engine,
+        interview_id,
+        audio_input=WavAudioInput(wav, fast=True),
+        audio_output=audio_out,
+        recordings=recordings,
+        stt_engine=models["stt"],
+        vad_model=models["vad"],
+        tts_engine=Pyttsx3TTS(cache_dir=tmp_path_factory.getbasetemp() / "tts-cache"),
+        timeout_s=240,
+    )
+    await audio_out.aclose()
+
+    assert report.completed
+    got = {a.question_id: a for a in report.answers}
+    assert list(got) == list(ANSWERS)  # one row per question, in order, no follow-ups here
+    for qid, (_text, keys) in ANSWERS.items():
+        answer = got[qid]
+        transcript = answer.transcript.lower()
+        assert answer.status is AnswerStatus.answered, (qid, answer.status)
+        assert any(k in transcript for k in keys), (qid, transcript)
+        others = set().union(*(k for q, (_, k) in ANSWERS.items() if q != qid))
+        assert not any(k in transcript for k in others), (qid, transcript)
+        # the WAV exists, is whole, and holds at least the answer's speech
+        assert answer.audio_path is not None
+        path = recordings.open_for_read(answer.audio_path)
+        with wave.open(str(path)) as w:
+            assert w.getnframes() / w.getframerate() >= answer.speech_duration_s > 0.5
+        assert answer.words and all(0 <= w["start"] <= w["end"] for w in answer.words), answer.words
+        assert answer.onset_latency_s is not None and answer.onset_latency_s >= 0
+
+    with session_scope(engine) as s:
+        row = s.get(Interview, interview_id)
+        assert row is not None
+        assert InterviewState(row.state) is InterviewState.completed
+        assert row.next_question_index == len(BANK.questions)
+    assert (tmp_path / "agent.wav").stat().st_size > 48_000
+    assert audio_out.interruptions == 0  # a polite applicant never barges in
+
+
+async def test_barge_in_stops_the_agent(
+    tmp_path: Path, models: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """An applicant who talks over the greeting interrupts it (allow_interruptions)."""
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    migrate(engine)
+    interview_id = _interview(engine)
+    wav = tmp_path / "answers.wav"
+    answers_wav(["Hello? Hello, can you hear me? I am here and ready."], wav, lead_s=1.5)
+    audio_out = WavAudioOutput(None, speed=1.0)
+    audio_in = WavAudioInput(wav, hold=lambda: False)  # plays on regardless of the agent
+    with pytest.raises(TimeoutError):
+        await run_interview(
+            engine,
+            interview_id,
+            audio_input=audio_in,
+            audio_output=audio_out,
+            recordings=Recordings(tmp_path / "rec"),
+            stt_engine=models["stt"],
+            vad_model=models["vad"],
+            tts_engine=Pyttsx3TTS(cache_dir=tmp_path_factory.getbasetemp() / "tts-cache"),
+            hold_input=False,
+            timeout_s=12,
+        )
+    await audio_out.aclose()
+    assert audio_out.interruptions >= 1
