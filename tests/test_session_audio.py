@@ -160,3 +160,71 @@ async def test_barge_in_stops_the_agent(
         )
     await audio_out.aclose()
     assert audio_out.interruptions >= 1
+
+
+LIMITS_BANK = Bank.model_validate(
+    {
+        **BANK.model_dump(mode="json"),
+        "id": "audio-limits",
+        "questions": [
+            _question("silent", "What is your favourite colour?"),
+            {**_question("long", "Tell me about submarines."), "time_limit_s": 15},
+        ],
+    }
+)
+LONG_ANSWER = (
+    "A submarine is a boat that can travel under the ocean. It dives by filling its tanks "
+    "with water and it rises again by blowing the water out with air. Some submarines carry "
+    "scientists who study whales and the deep sea floor, and others carry sailors on long "
+    "patrols across the cold northern seas. The crew lives inside for many weeks at a time, "
+    "with little room and no daylight at all. In the end they come home, far below the waves."
+)
+
+
+async def test_no_answer_and_time_limit_in_audio(
+    tmp_path: Path, models: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Silence: a re-prompt, then no answer. Talking past the limit: a warning, then a cut."""
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    migrate(engine)
+    with session_scope(engine) as s:
+        version = repo.publish_bank(s, LIMITS_BANK)
+        opening = repo.create_opening(s, slug="limits", title="Limits", bank_version=version)
+        applicant = repo.create_applicant(s, name="A", email="a@example.invalid")
+        interview_id = repo.create_interview(s, opening=opening, applicant=applicant).id
+    no_answer_s = 3.0
+    wav = tmp_path / "answers.wav"
+    # practice, then silence through two no-answer timeouts, then one answer that runs long
+    spans = answers_wav(
+        [ANSWERS["practice"][0], None, LONG_ANSWER],
+        wav,
+        gap_s=0.0,
+        silent_answer_s=2 * no_answer_s + 2.5,  # + the 1.2 s that ends the practice answer
+    )
+    assert spans[2][1] - spans[2][0] > 20  # longer than the 15 s limit
+    audio_out = WavAudioOutput(None, speed=6.0)
+    report = await run_interview(
+        engine,
+        interview_id,
+        audio_input=WavAudioInput(wav, fast=True),
+        audio_output=audio_out,
+        recordings=Recordings(tmp_path / "rec"),
+        stt_engine=models["stt"],
+        vad_model=models["vad"],
+        tts_engine=Pyttsx3TTS(cache_dir=tmp_path_factory.getbasetemp() / "tts-cache"),
+        no_answer_timeout_s=no_answer_s,
+        timeout_s=240,
+    )
+    await audio_out.aclose()
+
+    assert report.completed
+    got = {a.question_id: a for a in report.answers}
+    assert got["practice"].status is AnswerStatus.answered
+    assert got["silent"].status is AnswerStatus.no_answer and got["silent"].transcript == ""
+    assert any("Take your time" in line for line in report.said)  # the one re-prompt
+    long = got["long"]
+    assert long.status is AnswerStatus.timed_out
+    assert "submarine" in long.transcript.lower() or "ocean" in long.transcript.lower()
+    assert "far below the waves" not in long.transcript.lower()  # said after the cut-off
+    assert any("seconds left" in line for line in report.said)
+    assert any("that is the time" in line for line in report.said)

@@ -233,12 +233,14 @@ async def run_interview(
         tts_engine = Pyttsx3TTS()
 
     flow = InterviewFlow(loaded.bank, loaded.core_state or None, max_follow_ups=max_follow_ups)
+    # one after the other: loading torch on one thread while espeak-ng loads on another
+    # segfaulted once here
     warm = getattr(stt_engine, "warm_up", None)
+    if warm is not None:
+        await warm()
     prerender = getattr(tts_engine, "prerender", None)
-    await asyncio.gather(
-        warm() if warm is not None else asyncio.sleep(0),
-        prerender(flow.prompts()) if prerender is not None else asyncio.sleep(0),
-    )
+    if prerender is not None:
+        await prerender(flow.prompts())
 
     def open_writer(ask: Ask) -> _LazyWav:
         return _LazyWav(recordings.answer_audio(interview_id, ask.question_id, ask.attempt))
