@@ -669,9 +669,9 @@ class InterviewAgent(Agent):
                 rec.prompt_end_s = rec.time_s
 
     def _on_user_speech(self, speaking: bool) -> None:
-        rec = self.capture.current if self.capture is not None else None
-        if rec is not None and not speaking:
-            rec.last_speech_end_s = rec.time_s
+        """The applicant started or stopped speaking (VAD); the timers read it on each frame."""
+        if speaking:
+            self._tick()
 
     def _tick(self) -> None:
         """Called for every input frame: fire the timers that are due on the audio clock."""
@@ -682,9 +682,12 @@ class InterviewAgent(Agent):
         if rec is None or rec.finished or rec.epoch != self._epoch or rec.prompt_end_s is None:
             return
         elapsed = rec.time_s - rec.prompt_end_s
-        if elapsed >= ask.time_limit_s:
+        # an applicant who has stopped talking and whose words are still being transcribed has
+        # finished in time: the limit is on their speaking, not on our transcription
+        finished = not capture.speaking and (capture.transcribing() or capture.has_untaken_words())
+        if elapsed >= ask.time_limit_s and not finished:
             self._fire("time_up")
-        elif elapsed >= ask.warning_at_s:
+        elif elapsed >= ask.warning_at_s and not finished:
             self._fire("warning")
         if rec.listening_since_s is None or capture.speaking or capture.transcribing():
             return
