@@ -125,3 +125,21 @@ def db_engine(db_url: str):
     engine = create_db_engine(db_url)
     migrate(engine)
     return engine
+
+
+# --- Model weights: one install shared by every test module ------------------------------------
+#
+#   def test_something(model_dir): ...   # the default model dir, every model assembled
+#
+# Locate files with interviewer.weights (whisper_checkpoint, llm_dir, ...), passing model_dir.
+
+
+@pytest.fixture(scope="session")
+def model_dir() -> Path:
+    """The default settings model dir after `weights.install()`: seconds when already assembled
+    (`make test` runs `interviewer models install` first); minutes, and 6 GB of RAM, if not."""
+    from interviewer import weights
+    from interviewer.config import get_settings
+
+    weights.install()
+    return Path(get_settings().model_dir).expanduser().absolute()
