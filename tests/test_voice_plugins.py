@@ -189,6 +189,12 @@ async def test_bounded_queue_counts_cancelled_jobs_until_they_finish() -> None:
     assert queue.depth == 0 and queue.waiting == 0
 
 
+async def test_empty_buffer_gives_an_empty_final_transcript() -> None:
+    event = await WhisperSTT(backend="faster-whisper", model="tiny.en").recognize([])
+    assert event.type == lk_stt.SpeechEventType.FINAL_TRANSCRIPT
+    assert event.alternatives[0].text == "" and words_from_event(event) == []
+
+
 def test_unknown_backend_or_model() -> None:
     with pytest.raises(UserError, match="unknown STT model 'large'"):
         WhisperSTT(backend="whisper", model="large")

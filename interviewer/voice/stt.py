@@ -369,8 +369,15 @@ def words_from_event(event: stt.SpeechEvent) -> list[Word]:
     return out
 
 
-def _recognize_frames(frame: rtc.AudioFrame, backend: str, model: str, language: str) -> Transcript:
-    return transcribe_array(frame_to_16k(frame), backend=backend, model=model, language=language)
+def _recognize_frames(
+    frames: list[rtc.AudioFrame], backend: str, model: str, language: str
+) -> Transcript:
+    """On the worker: join the frames, make them mono 16 kHz, transcribe."""
+    if frames:
+        audio = frame_to_16k(rtc.combine_audio_frames(frames))
+    else:
+        audio = np.zeros(0, dtype=np.float32)
+    return transcribe_array(audio, backend=backend, model=model, language=language)
 
 
 class WhisperSTT(stt.STT):
@@ -439,11 +446,11 @@ class WhisperSTT(stt.STT):
         language: NotGivenOr[str] = NOT_GIVEN,
         conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
     ) -> stt.SpeechEvent:
-        frame = rtc.combine_audio_frames(buffer) if isinstance(buffer, list) else buffer
+        frames = list(buffer) if isinstance(buffer, list) else [buffer]
         lang = str(language).split("-")[0].lower() if utils.is_given(language) else ""
         lang = lang or self._language
         transcript = await self._queue.run(
-            _recognize_frames, frame, self._backend, self._model, lang
+            _recognize_frames, frames, self._backend, self._model, lang
         )
         self.last_transcript = transcript
         words = [
