@@ -150,9 +150,17 @@ class Recording:
     last_speech_end_s: float | None = None
     finished: bool = False
 
+    vad_samples: float = 0.0  # how far into this recording the VAD has looked
+
     @property
     def time_s(self) -> float:
         return self.samples / self.sample_rate if self.sample_rate else 0.0
+
+    @property
+    def vad_time_s(self) -> float:
+        """The audio clock the timers use: the VAD may lag the input (a loaded machine, a
+        fast WAV) and a timer must not decide on speech it has not looked at yet."""
+        return self.vad_samples / self.sample_rate if self.sample_rate else 0.0
 
 
 @dataclass
@@ -196,15 +204,15 @@ class AnswerCapture:
         self.sample_rate = 0
         self.speaking = False
         self._events: asyncio.Queue[stt.SpeechEvent] | None = None
-        self._on_frame: Callable[[], None] | None = None
+        self._on_tick: Callable[[], None] | None = None
         self._on_speech: Callable[[bool], None] | None = None
 
     # -- wiring --
 
     def set_listeners(
-        self, *, on_frame: Callable[[], None], on_speech: Callable[[bool], None]
+        self, *, on_tick: Callable[[], None], on_speech: Callable[[bool], None]
     ) -> None:
-        self._on_frame, self._on_speech = on_frame, on_speech
+        self._on_tick, self._on_speech = on_tick, on_speech
 
     # -- recordings --
 
@@ -255,7 +263,7 @@ class AnswerCapture:
         if rec is None:
             return Turn("", [], [])
         if cut and rec.open_segment is not None:
-            self._end_segment(rec, rec.time_s, speech_end_wall=time.time())
+            self._end_segment(rec, rec.vad_time_s, speech_end_wall=time.time())
         pending = [s.task for s in rec.segments if not s.taken and s.task is not None]
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
@@ -358,8 +366,6 @@ class AnswerCapture:
                 except OSError:
                     log.exception("could not write the recording of %s", rec.ask.key)
                     rec.writer = None
-        if self._on_frame is not None:
-            self._on_frame()
 
     def _to_rec_s(self, rec: Recording, stream_sample: float) -> float:
         return max(0.0, (stream_sample - rec.stream_start) / rec.sample_rate)
@@ -370,6 +376,8 @@ class AnswerCapture:
             return
         ratio = self.sample_rate / 16_000  # silero counts samples at its inference rate
         at = base + ev.samples_index * ratio  # stream position of this event
+        if rec is not None and not rec.finished:
+            rec.vad_samples = max(rec.vad_samples, at - rec.stream_start)
         if ev.type == vad.VADEventType.START_OF_SPEECH:
             self.speaking = True
             if rec is not None and not rec.finished and rec.sample_rate:
@@ -384,10 +392,12 @@ class AnswerCapture:
                 end = at - (ev.silence_duration - self.tail_s) * self.sample_rate
                 wall = time.time() - ev.silence_duration
                 self._end_segment(rec, self._to_rec_s(rec, end), speech_end_wall=wall)
-                rec.last_speech_end_s = rec.time_s - ev.silence_duration
+                rec.last_speech_end_s = self._to_rec_s(rec, at) - ev.silence_duration
             if self._on_speech is not None:
                 self._on_speech(False)
         elif ev.type == vad.VADEventType.INFERENCE_DONE:
+            if self._on_tick is not None:
+                self._on_tick()  # the timers' clock moved
             seg = rec.open_segment if rec is not None and not rec.finished else None
             if seg is None or rec is None:
                 return
@@ -485,7 +495,7 @@ class InterviewAgent(Agent):
         self.steps: list[Step] = []
         self.said: list[str] = []
         if capture is not None:
-            capture.set_listeners(on_frame=self._tick, on_speech=self._on_user_speech)
+            capture.set_listeners(on_tick=self._tick, on_speech=self._on_user_speech)
 
     # -- session hooks --
 
@@ -667,6 +677,7 @@ class InterviewAgent(Agent):
             rec.listening_since_s = rec.time_s
             if rec.prompt_end_s is None and self._prompt_spoken:
                 rec.prompt_end_s = rec.time_s
+            self._tick()
 
     def _on_user_speech(self, speaking: bool) -> None:
         """The applicant started or stopped speaking (VAD); the timers read it on each frame."""
@@ -674,14 +685,15 @@ class InterviewAgent(Agent):
             self._tick()
 
     def _tick(self) -> None:
-        """Called for every input frame: fire the timers that are due on the audio clock."""
+        """Called as the VAD advances: fire the timers that are due on the audio clock."""
         capture, ask = self.capture, self._ask
         if capture is None or ask is None or self.flow.finished:
             return
         rec = capture.current
         if rec is None or rec.finished or rec.epoch != self._epoch or rec.prompt_end_s is None:
             return
-        elapsed = rec.time_s - rec.prompt_end_s
+        now = rec.vad_time_s
+        elapsed = now - rec.prompt_end_s
         # an applicant who has stopped talking and whose words are still being transcribed has
         # finished in time: the limit is on their speaking, not on our transcription
         finished = not capture.speaking and (capture.transcribing() or capture.has_untaken_words())
@@ -692,7 +704,7 @@ class InterviewAgent(Agent):
         if rec.listening_since_s is None or capture.speaking or capture.transcribing():
             return
         quiet_from = max(rec.listening_since_s, rec.last_speech_end_s or 0.0)
-        if rec.time_s - quiet_from >= self.no_answer_timeout_s:
+        if now - quiet_from >= self.no_answer_timeout_s:
             self._fire("silence", repeatable=True, at=quiet_from)
 
     def _fire(self, kind: str, *, repeatable: bool = False, at: float = 0.0) -> None:
