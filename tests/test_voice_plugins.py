@@ -46,17 +46,15 @@ def norm(text: str) -> list[str]:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def tiny_en() -> None:
-    """Both tiny.en builds from the real model dir, or the ModelError that says how to fix it."""
+def tiny_en(model_dir: Path) -> None:
+    """Both tiny.en builds in the real default model dir (conftest's model_dir assembles it)."""
     if not LONG_CLIP.exists():
-        pytest.fail(
-            "asterisk recordings missing: run `make test` (apt asterisk-core-sounds-en-wav)"
-        )
+        pytest.fail("asterisk recordings missing: run `make test` (apt-get install them)")
     from interviewer import weights
 
     try:
-        weights.whisper_checkpoint("tiny.en")
-        weights.faster_whisper_dir("tiny.en")
+        weights.whisper_checkpoint("tiny.en", model_dir)
+        weights.faster_whisper_dir("tiny.en", model_dir)
     except ModelError as err:
         pytest.fail(str(err), pytrace=False)
 
