@@ -1,0 +1,156 @@
+"""The web app: ``create_app(settings)`` builds everything from one settings object.
+
+Server-rendered pages (Jinja2) with plain JavaScript modules from ``web/static``: no build step,
+nothing to install in a browser, and a page that works when a script fails to load still tells
+the person what to do. Applicant pages live in :mod:`interviewer.web.applicant`; the live voice
+connection in :mod:`interviewer.web.live`.
+
+Every error a person can meet renders a page that says what happened and what to do next; an
+unexpected one is logged with its traceback and shown as "try again", never as a bare 500.
+Invite tokens are secrets in URLs, so the access log is this module's own, with tokens masked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import select
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from interviewer.config import Settings, get_settings
+from interviewer.store.db import create_db_engine, migrate, session_scope
+from interviewer.store.models import Opening
+from interviewer.store.recordings import Recordings
+from interviewer.web.live import LiveInterviews, VoiceOptions, VoiceStack
+from interviewer.web.pages import STATIC_DIR, error_page, mask_path, render
+
+log = logging.getLogger("interviewer.web")
+
+
+def create_app(settings: Settings | None = None, *, voice: VoiceOptions | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    voice = voice or VoiceOptions()
+    engine = create_db_engine(settings.resolved_database_url)
+    recordings = Recordings(settings.recordings_dir)
+    stack = VoiceStack(settings)
+    live = LiveInterviews(settings, engine, recordings, stack, voice)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(migrate, engine)
+        warm: asyncio.Task[None] | None = None
+        if voice.warm_up:
+            warm = asyncio.create_task(_warm(stack, engine))
+        try:
+            yield
+        finally:
+            await live.shutdown()
+            if warm is not None and not warm.done():
+                warm.cancel()
+                with contextlib.suppress(BaseException):
+                    await warm
+
+    app = FastAPI(title="interviewer", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.recordings = recordings
+    app.state.live = live
+    app.state.stack = stack
+    app.state.voice = voice
+    app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+
+    @app.middleware("http")
+    async def access_log(request: Request, call_next: Any) -> Response:
+        started = time.monotonic()
+        try:
+            response = await call_next(request)
+        except Exception as exc:  # caught here, not re-raised: the person gets a page
+            response = _unexpected(request, exc)
+        log.info(
+            "%s %s %d %.0f ms",
+            request.method,
+            mask_path(request.url.path),
+            response.status_code,
+            (time.monotonic() - started) * 1000,
+        )
+        # Invite pages hold a token in their URL: never send it on as a Referer.
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if request.url.path.startswith(("/api/", "/static/")) or "/media/" in request.url.path:
+            return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+        if exc.status_code == 404:
+            return error_page(
+                request,
+                404,
+                "Page not found",
+                "There is nothing at this address.",
+                "Open the invite link from your invitation email again.",
+            )
+        return error_page(
+            request,
+            exc.status_code,
+            "This request could not be completed",
+            str(exc.detail),
+            "Go back and try again.",
+        )
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, Any]:
+        return {
+            "ok": True,
+            "voice_ready": stack.ready.is_set(),
+            "voice_error": stack.error,
+            "live": len(live.active),
+        }
+
+    @app.get("/", response_class=HTMLResponse)
+    async def index(request: Request) -> HTMLResponse:
+        return render(request, "index.html")
+
+    from interviewer.web import applicant
+
+    app.include_router(applicant.router)
+    return app
+
+
+def _unexpected(request: Request, exc: Exception) -> Response:
+    log.error("unexpected error on %s", mask_path(request.url.path), exc_info=exc)
+    if "/media/" in request.url.path:
+        return JSONResponse({"error": "server error, try again"}, status_code=503)
+    return error_page(
+        request,
+        503,
+        "Something went wrong on our side",
+        "The server could not complete this request. Your answers so far are saved.",
+        "Reload this page in a minute. If it keeps happening, contact the recruiter "
+        "who invited you.",
+    )
+
+
+async def _warm(stack: VoiceStack, engine: Any) -> None:
+    """Load the models and render every opening's lines, so the first interview starts fast."""
+    try:
+        await stack.load()
+    except Exception:
+        return
+    from interviewer.store import repo
+
+    def banks() -> list[Any]:
+        with session_scope(engine) as s:
+            ids = sorted({o.bank_version_id for o in s.scalars(select(Opening))})
+            return [repo.bank_of(s, i) for i in ids]
+
+    for bank in await asyncio.to_thread(banks):
+        await stack.prerender(bank)

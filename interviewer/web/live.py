@@ -1,0 +1,483 @@
+"""One browser tab driving one interview: the WebSocket transport wired to ``run_interview``.
+
+The session is the voice engineers' :func:`interviewer.voice.session.run_interview`, the same
+one a WAV file or a LiveKit room drives; this module only adds what a person in front of a
+page needs on top of the audio:
+
+- captions and the question on screen, sent in step with the speech. The TTS engine given to
+  the session is a :class:`Pyttsx3TTS` that also announces each line it renders (text and
+  duration) to the audio output, which sends the messages just before that line's first audio;
+- the agent's state (listening / thinking / speaking) and the "repeat the question" button.
+  Both need the session's agent, which ``run_interview`` keeps to itself, so
+  :func:`_agent_of_current_task` finds it from inside the TTS call (livekit runs every speech
+  task with its agent activity in a context variable). :func:`request_repeat` drives the agent
+  the way its own timer events do. Both are marked ADAPTER: they go when the runner grows a
+  hook (an ``on_started(session, agent)`` callback and ``InterviewAgent.repeat_question()``);
+- one live tab per interview: a reload or a reconnect of the same tab takes over, another tab
+  is refused while the first is alive;
+- resume: a new connection simply runs the session again, which continues from the state it
+  persisted after every step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine
+from starlette.websockets import WebSocket
+
+from interviewer import invites
+from interviewer.banks import Bank
+from interviewer.config import Settings
+from interviewer.interview import MAX_REPEATS, PRACTICE_INDEX, PRACTICE_TIME_LIMIT_S, InterviewFlow
+from interviewer.store.db import session_scope
+from interviewer.store.recordings import Recordings
+from interviewer.transports.websocket import (
+    CloseCode,
+    Disconnected,
+    Hello,
+    Limits,
+    ProtocolViolation,
+    Repeat,
+    WebSocketTransport,
+)
+
+# Imported here, not lazily: livekit plugins (silero) must register on the main thread, and
+# create_app runs there while sessions start on the server's event loop thread.
+from interviewer.voice.session import SEGMENT_SILENCE_S, load_interview, run_interview
+from interviewer.voice.stt import WhisperSTT
+from interviewer.voice.tts import Pyttsx3TTS
+from interviewer.voice.vad import load_vad
+
+log = logging.getLogger(__name__)
+
+STALE_AFTER_S = 6.0
+"""A tab that has sent nothing (not even audio, ten messages a second) for this long is gone."""
+REPEAT_REQUEST = "Could you repeat the question, please?"
+
+
+@dataclass
+class VoiceOptions:
+    """How sessions run in this server (tests and the benchmark tune these)."""
+
+    max_follow_ups: int = 1
+    no_answer_timeout_s: float = 8.0
+    warm_up: bool = True
+    limits: Limits = field(default_factory=Limits)
+
+
+class VoiceStack:
+    """Models shared by every interview in the process: loaded once, off the event loop."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.vad: Any = None
+        self.stt: Any = None
+        self.ready = asyncio.Event()
+        self.error: str | None = None
+        self._lock = asyncio.Lock()
+
+    async def load(self) -> None:
+        async with self._lock:
+            if self.ready.is_set():
+                return
+            try:
+                self.vad = await asyncio.to_thread(load_vad, SEGMENT_SILENCE_S)
+                self.stt = WhisperSTT(
+                    backend=self.settings.stt_backend, model=self.settings.stt_model
+                )
+                await self.stt.warm_up()
+            except Exception as err:
+                self.error = str(err)
+                log.exception("could not load the voice models")
+                raise
+            self.ready.set()
+
+    def tts(self, on_line: Any) -> Any:
+        """A TTS engine for one interview, announcing each line it renders."""
+        settings = self.settings
+
+        class CaptionedTTS(Pyttsx3TTS):
+            async def pcm(self, text: str) -> bytes:
+                data = await super().pcm(text)
+                on_line(text, len(data) / 2 / self.sample_rate)
+                return data
+
+        return CaptionedTTS(
+            voice=settings.tts_voice,
+            rate=settings.tts_rate,
+            cache_dir=settings.data_dir / "tts-cache",
+        )
+
+    async def prerender(self, bank: Bank) -> None:
+        """Render a bank's lines ahead of its first interview (best effort)."""
+        engine = self.tts(lambda *_: None)
+        try:
+            await engine.prerender(InterviewFlow(bank).prompts())
+        except Exception:
+            log.exception("could not prerender the lines of bank %s", bank.id)
+
+
+# --- what the page shows, derived from the bank -----------------------------------------------
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split())
+
+
+def question_messages(bank: Bank) -> dict[str, dict[str, Any]]:
+    """The spoken text of every question -> the ``question`` message that puts it on screen."""
+    total = len(bank.questions)
+    out: dict[str, dict[str, Any]] = {
+        _norm(bank.practice_question): {
+            "type": "question",
+            "index": PRACTICE_INDEX,
+            "attempt": 0,
+            "number": 0,
+            "total": total,
+            "practice": True,
+            "text": _norm(bank.practice_question),
+            "time_limit_s": PRACTICE_TIME_LIMIT_S,
+        }
+    }
+    for i, q in enumerate(bank.questions):
+        prompts = [q.prompt] + [f.prompt for f in q.follow_ups]
+        for attempt, prompt in enumerate(prompts):
+            out.setdefault(
+                _norm(prompt),
+                {
+                    "type": "question",
+                    "index": i,
+                    "attempt": attempt,
+                    "number": i + 1,
+                    "total": total,
+                    "practice": False,
+                    "text": _norm(prompt),
+                    "time_limit_s": q.time_limit_s,
+                },
+            )
+    return out
+
+
+def current_question(bank: Bank, core_state: dict[str, Any]) -> dict[str, Any] | None:
+    """The question a resumed interview is waiting on, as a ``question`` message."""
+    if not core_state:
+        return None
+    ask = InterviewFlow(bank, core_state).current
+    if ask is None:
+        return None
+    message = dict(question_messages(bank).get(_norm(ask.text)) or {})
+    return message or None
+
+
+# --- ADAPTER: reaching the agent that run_interview keeps to itself ----------------------------
+
+
+def _agent_of_current_task() -> Any:
+    """The InterviewAgent whose speech task is running, or None.
+
+    livekit-agents sets ``_AgentActivityContextVar`` for every speech task; the TTS is called
+    from one. Private API: if it moves, captions still work, only state and repeat go quiet.
+    """
+    try:
+        from livekit.agents.voice.agent_activity import _AgentActivityContextVar
+    except ImportError:  # pragma: no cover - livekit moved it
+        return None
+    activity = _AgentActivityContextVar.get(None)
+    return getattr(activity, "agent", None) if activity is not None else None
+
+
+async def request_repeat(agent: Any) -> str:
+    """Say the pending question again, as if the applicant had asked aloud.
+
+    Returns "ok", "none" (no question waiting) or "limit" (asked MAX_REPEATS times already).
+    Mirrors InterviewAgent._timer_event: core event under the agent's lock, persisted, spoken.
+    """
+    flow = agent.flow
+    if flow.finished or flow.current is None:
+        return "none"
+    if int(flow.state.get("repeats", 0)) >= MAX_REPEATS:
+        return "limit"
+    async with agent._lock:
+        if flow.current is None:
+            return "none"
+        actions = flow.answer(REPEAT_REQUEST)
+        texts = await agent._apply(actions, event="repeat")
+    with contextlib.suppress(RuntimeError):
+        agent.session.interrupt()
+    agent._say(texts)
+    return "ok"
+
+
+# --- one connection --------------------------------------------------------------------------
+
+
+@dataclass
+class Live:
+    interview_id: int
+    tab: str
+    transport: WebSocketTransport
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def stale(self) -> bool:
+        return time.monotonic() - self.transport.last_message > STALE_AFTER_S
+
+
+class LiveInterviews:
+    """The open interview connections of this process: at most one per interview."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        recordings: Recordings,
+        stack: VoiceStack,
+        options: VoiceOptions,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.recordings = recordings
+        self.stack = stack
+        self.options = options
+        self.active: dict[int, Live] = {}
+        self._locks: dict[int, asyncio.Lock] = {}
+        self.shutting_down = False
+
+    async def claim(self, live: Live) -> bool:
+        """Register ``live``; False if another tab holds the interview and is alive."""
+        lock = self._locks.setdefault(live.interview_id, asyncio.Lock())
+        async with lock:
+            current = self.active.get(live.interview_id)
+            if current is not None and not current.done.is_set():
+                if current.tab != live.tab and not current.stale():
+                    return False
+                log.info(
+                    "interview %d: tab reconnected, replacing the old socket", live.interview_id
+                )
+                current.transport.close(CloseCode.REPLACED, "reopened elsewhere")
+                current.stop.set()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(current.done.wait(), 15)
+            self.active[live.interview_id] = live
+            return True
+
+    def release(self, live: Live) -> None:
+        live.done.set()
+        if self.active.get(live.interview_id) is live:
+            del self.active[live.interview_id]
+
+    async def shutdown(self) -> None:
+        """Server stopping: every page is told to reconnect; sessions save and stop."""
+        self.shutting_down = True
+        lives = list(self.active.values())
+        for live in lives:
+            live.transport.send_json(
+                {"type": "notice", "message": "The server is restarting. Reconnecting…"}
+            )
+            live.transport.close(CloseCode.RESTART, "server restarting")
+            live.stop.set()
+        for live in lives:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(live.done.wait(), 10)
+
+    # -- the socket endpoint --
+
+    async def serve(self, websocket: WebSocket, token: str) -> None:
+        await websocket.accept()
+        transport = WebSocketTransport(websocket, limits=self.options.limits, label="interview")
+        transport.start()
+        try:
+            await self._serve(transport, token)
+        finally:
+            transport.close(CloseCode.NORMAL)
+            await transport.wait_closed()
+
+    async def _serve(self, transport: WebSocketTransport, token: str) -> None:
+        if self.shutting_down:
+            return self._refuse(
+                transport, CloseCode.RESTART, "restarting", "The server is restarting."
+            )
+        try:
+            check = await asyncio.to_thread(self._check, token)
+        except invites.InviteError as err:
+            code = CloseCode.INVALID_LINK if err.code == "forged" else CloseCode.FINISHED
+            return self._refuse(transport, code, err.code, str(err))
+        if not check.consented:
+            return self._refuse(
+                transport, CloseCode.CONSENT_NEEDED, "consent", "Please agree to the terms first."
+            )
+        transport.label = f"interview {check.interview_id}"
+        try:
+            hello = await transport.expect_hello()
+        except ProtocolViolation as bad:
+            return transport.violation(bad)
+        except Disconnected:
+            return None
+
+        live = Live(check.interview_id, hello.tab, transport)
+        if not await self.claim(live):
+            log.info("interview %d: refused a second tab", check.interview_id)
+            return self._refuse(
+                transport,
+                CloseCode.OTHER_TAB,
+                "other_tab",
+                "This interview is already open in another tab or window.",
+            )
+        try:
+            await self._run(live, check)
+        finally:
+            self.release(live)
+        return None
+
+    def _check(self, token: str) -> invites.InviteCheck:
+        with session_scope(self.engine) as s:
+            return invites.check_invite(s, self.settings, token)
+
+    @staticmethod
+    def _refuse(transport: WebSocketTransport, code: int, reason: str, message: str) -> None:
+        transport.send_json({"type": "error", "code": reason, "message": message})
+        transport.close(code, reason)
+
+    async def _run(self, live: Live, check: invites.InviteCheck) -> None:
+        """Read the socket from the start (a misbehaving page is closed at once, even while the
+        models load), then run the session until it ends or the page goes."""
+        transport = live.transport
+        loaded = await asyncio.to_thread(load_interview, self.engine, live.interview_id)
+        bridge = _Bridge(transport, loaded.bank)
+        reader = asyncio.create_task(transport.run(bridge.on_message))
+        stopped = asyncio.create_task(live.stop.wait())
+        runner: asyncio.Task[Any] | None = None
+        try:
+            if not self.stack.ready.is_set():
+                transport.send_json({"type": "state", "state": "preparing"})
+                loading = asyncio.create_task(self.stack.load())
+                await asyncio.wait({loading, reader, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                if not loading.done():
+                    loading.cancel()
+                    return  # the page went (or was replaced) while the models loaded
+                loading.result()  # raises if the models could not load
+            transport.send_json(
+                {
+                    "type": "ready",
+                    "resumed": bool(loaded.core_state),
+                    "total": len(loaded.bank.questions),
+                    "question": current_question(loaded.bank, loaded.core_state),
+                }
+            )
+            runner = asyncio.create_task(
+                run_interview(
+                    self.engine,
+                    live.interview_id,
+                    audio_input=transport.audio_input,
+                    audio_output=transport.audio_output,
+                    recordings=self.recordings,
+                    stt_engine=self.stack.stt,
+                    tts_engine=self.stack.tts(bridge.on_line),
+                    vad_model=self.stack.vad,
+                    max_follow_ups=self.options.max_follow_ups,
+                    no_answer_timeout_s=self.options.no_answer_timeout_s,
+                ),
+                name=f"interview-{live.interview_id}",
+            )
+            await asyncio.wait({runner, reader, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        except Exception:
+            log.exception("interview %d could not start", live.interview_id)
+            self._server_error(transport)
+            return
+        finally:
+            tasks = [t for t in (runner, reader, stopped) if t is not None]
+            for task in tasks:
+                if not task.done():
+                    task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if runner.cancelled():
+            log.info("interview %d: page gone; state saved for resume", live.interview_id)
+            return
+        err = runner.exception()
+        if err is not None:
+            log.error("interview %d failed", live.interview_id, exc_info=err)
+            self._server_error(transport)
+            return
+        report = runner.result()
+        if report.completed:
+            await asyncio.to_thread(self._mark_used, check.invite_id)
+            log.info("interview %d completed", live.interview_id)
+            transport.send_json({"type": "done"})
+            transport.close(CloseCode.NORMAL, "done")
+
+    @staticmethod
+    def _server_error(transport: WebSocketTransport) -> None:
+        transport.send_json(
+            {
+                "type": "error",
+                "code": "server_error",
+                "message": "Something went wrong on our side. Your answers so far are saved.",
+            }
+        )
+        transport.close(CloseCode.INTERNAL, "server error")
+
+    def _mark_used(self, invite_id: int) -> None:
+        with session_scope(self.engine) as s:
+            invites.mark_used(s, invite_id)
+
+
+class _Bridge:
+    """Per connection: lines -> captions and questions; agent state and repeat requests."""
+
+    def __init__(self, transport: WebSocketTransport, bank: Bank) -> None:
+        self.transport = transport
+        self.questions = question_messages(bank)
+        self.agent: Any = None
+
+    def on_line(self, text: str, duration_s: float) -> None:
+        if self.agent is None:
+            self._bind(_agent_of_current_task())
+        text = _norm(text)
+        messages: list[dict[str, Any]] = []
+        question = self.questions.get(text)
+        if question is not None:
+            messages.append(question)
+        messages.append({"type": "caption", "text": text})
+        self.transport.audio_output.expect_line(duration_s, messages)
+
+    def _bind(self, agent: Any) -> None:
+        session = getattr(agent, "session", None) if agent is not None else None
+        if session is None:
+            return
+        self.agent = agent
+        session.on("agent_state_changed", self._on_state)
+        self._send_state(getattr(session, "agent_state", "thinking"))
+
+    def _on_state(self, ev: Any) -> None:
+        self._send_state(ev.new_state)
+
+    def _send_state(self, state: str) -> None:
+        shown = {"initializing": "thinking", "idle": "listening"}.get(state, state)
+        self.transport.send_json({"type": "state", "state": shown})
+
+    async def on_message(self, message: Any) -> None:
+        if isinstance(message, Repeat):
+            if self.agent is None:
+                outcome = "none"
+            else:
+                outcome = await request_repeat(self.agent)
+            if outcome == "limit":
+                self.transport.send_json(
+                    {
+                        "type": "notice",
+                        "message": "This question has been repeated several times already. "
+                        "Please answer as best you can.",
+                    }
+                )
+            elif outcome == "none":
+                self.transport.send_json(
+                    {"type": "notice", "message": "There is no question to repeat just now."}
+                )
+        elif isinstance(message, Hello):
+            raise ProtocolViolation(CloseCode.POLICY, "hello sent twice")

@@ -1,0 +1,187 @@
+"""The voice socket: strict limits close a misbehaving socket cleanly (a close code and one log
+line) without touching any other interview; one live tab per interview."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from web_support import make_settings, seed_interview
+
+from interviewer.store.db import session_scope
+from interviewer.store.models import Interview, Invite
+from interviewer.transports.websocket import CloseCode
+from interviewer.web import create_app
+from interviewer.web.live import VoiceOptions
+
+AGREE = {"recording": "yes", "scoring": "yes", "retention": "yes"}
+_count = 0
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory):
+    tmp = tmp_path_factory.mktemp("web-socket")
+    settings = make_settings(tmp)
+    seed_interview(settings)  # migrates the database before the app starts
+    app = create_app(settings, voice=VoiceOptions(warm_up=False))
+    with TestClient(app) as client:
+        yield client, settings
+
+
+def _new(env, *, consent: bool = True, **kw: Any):
+    global _count
+    client, settings = env
+    _count += 1
+    seeded = seed_interview(settings, email=f"a{_count}@example.invalid", **kw)
+    if consent:
+        client.post(f"/i/{seeded.token}/consent", data=AGREE)
+    return seeded
+
+
+def _hello(ws, tab: str = "tab-aaaaaaaa") -> None:
+    ws.send_json({"type": "hello", "tab": tab, "sample_rate": 16000})
+
+
+def _close_code(ws) -> tuple[int, list[dict[str, Any]]]:
+    """Read until the server closes; the close code and the JSON messages seen before it."""
+    seen: list[dict[str, Any]] = []
+    for _ in range(1000):
+        message = ws.receive()
+        if message["type"] == "websocket.close":
+            return message["code"], seen
+        if message.get("text"):
+            seen.append(json.loads(message["text"]))
+    raise AssertionError("the socket was not closed")
+
+
+def _leave(client, ws, seeded) -> None:
+    """Close from the page side and wait until the server has let the interview go (TestClient
+    cancels a handler still running when its block ends; uvicorn lets it finish)."""
+    ws.close(1000)
+    live = client.app.state.live
+    deadline = time.monotonic() + 30
+    while seeded.interview_id in live.active and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert seeded.interview_id not in live.active
+
+
+def _pong(ws) -> bool:
+    ws.send_json({"type": "ping"})
+    for _ in range(1000):
+        message = ws.receive()
+        if message["type"] == "websocket.close":
+            return False
+        if message.get("text") and json.loads(message["text"])["type"] == "pong":
+            return True
+    return False
+
+
+@pytest.mark.parametrize(
+    ("case", "code", "reason"),
+    [
+        ("forged", CloseCode.INVALID_LINK, "forged"),
+        ("expired", CloseCode.FINISHED, "expired"),
+        ("no consent", CloseCode.CONSENT_NEEDED, "consent"),
+    ],
+)
+def test_links_that_cannot_open_the_socket(env, case: str, code: int, reason: str) -> None:
+    client, _ = env
+    seeded = _new(env, consent=case != "no consent")
+    token = seeded.token + ("x" if case == "forged" else "")
+    if case == "expired":
+        with session_scope(seeded.engine) as s:
+            s.get(Invite, seeded.invite_id).expires_at = datetime.now(UTC) - timedelta(seconds=1)
+    with client.websocket_connect(f"/i/{token}/ws") as ws:
+        got, seen = _close_code(ws)
+    assert got == code
+    assert seen and seen[-1]["type"] == "error" and seen[-1]["code"] == reason
+
+
+@pytest.mark.parametrize(
+    ("before_hello", "send", "code"),
+    [
+        (True, lambda ws: ws.send_text("{not json"), CloseCode.INVALID),
+        (True, lambda ws: ws.send_bytes(b"\0\0" * 100), CloseCode.POLICY),
+        (True, lambda ws: ws.send_json({"type": "played", "segment": 1}), CloseCode.POLICY),
+        (True, lambda ws: ws.send_json({"type": "hello", "tab": "x"}), CloseCode.POLICY),
+        (False, lambda ws: ws.send_bytes(b"\0" * 20_000), CloseCode.TOO_BIG),
+        (False, lambda ws: ws.send_bytes(b"\0" * 3201), CloseCode.INVALID),
+        (False, lambda ws: ws.send_text("x" * 5000), CloseCode.TOO_BIG),
+        (False, lambda ws: ws.send_json([1, 2, 3]), CloseCode.INVALID),
+        (False, lambda ws: ws.send_json({"type": "shutdown"}), CloseCode.POLICY),
+        (False, lambda ws: ws.send_json({"type": "played", "segment": "1"}), CloseCode.POLICY),
+        (False, lambda ws: ws.send_json({"type": "played", "segment": 1, "x": 1}), 1008),
+        (False, lambda ws: ws.send_json({"type": "repeat", "now": True}), CloseCode.POLICY),
+        (False, lambda ws: [ws.send_json({"type": "ping"}) for _ in range(80)], CloseCode.POLICY),
+        (False, lambda ws: [ws.send_bytes(b"\0" * 3200) for _ in range(400)], CloseCode.POLICY),
+    ],
+    ids=[
+        "not-json", "audio-before-hello", "no-hello", "bad-hello", "oversized-audio", "odd-pcm",
+        "oversized-text", "json-array", "unknown-type", "wrong-field-type", "extra-field",
+        "repeat-with-junk", "message-flood", "audio-faster-than-real-time",
+    ],
+)  # fmt: skip
+def test_garbage_closes_only_that_socket(env, caplog, before_hello: bool, send, code: int) -> None:
+    client, _ = env
+    bystander = _new(env)
+    offender = _new(env)
+    with (
+        caplog.at_level(logging.WARNING, logger="interviewer.transports.websocket"),
+        client.websocket_connect(f"/i/{bystander.token}/ws") as other,
+    ):
+        _hello(other, "tab-bystander")
+        assert _pong(other)
+        with client.websocket_connect(f"/i/{offender.token}/ws") as ws:
+            if not before_hello:
+                _hello(ws)
+            send(ws)
+            got, _ = _close_code(ws)
+        assert got == code
+        assert _pong(other), "another interview's socket was affected"
+        _leave(client, other, bystander)
+    assert f"closing ({code})" in caplog.text
+
+
+def test_a_second_tab_is_refused_and_a_reload_takes_over(env) -> None:
+    client, _ = env
+    seeded = _new(env)
+    url = f"/i/{seeded.token}/ws"
+    with client.websocket_connect(url) as first:
+        _hello(first, "tab-first-1")
+        assert _pong(first)
+        with client.websocket_connect(url) as second:
+            _hello(second, "tab-second-2")
+            got, seen = _close_code(second)
+        assert got == CloseCode.OTHER_TAB
+        assert seen[-1]["code"] == "other_tab"
+        assert "another tab" in seen[-1]["message"]
+        assert _pong(first), "the first tab must keep its interview"
+
+        # the same tab reconnecting (a reload, a dropped network) replaces its old socket
+        with client.websocket_connect(url) as reloaded:
+            _hello(reloaded, "tab-first-1")
+            got, _ = _close_code(first)
+            assert got == CloseCode.REPLACED
+            assert _pong(reloaded)
+            _leave(client, reloaded, seeded)
+    with session_scope(seeded.engine) as s:
+        assert s.get(Interview, seeded.interview_id) is not None
+
+
+def test_a_closed_tab_frees_the_interview(env) -> None:
+    client, _ = env
+    seeded = _new(env)
+    url = f"/i/{seeded.token}/ws"
+    with client.websocket_connect(url) as first:
+        _hello(first, "tab-closed-1")
+        assert _pong(first)
+        _leave(client, first, seeded)
+    with client.websocket_connect(url) as other:
+        _hello(other, "tab-other-22")
+        assert _pong(other)
+        _leave(client, other, seeded)

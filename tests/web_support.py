@@ -1,0 +1,318 @@
+"""Helpers for the web tests (tests/test_web_*.py): settings, a seeded interview, a fixture bank.
+
+The fixture bank is short on purpose (two questions, one-line prompts) so that a whole browser
+interview takes about a minute; each answer uses words no other answer uses, so a transcript
+holding another answer's words was misfiled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from interviewer.banks import Bank
+from interviewer.config import Settings
+from interviewer.store import repo
+from interviewer.store.db import create_db_engine, migrate, session_scope
+
+SECRET = "test-secret-key-for-web-tests"
+
+
+def _question(qid: str, prompt: str, limit: int = 60) -> dict[str, Any]:
+    return {
+        "id": qid,
+        "prompt": prompt,
+        "time_limit_s": limit,
+        "reference_answer": "r",
+        "rubric": {
+            "criteria": [
+                {
+                    "id": "c",
+                    "description": "d",
+                    "weight": 1,
+                    "levels": [{"score": 0, "descriptor": "n"}, {"score": 1, "descriptor": "y"}],
+                }
+            ]
+        },
+    }
+
+
+FIXTURE_BANK = Bank.model_validate(
+    {
+        "id": "web-fixture",
+        "title": "Browser test screen",
+        "domain": "test",
+        "version": 1,
+        "description": "Two short questions for browser tests.",
+        "practice_question": "What do you do?",
+        "questions": [
+            _question("colour", "What is your favourite colour?"),
+            _question("animal", "Describe an elephant."),
+        ],
+    }
+)
+
+FIXTURE_ANSWERS = {
+    "practice": ("I edit documentaries for television.", {"documentar", "television"}),
+    "colour": ("My favourite colour is green, like fresh grass.", {"green", "grass"}),
+    "animal": ("The elephant is a very large animal with a trunk.", {"elephant", "trunk"}),
+}
+
+
+def make_settings(tmp: Path, data_dir: Path | None = None, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "data_dir": data_dir or tmp / "data",
+        "database_url": f"sqlite:///{tmp / 'web.sqlite'}",
+        "recordings_dir": tmp / "recordings",
+        "secret_key": SECRET,
+        "stt_model": "tiny.en",
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@dataclass
+class Seeded:
+    token: str
+    interview_id: int
+    invite_id: int
+    engine: Any
+
+
+def seed_interview(
+    settings: Settings,
+    bank: Bank = FIXTURE_BANK,
+    *,
+    ttl: timedelta = timedelta(days=1),
+    email: str = "applicant@example.invalid",
+    slug: str | None = None,
+) -> Seeded:
+    from interviewer import invites
+
+    engine = create_db_engine(settings.resolved_database_url)
+    migrate(engine)
+    with session_scope(engine) as s:
+        version = repo.publish_bank(s, bank)
+        from sqlalchemy import select
+
+        from interviewer.store.models import Opening
+
+        slug = slug or f"web-{bank.id}"
+        opening = s.scalars(select(Opening).where(Opening.slug == slug)).first()
+        if opening is None:
+            opening = repo.create_opening(s, slug=slug, title=bank.title, bank_version=version)
+        applicant = repo.create_applicant(s, name="Test Applicant", email=email)
+        issued = invites.issue_invite(s, settings, opening=opening, applicant=applicant, ttl=ttl)
+    return Seeded(issued.token, issued.interview_id, issued.invite_id, engine)
+
+
+# --- a real server and a real browser ----------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-device-for-media-stream",
+]
+
+
+def chromium_args(wav: Path | None, video: Path | None, *, grant: bool = True) -> list[str]:
+    """The flags that make a WAV the microphone and a .y4m the camera (see shared/VOICE.md).
+
+    ``grant=False`` leaves out --use-fake-ui-for-media-stream, so permissions follow the
+    browser context (and can be denied).
+    """
+    args = list(CHROMIUM_FLAGS)
+    if grant:
+        args.append("--use-fake-ui-for-media-stream")
+    if wav is not None:
+        args.append(f"--use-file-for-fake-audio-capture={wav.resolve()}%noloop")
+    if video is not None:
+        args.append(f"--use-file-for-fake-video-capture={video.resolve()}")
+    return args
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LiveServer:
+    """The app under uvicorn in a thread, on a free port (the way `interviewer serve` runs it)."""
+
+    def __init__(self, app: Any, port: int | None = None) -> None:
+        import threading
+
+        import uvicorn
+
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            access_log=False,
+            ws_max_size=64 * 1024,
+            timeout_graceful_shutdown=5,
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self, *, wait_voice: bool = True, timeout: float = 120.0) -> LiveServer:
+        import time
+
+        import httpx
+
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                health = httpx.get(f"{self.url}/healthz", timeout=2).json()
+                if health["voice_ready"] or not wait_voice:
+                    return self
+            except (httpx.HTTPError, ValueError):
+                pass
+            time.sleep(0.2)
+        raise TimeoutError("the web app did not become ready")
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+def make_video(path: Path, seconds: int = 10) -> Path:
+    """A .y4m test pattern for the fake camera (ffmpeg lavfi testsrc)."""
+    import subprocess
+
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=15",
+            "-t",
+            str(seconds),
+            "-pix_fmt",
+            "yuv420p",
+            str(path),
+        ],
+        check=True,
+    )
+    return path
+
+
+def line_seconds(settings: Settings, texts: list[str]) -> list[float]:
+    """How long the agent takes to say each line (the session's TTS, from its cache)."""
+    import asyncio
+
+    from interviewer.voice.tts import Pyttsx3TTS
+
+    async def go() -> list[float]:
+        tts = Pyttsx3TTS(
+            voice=settings.tts_voice,
+            rate=settings.tts_rate,
+            cache_dir=settings.data_dir / "tts-cache",
+        )
+        out = []
+        for text in texts:
+            pcm = await tts.pcm(text)
+            out.append(len(pcm) / 2 / tts.sample_rate)
+        return out
+
+    return asyncio.run(go())
+
+
+def agent_turns(bank: Bank, *, resume_at: int | None = None) -> list[list[str]]:
+    """What the agent says before each answer, with no follow-ups (a recorded applicant):
+    turn 0 opens the interview (or resumes it at question ``resume_at``)."""
+    from interviewer.interview import Script
+
+    sc = Script()
+    total = len(bank.questions)
+    if resume_at is None:
+        turns = [
+            [
+                sc.greeting.format(title=bank.title),
+                sc.consent,
+                sc.practice_intro,
+                bank.practice_question,
+            ]
+        ]
+        first = 0
+        after_first = [sc.practice_done]
+    else:
+        turns = [[sc.resume, bank.questions[resume_at].prompt]]
+        first = resume_at + 1
+        after_first = [sc.ack]
+    for i in range(first, total):
+        lead = after_first if i == first else [sc.ack]
+        turns.append(
+            [*lead, sc.question_intro.format(number=i + 1, total=total), bank.questions[i].prompt]
+        )
+    return turns
+
+
+def timed_answers_wav(
+    settings: Settings,
+    out: Path,
+    turns: list[list[str]],
+    answers: list[str],
+    *,
+    start_s: float = 2.5,
+    reply_s: float = 2.0,
+    margin_s: float = 2.5,
+    tail_s: float = 20.0,
+) -> list[tuple[float, float]]:
+    """The applicant's microphone for a browser test: each answer starts ``margin_s`` after the
+    agent should have finished the turn before it.
+
+    The fake microphone plays on regardless of the agent, so the file must be laid out on the
+    agent's timeline: it starts at getUserMedia, the agent about ``start_s`` later, and each
+    reply about ``reply_s`` after an answer ends (end-of-turn silence + transcription). Timing
+    errors do not add up: every turn is placed relative to the answer before it. Returns each
+    answer's (start, end) in seconds.
+    """
+    import tempfile
+
+    import numpy as np
+
+    from interviewer.voice.io import StreamingWavWriter, answers_wav, read_wav
+
+    rate = 16_000
+    parts: list[np.ndarray] = []
+    spans: list[tuple[float, float]] = []
+    t = 0.0
+    agent_at = start_s
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, text in enumerate(answers):
+            speak = sum(line_seconds(settings, turns[i]))
+            begin = agent_at + speak + margin_s
+            clip_path = Path(tmp) / f"{i}.wav"
+            answers_wav([text], clip_path, lead_s=0.0, gap_s=0.0, sample_rate=rate)
+            clip, _ = read_wav(clip_path)
+            parts.append(np.zeros(int((begin - t) * rate), dtype=np.int16))
+            parts.append(clip)
+            end = begin + len(clip) / rate
+            spans.append((begin, end))
+            t = end
+            agent_at = end + reply_s
+    parts.append(np.zeros(int(tail_s * rate), dtype=np.int16))
+    writer = StreamingWavWriter(out, rate)
+    writer.write(np.concatenate(parts).tobytes())
+    writer.close()
+    return spans
