@@ -243,6 +243,7 @@ def test_load_ranking_from_the_database(db_engine) -> None:
         ("cy", "completed", 0.6, [0.6, 0.6, 0.6], None, ["warning"]),
         ("dee", "in_progress", None, [0.9], None, []),
         ("eve", "completed", None, [], None, []),
+        ("fay", "completed", 0.4, [0.6, 0.6], None, []),  # q2 never answered: counts 0
     ]
     with session_scope(db_engine) as session:
         _, ids = seed_opening(session, people, shortlist_top_n=1)
@@ -256,9 +257,13 @@ def test_load_ranking_from_the_database(db_engine) -> None:
         ("ada", 1, False, True),
         ("bob", 2, True, False),
         ("cy", 2, True, False),
+        ("fay", 4, False, False),
     ]
-    ada = ranking.ranked[0]
-    assert ada.questions == 3 and ada.interview_id == ids["ada"]
+    ada, fay = ranking.ranked[0], ranking.ranked[3]
+    assert (ada.questions, ada.answered, ada.interview_id) == (3, 3, ids["ada"])
+    assert (fay.questions, fay.answered) == (3, 2)
+    # Resampling (0.6, 0.6, 0): the interval reaches 0.6 and holds the score 0.4, unshifted.
+    assert fay.low < 0.4 < fay.high == pytest.approx(0.6)
     assert ada.low < 0.8 < ada.high
     assert ada.integrity == {"high": 1, "warning": 0, "info": 2}
     assert ranking.ranked[2].low == ranking.ranked[2].high == pytest.approx(0.6)
@@ -267,6 +272,15 @@ def test_load_ranking_from_the_database(db_engine) -> None:
         ("dee", "in_progress"),
     ]
     assert [r.name for r in by_slug_top2.shortlisted] == ["ada", "bob", "cy"]
+
+
+def test_weighted_bootstrap() -> None:
+    scores, weights = [1.0, 0.0], [3.0, 1.0]
+    low, high = bootstrap_interval(scores, weights=weights, seed=1)
+    # Draws of two: (1,1) -> 1, (0,0) -> 0, mixed -> 3/4 either way; the weighted mean is 0.75.
+    assert (low, high) == (0.0, 1.0)
+    narrow = rank([cand(1, 0.75, qs=[1.0, 0.0, 1.0, 0.0], question_weights=[3, 1, 3, 1])])
+    assert narrow.ranked[0].low < 0.75 < narrow.ranked[0].high
 
 
 def test_rank_cli_table_json_csv_and_errors(db_engine, db_url, tmp_path) -> None:

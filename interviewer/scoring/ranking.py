@@ -18,8 +18,10 @@ Decisions, and why:
   with replacement, ``BOOTSTRAP_SAMPLES`` times, the mean taken each time), seeded per interview
   so an applicant's interval never depends on who else applied. It is the spread of "the same
   applicant asked another draw of questions like these". With fewer than two scored questions
-  there is nothing to resample and the interval is ``None`` rather than a misleading zero width.
-  When the stored interview score is not the plain mean (e.g. criterion weights), the interval is
+  there is nothing to resample and the interval is ``None`` rather than a misleading zero
+  width.
+  Questions are weighted and unanswered ones count 0, as in the interview score
+  (scoring/service.py); should a stored score still differ from that mean, the interval is
   shifted by the difference so it stays centred the same way on the score shown.
 * **Incomplete interviews.** Only interviews that are completed *and* scored are ranked; the
   others (invited, in progress, abandoned, or completed but not scored yet) are listed after the
@@ -81,6 +83,8 @@ class Candidate:
     score: float | None
     question_scores: Sequence[float] = ()
     integrity: dict[str, int] = field(default_factory=dict)  # severity -> count
+    question_weights: Sequence[float] | None = None  # None: equal weights
+    answered: int | None = None  # questions with a score of their own; None: all of them
 
     @property
     def rankable(self) -> bool:
@@ -98,6 +102,7 @@ class RankedCandidate:
     low: float | None
     high: float | None
     questions: int
+    answered: int
     integrity: dict[str, int]
     shortlisted: bool
     overlaps_previous: bool
@@ -141,6 +146,7 @@ class Ranking:
                     "low": _maybe_round(r.low),
                     "high": _maybe_round(r.high),
                     "questions": r.questions,
+                    "answered": r.answered,
                     "shortlisted": r.shortlisted,
                     "overlaps_previous": r.overlaps_previous,
                     **{f"integrity_{s}": r.integrity.get(s, 0) for s in SEVERITIES},
@@ -160,6 +166,7 @@ class Ranking:
                     "low": None,
                     "high": None,
                     "questions": 0,
+                    "answered": 0,
                     "shortlisted": False,
                     "overlaps_previous": False,
                     **{f"integrity_{s}": u.integrity.get(s, 0) for s in SEVERITIES},
@@ -189,17 +196,22 @@ def display_score(score: float) -> str:
 def bootstrap_interval(
     scores: Sequence[float],
     *,
+    weights: Sequence[float] | None = None,
     seed: int | Sequence[int] = 0,
     confidence: float = CONFIDENCE,
     samples: int = BOOTSTRAP_SAMPLES,
 ) -> tuple[float, float] | None:
-    """Percentile bootstrap interval of the mean of ``scores``; None below two scores."""
+    """Percentile bootstrap interval of the (weighted) mean of ``scores``; None below two."""
     values = np.asarray(scores, dtype=float)
     if values.size < 2:
         return None
     rng = np.random.default_rng(seed)
     picks = rng.integers(0, values.size, size=(samples, values.size))
-    means = values[picks].mean(axis=1)
+    if weights is None:
+        means = values[picks].mean(axis=1)
+    else:
+        w = np.asarray(weights, dtype=float)[picks]
+        means = (values[picks] * w).sum(axis=1) / w.sum(axis=1)
     tail = (1 - confidence) / 2
     low, high = np.quantile(means, [tail, 1 - tail])
     return float(low), float(high)
@@ -243,6 +255,7 @@ def rank(
                 low=interval[0] if interval is not None else None,
                 high=interval[1] if interval is not None else None,
                 questions=len(cand.question_scores),
+                answered=len(cand.question_scores) if cand.answered is None else cand.answered,
                 integrity=_severities(cand.integrity),
                 shortlisted=_passes(rule, place, key),
                 overlaps_previous=previous_low is not None and high >= previous_low,
@@ -267,11 +280,15 @@ def rank(
 
 def _interval(cand: Candidate, *, seed: int, confidence: float) -> tuple[float, float] | None:
     interval = bootstrap_interval(
-        cand.question_scores, seed=(seed, cand.interview_id), confidence=confidence
+        cand.question_scores,
+        weights=cand.question_weights,
+        seed=(seed, cand.interview_id),
+        confidence=confidence,
     )
     if interval is None:
         return None
-    shift = float(cand.score) - float(np.mean(cand.question_scores))
+    mean = np.average(cand.question_scores, weights=cand.question_weights)
+    shift = float(cand.score) - float(mean)
     low, high = interval[0] + shift, interval[1] + shift
     return max(0.0, low), min(1.0, high)
 
@@ -311,10 +328,17 @@ def integrity_summary(counts: dict[str, int]) -> str:
 
 
 def load_candidates(session: Any, opening_id: int) -> list[Candidate]:
-    """Every interview of the opening, with its question scores and integrity counts."""
+    """Every interview of the opening, with its question scores and integrity counts.
+
+    As scoring/service.py scores: a question's score is on its first answer (attempt 0; the
+    judge reads the follow-ups with it), and the interview score is the weighted mean over
+    the bank's questions with unanswered ones at 0. The question scores given to the bootstrap
+    follow the same rule, so the interval is around the same mean as the score.
+    """
     from sqlalchemy import func, select
 
     from interviewer.store.models import Answer, Applicant, IntegrityEvent, Interview
+    from interviewer.store.repo import bank_of
 
     interviews = session.execute(
         select(Interview, Applicant.name)
@@ -334,8 +358,6 @@ def load_candidates(session: Any, opening_id: int) -> list[Candidate]:
             .order_by(Answer.interview_id, Answer.question_index, Answer.attempt)
         ).all()
         for interview_id, question_id, score in answers:
-            # The question's score is on its first scored answer (the judge scores the question
-            # with its follow-ups as one transcript); later attempts never count twice.
             scores[interview_id].setdefault(question_id, float(score))
         events = session.execute(
             select(IntegrityEvent.interview_id, IntegrityEvent.severity, func.count())
@@ -344,18 +366,27 @@ def load_candidates(session: Any, opening_id: int) -> list[Candidate]:
         ).all()
         for interview_id, severity, count in events:
             integrity[interview_id][severity] = int(count)
-    return [
-        Candidate(
-            interview_id=interview.id,
-            applicant_id=interview.applicant_id,
-            name=name,
-            state=str(interview.state),
-            score=interview.score,
-            question_scores=tuple(scores[interview.id].values()),
-            integrity=integrity[interview.id],
+    banks: dict[int, Any] = {}
+    candidates = []
+    for interview, name in interviews:
+        if interview.bank_version_id not in banks:
+            banks[interview.bank_version_id] = bank_of(session, interview.bank_version_id)
+        questions = banks[interview.bank_version_id].questions
+        got = scores[interview.id]
+        candidates.append(
+            Candidate(
+                interview_id=interview.id,
+                applicant_id=interview.applicant_id,
+                name=name,
+                state=str(interview.state),
+                score=interview.score,
+                question_scores=tuple(got.get(q.id, 0.0) for q in questions),
+                integrity=integrity[interview.id],
+                question_weights=tuple(float(getattr(q, "weight", 1.0)) for q in questions),
+                answered=sum(q.id in got for q in questions),
+            )
         )
-        for interview, name in interviews
-    ]
+    return candidates
 
 
 def find_opening(session: Any, opening: str | int) -> Any:
