@@ -106,7 +106,7 @@ def _print_ranking(ranking) -> None:
     table.add_column("applicant", overflow="fold")
     table.add_column("score", justify="right")
     table.add_column("range", justify="right", no_wrap=True)
-    table.add_column("questions", justify="right")
+    table.add_column("answered", justify="right")
     table.add_column("integrity")
     table.add_column("shortlist", justify="center")
     for r in ranking.ranked:
@@ -117,7 +117,7 @@ def _print_ranking(ranking) -> None:
             Text(r.name),
             display_score(r.score),
             f"{interval}{' ~' if r.overlaps_previous else '  '}",
-            str(r.questions),
+            f"{r.answered}/{r.questions}",
             Text(flags, style="red" if r.integrity.get("high") else ""),
             "✓" if r.shortlisted else "",
         )
@@ -251,6 +251,12 @@ def eval_asag(
     model_dir: Path | None = typer.Option(
         None, "--model-dir", help="Model directory (default: INTERVIEWER_MODEL_DIR)."
     ),
+    cache: Path | None = typer.Option(
+        None,
+        "--cache",
+        help="JSONL file of judge scores: reused, and appended to as rows are scored, so an "
+        "interrupted run resumes.",
+    ),
 ) -> None:
     """Agreement of the rubric judge with human grades, next to an embedding baseline."""
     from rich.progress import (
@@ -287,7 +293,7 @@ def eval_asag(
         )
         with progress:
             loading = progress.add_task(f"load {model} and the embedder", total=None)
-            judge = asag.judge_scorer(model, model_dir)
+            judge = asag.judge_scorer(model, model_dir, cache)
             baseline = asag.embedding_scorer(model_dir)
             progress.remove_task(loading)
             result = asag.evaluate(
