@@ -259,6 +259,10 @@ def eval_asag(
     ),
 ) -> None:
     """Agreement of the rubric judge with human grades, next to an embedding baseline."""
+    import os
+
+    # Before torch loads: idle OpenMP threads sleep rather than spin on a shared machine.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
