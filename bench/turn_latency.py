@@ -94,11 +94,19 @@ async def main() -> None:
     parser.add_argument("--bank", default="dermatology")
     parser.add_argument("--stt-model", default=get_settings().stt_model)
     parser.add_argument("--skip-interview", action="store_true")
+    parser.add_argument("--questions", type=int, default=0, help="Only the first N (0: all).")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
 
     settings = get_settings()
     bank = next(b for b in load_banks(settings.banks_dir) if b.id == args.bank)
+    if args.questions:
+        bank = Bank.model_validate(
+            {
+                **bank.model_dump(mode="json"),
+                "questions": [q.model_dump(mode="json") for q in bank.questions[: args.questions]],
+            }
+        )
     demo = yaml.safe_load((settings.banks_dir / "demo_answers" / f"{bank.id}.yaml").read_text())
     tmp = Path(tempfile.mkdtemp(prefix="bench-"))
     engine = create_db_engine(f"sqlite:///{tmp / 'db.sqlite'}")

@@ -26,6 +26,8 @@ from interviewer.config import get_settings
 from interviewer.errors import UserError
 
 console = Console(highlight=False)
+if not console.is_terminal:  # piped to a file or a log: Rich would wrap tables at 80 columns
+    console.width = 160
 
 DEMO_LEVELS = ("strong", "average", "weak")
 DEMO_VOICES = {"strong": "en-gb", "average": "en-us+f3", "weak": "en-gb-scotland"}
