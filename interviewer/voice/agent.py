@@ -264,8 +264,10 @@ class AnswerCapture:
             return Turn("", [], [])
         if cut and rec.open_segment is not None:
             self._end_segment(rec, rec.vad_time_s, speech_end_wall=time.time())
-        pending = [s.task for s in rec.segments if not s.taken and s.task is not None]
-        if pending:
+        while True:  # a segment may end while we wait for the others: wait for it too
+            pending = [s.task for s in rec.segments if not s.taken and s.task and not s.task.done()]
+            if not pending:
+                break
             await asyncio.gather(*pending, return_exceptions=True)
         segments = [s for s in rec.segments if not s.taken and s.end_s is not None]
         for s in segments:
@@ -273,6 +275,27 @@ class AnswerCapture:
         text = " ".join(s.text for s in segments if s.text).strip()
         words = [w for s in segments for w in s.words]
         return Turn(text, words, segments)
+
+    async def wait_for_silence(
+        self, seconds: float, *, poll_s: float = 0.05, give_up_s: float = 20.0
+    ) -> None:
+        """Until the VAD has heard ``seconds`` of silence after the last speech.
+
+        The session decides the end of a turn on the wall clock; when its VAD lags the input
+        (a loaded machine, a WAV played fast) it can decide on stale news while the applicant
+        is still talking. The capture's own VAD clock settles it. A VAD that stops answering
+        (input gone) is not waited for beyond ``give_up_s``.
+        """
+        deadline = time.monotonic() + give_up_s
+        while time.monotonic() < deadline:
+            rec = self.current
+            if rec is None or rec.finished:
+                return
+            if not self.speaking and rec.open_segment is None:
+                last = rec.last_speech_end_s
+                if last is None or rec.vad_time_s - last >= seconds:
+                    return
+            await asyncio.sleep(poll_s)
 
     def transcribing(self) -> bool:
         """Speech of the current recording is still being transcribed."""
@@ -469,7 +492,8 @@ class InterviewAgent(Agent):
     ``persist`` is awaited with every :class:`Step` before the next line is spoken, so what the
     applicant hears never runs ahead of what is stored. ``capture`` is None in text mode.
     ``no_answer_timeout_s`` is the silence after a question (or its re-prompt) that counts as
-    no answer.
+    no answer; ``silence_threshold_s`` the silence that ends an answer (the session's turn
+    detection uses it too; the capture re-checks it on its own VAD clock).
     """
 
     def __init__(
@@ -479,11 +503,13 @@ class InterviewAgent(Agent):
         persist: Persist | None = None,
         capture: AnswerCapture | None = None,
         no_answer_timeout_s: float = 8.0,
+        silence_threshold_s: float = 1.2,
     ) -> None:
         super().__init__(instructions=INSTRUCTIONS)
         self.flow = flow
         self.capture = capture
         self.no_answer_timeout_s = no_answer_timeout_s
+        self.silence_threshold_s = silence_threshold_s
         self._persist = persist
         self._lock = asyncio.Lock()
         self._epoch = 0
@@ -513,20 +539,40 @@ class InterviewAgent(Agent):
         self, chat_ctx: llm.ChatContext, tools: list[llm.Tool], model_settings: ModelSettings
     ) -> AsyncIterator[str]:
         """The end of a user turn: hand the answer to the core, yield what it wants said."""
-        async with self._lock:
-            if self.capture is not None:
-                turn = await self.capture.take_turn()
-                if not turn.text:
-                    return  # words from a question already closed, or only noise: no turn
-                actions = self.flow.answer(turn.text)
-            else:
-                turn = None
-                actions = self.flow.answer(_last_user_text(chat_ctx))
-            texts = await self._apply(actions, event="answer", turn=turn)
+        if self.capture is not None:
+            # cancellable: if the applicant speaks again, the session interrupts this reply
+            # and nothing has been decided yet
+            await self.capture.wait_for_silence(self.silence_threshold_s * 0.9)
+        decided = asyncio.ensure_future(self._answer_turn(chat_ctx))
+        try:
+            texts = await asyncio.shield(decided)
+        except asyncio.CancelledError:
+            # the answer is (being) stored and the core has moved on: its lines must still be
+            # said, or the applicant would never hear the next question
+            decided.add_done_callback(self._say_late)
+            raise
         if self.flow.finished:
             self._end_after(self.session.current_speech)
         for text in texts:
             yield text + " "
+
+    async def _answer_turn(self, chat_ctx: llm.ChatContext) -> list[str]:
+        async with self._lock:
+            if self.capture is not None:
+                turn = await self.capture.take_turn()
+                if not turn.text:
+                    return []  # words from a question already closed, or only noise
+                actions = self.flow.answer(turn.text)
+            else:
+                turn = None
+                actions = self.flow.answer(_last_user_text(chat_ctx))
+            return await self._apply(actions, event="answer", turn=turn)
+
+    def _say_late(self, decided: asyncio.Future[list[str]]) -> None:
+        if decided.cancelled() or decided.exception() is not None:
+            return
+        with contextlib.suppress(RuntimeError):  # the session may be closing
+            self._end_after(self._say(decided.result()))
 
     async def tts_node(
         self, text: AsyncIterable[str], model_settings: ModelSettings

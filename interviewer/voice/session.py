@@ -251,7 +251,11 @@ async def run_interview(
         await asyncio.to_thread(save_step, engine, recordings, interview_id, step)
 
     agent = InterviewAgent(
-        flow, persist=persist, capture=capture, no_answer_timeout_s=no_answer_timeout_s
+        flow,
+        persist=persist,
+        capture=capture,
+        no_answer_timeout_s=no_answer_timeout_s,
+        silence_threshold_s=threshold,
     )
     session: AgentSession = AgentSession(
         stt=stt_engine,
