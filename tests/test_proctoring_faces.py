@@ -17,11 +17,19 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import yaml
+from sqlalchemy import Engine
 
+from interviewer.banks import Bank
 from interviewer.proctoring import faces
-from interviewer.proctoring.events import EventKind, Severity, severity_of
+from interviewer.proctoring.analyze import analyze_interview
+from interviewer.proctoring.events import EventKind, Severity, severity_of, summary
 from interviewer.proctoring.thresholds import ProctoringThresholds
+from interviewer.store import repo
+from interviewer.store.db import session_scope
+from interviewer.store.recordings import Recordings
 
+BANKS = Path(__file__).parent.parent / "question_banks"
 W, H, FPS = 320, 240, 2
 T = ProctoringThresholds()
 
@@ -141,3 +149,37 @@ def test_runs_bridge_single_frame_blips() -> None:
     flags = [False, True, True, False, True, False, False, True]
     assert faces.runs(flags) == [(1, 4), (7, 7)]
     assert faces.runs(flags, bridge=0) == [(1, 2), (4, 4), (7, 7)]
+
+
+def test_analyze_stores_camera_events_with_thumbnails_once(
+    db_engine: Engine,
+    tmp_path: Path,
+    scenes: dict[str, np.ndarray],
+    detector: faces.FaceDetector,
+) -> None:
+    bank = Bank.model_validate(yaml.safe_load((BANKS / "software-engineering.yaml").read_text()))
+    with session_scope(db_engine) as s:
+        version = repo.publish_bank(s, bank)
+        opening = repo.create_opening(s, slug="cam", title="Cam", bank_version=version)
+        applicant = repo.create_applicant(s, name="Ada", email="ada@example.org")
+        interview_id = repo.create_interview(s, opening=opening, applicant=applicant).id
+    recordings = Recordings(tmp_path / "recordings")
+    plan = [("one", 3), ("none", 7), ("one", 3), ("two", 3), ("one", 2)]
+    for chunk in video(tmp_path, plan, scenes):  # part 1, as the web layer names the chunks
+        seq = int(chunk.stem)
+        shutil.copy(chunk, recordings.media_chunk(interview_id, "camera", seq))
+
+    for _ in range(2):
+        report = analyze_interview(
+            db_engine, interview_id, recordings=recordings, sources=("faces",)
+        )
+        assert report.frames_sampled == 18 and report.events == {"faces": 2}
+    with session_scope(db_engine) as s:
+        got = summary(s, interview_id)
+    assert got.counts == {"multiple_faces": {"warning": 1}, "no_face": {"warning": 1}}
+    for event in got.timeline:
+        assert event["evidence"]["part"] == 1
+        thumb = recordings.open_for_read(event["thumbnail"])
+        assert thumb.parent.name == "proctoring" and thumb.stat().st_size < 20_000
+    assert [e["evidence"]["offset_s"] for e in got.timeline] == [3.0, 13.0]
+    assert len(list((recordings.root / str(interview_id) / "media" / "proctoring").iterdir())) == 2

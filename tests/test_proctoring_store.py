@@ -1,0 +1,246 @@
+"""Integrity events in the database (SQLite and PostgreSQL): record, summarise, replace, and a
+whole-interview analysis run twice over real speech and transcripts."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import wave
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from sqlalchemy import Engine, func, select
+
+from interviewer.banks import Bank
+from interviewer.proctoring import voices
+from interviewer.proctoring.analyze import analyze_interview
+from interviewer.proctoring.browser import to_drafts
+from interviewer.proctoring.events import (
+    EventKind,
+    Severity,
+    draft,
+    record,
+    replace_source,
+    save_thumbnail,
+    summary,
+)
+from interviewer.proctoring.thresholds import ProctoringThresholds
+from interviewer.store import repo
+from interviewer.store.db import session_scope
+from interviewer.store.models import Answer, IntegrityEvent, Interview
+from interviewer.store.recordings import Recordings
+from interviewer.voice.tts import render_with_espeak_binary
+
+BANKS = Path(__file__).parent.parent / "question_banks"
+QID = "idempotent-payments"
+START = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
+T = ProctoringThresholds()
+
+
+def se_bank() -> Bank:
+    return Bank.model_validate(yaml.safe_load((BANKS / "software-engineering.yaml").read_text()))
+
+
+def new_interviews(engine: Engine, count: int = 1, settings: dict | None = None) -> list[int]:
+    with session_scope(engine) as s:
+        version = repo.publish_bank(s, se_bank())
+        opening = repo.create_opening(
+            s, slug="backend", title="Backend", bank_version=version, settings=settings or {}
+        )
+        ids = []
+        for n in range(count):
+            applicant = repo.create_applicant(s, name=f"A{n}", email=f"a{n}@example.org")
+            interview = repo.create_interview(s, opening=opening, applicant=applicant)
+            interview.started_at = START
+            ids.append(interview.id)
+    return ids
+
+
+def browser_batch() -> bytes:
+    sent = 1_000_000
+    events = [
+        {"seq": 1, "type": "tab_hidden", "t_ms": sent - 30_000, "duration_ms": 40_000},
+        {"seq": 2, "type": "paste", "t_ms": sent - 20_000, "chars": 25},
+        {"seq": 3, "type": "window_blur", "t_ms": sent - 10_000, "duration_ms": 1_000},
+    ]
+    return json.dumps({"page_id": "page-abcdefgh", "sent_at_ms": sent, "events": events}).encode()
+
+
+def test_record_is_idempotent_and_summary_orders_and_counts(db_engine: Engine) -> None:
+    (interview_id,) = new_interviews(db_engine)
+    received = START + timedelta(minutes=5)
+    drafts = to_drafts(browser_batch(), thresholds=T, received_at=received)
+    with session_scope(db_engine) as s:
+        assert len(record(s, interview_id, *drafts)) == 3
+    resent = to_drafts(browser_batch(), thresholds=T, received_at=received)
+    with session_scope(db_engine) as s:  # the page resent the batch after a network error
+        assert record(s, interview_id, *resent) == []
+    with session_scope(db_engine) as s:
+        got = summary(s, interview_id)
+    assert got.total == 3
+    assert got.counts == {
+        "paste": {"warning": 1},
+        "tab_hidden": {"high": 1},
+        "window_blurred": {"info": 1},
+    }
+    assert got.by_severity == {"info": 1, "warning": 1, "high": 1}
+    assert [e["kind"] for e in got.timeline] == ["tab_hidden", "paste", "window_blurred"]
+    first = got.timeline[0]
+    assert datetime.fromisoformat(first["at"]).replace(tzinfo=UTC) == received - timedelta(
+        seconds=30
+    )
+    assert first["duration_s"] == 40.0 and first["evidence"]["source"] == "browser"
+    json.dumps(got.as_dict())  # what a page or an API returns must serialise
+
+
+def test_replace_source_keeps_ids_and_removes_dropped_thumbnails(
+    db_engine: Engine, tmp_path: Path
+) -> None:
+    (interview_id,) = new_interviews(db_engine)
+    recordings = Recordings(tmp_path / "recordings")
+    frame = np.full((240, 320, 3), 90, np.uint8)
+    thumbs = [save_thumbnail(recordings, interview_id, i, frame) for i in range(2)]
+    assert all(t.startswith(f"{interview_id}/media/proctoring/") for t in thumbs)
+    assert recordings.open_for_read(thumbs[0]).read_bytes()[:2] == b"\xff\xd8"  # a JPEG
+
+    def faces_run(*keys: str) -> list:
+        made = []
+        for i, key in enumerate(keys):
+            item = draft(
+                EventKind.no_face, 12.0, T, key=key, source="faces", at=START, duration_s=12.0
+            )
+            assert item is not None
+            item.evidence["thumbnail"] = thumbs[i]
+            made.append(item)
+        return made
+
+    with session_scope(db_engine) as s:
+        first = {e.evidence["key"]: e.id for e in replace_source(s, interview_id, "faces",
+                 faces_run("faces:a", "faces:b"), recordings=recordings)}  # fmt: skip
+        record(s, interview_id, *to_drafts(browser_batch(), thresholds=T, received_at=START))
+    with session_scope(db_engine) as s:
+        again = replace_source(
+            s, interview_id, "faces", faces_run("faces:a"), recordings=recordings
+        )
+    assert [e.id for e in again] == [first["faces:a"]]
+    assert (recordings.root / thumbs[0]).exists() and not (recordings.root / thumbs[1]).exists()
+    with session_scope(db_engine) as s:
+        kinds = sorted(k for (k,) in s.execute(select(IntegrityEvent.kind)))
+    assert kinds == ["no_face", "paste", "tab_hidden", "window_blurred"]  # browser ones untouched
+
+
+# --- a whole analysis --------------------------------------------------------------------------
+
+PRACTICE = (
+    "I'm a senior backend engineer at a payments company. I mostly write Go and Python, and I "
+    "look after our transaction service and its Postgres databases. Before that I worked on "
+    "billing systems for a telecom operator for four years."
+)
+
+
+def _write_wav(path: Path, signal: np.ndarray) -> None:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16_000)
+        w.writeframes((np.clip(signal, -1, 1) * 32767).astype(np.int16).tobytes())
+
+
+def _say(tmp: Path, voice: str, text: str) -> np.ndarray:
+    path = tmp / f"{abs(hash((voice, text)))}.wav"
+    render_with_espeak_binary(text, voice, 160, path)
+    return voices.read_wav(path)
+
+
+def _timed(text: str, gaps: list[float]) -> list[dict]:
+    words, t = [], 0.0
+    for i, word in enumerate(text.split()):
+        words.append({"word": word, "start": round(t, 3), "end": round(t + 0.28, 3)})
+        t += 0.28 + gaps[i % len(gaps)]
+    return words
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
+def test_analyze_interview_finds_the_signals_and_is_idempotent(
+    db_engine: Engine, tmp_path: Path, model_dir: Path
+) -> None:
+    first, second = new_interviews(db_engine, 2)
+    recordings = Recordings(tmp_path / "recordings")
+    reference = se_bank().question(QID).reference_answer
+    read_out = reference.lower().replace(",", "").replace(".", "")
+    sentences = [s for s in reference.split(". ") if s]
+    # the answer: the applicant starts, someone else (another voice) says the middle
+    parts = [
+        _say(tmp_path, "en-us", ". ".join(sentences[:2])),
+        _say(tmp_path, "en-us+f4", ". ".join(sentences[2:4])),
+        _say(tmp_path, "en-us", ". ".join(sentences[4:])),
+    ]
+    audio = {
+        "practice": _say(tmp_path, "en-us", PRACTICE),
+        QID: np.concatenate(parts),
+    }
+    with session_scope(db_engine) as s:
+        for index, (qid, text, onset, gaps) in enumerate(
+            [
+                ("practice", PRACTICE, 0.8, [0.05, 0.3, 0.1, 1.1, 0.15, 0.6]),
+                (QID, read_out, 12.0, [0.1]),
+            ]
+        ):
+            path = recordings.answer_audio(first, qid)
+            _write_wav(path, audio[qid])
+            repo.save_answer(
+                s,
+                Answer(
+                    interview_id=first,
+                    question_id=qid,
+                    question_index=index - 1,
+                    audio_path=recordings.relative(path),
+                    transcript=text,
+                    words=_timed(text, gaps),
+                    onset_latency_s=onset,
+                    started_at=START + timedelta(minutes=index),
+                    ended_at=START + timedelta(minutes=index, seconds=50),
+                ),
+            )
+        # another applicant of the same opening gave (almost) the same answer
+        repo.save_answer(
+            s,
+            Answer(
+                interview_id=second,
+                question_id=QID,
+                question_index=0,
+                transcript=reference.replace("I'd", "I would"),
+            ),
+        )
+
+    sources = ("voices", "duplicates")
+    options = {"recordings": recordings, "model_dir": model_dir, "sources": sources}
+    report = analyze_interview(db_engine, first, **options)
+    assert report.answers_analyzed == 1 and not report.skipped
+    with session_scope(db_engine) as s:
+        events = s.scalars(select(IntegrityEvent).where(IntegrityEvent.interview_id == first))
+        found = {(e.kind, e.question_id): e for e in events}
+    assert set(found) == {
+        (EventKind.speaker_change, QID),
+        (EventKind.reading_pattern, QID),
+        (EventKind.duplicate_answer, QID),
+        (EventKind.reference_match, QID),
+    }
+    change = found[(EventKind.speaker_change, QID)]
+    assert change.evidence["compared_with"] == "practice"
+    switch = len(parts[0]) / 16_000
+    assert abs(change.evidence["start_s"] - switch) < 1.6
+    assert found[(EventKind.reference_match, QID)].severity == Severity.high
+    assert found[(EventKind.duplicate_answer, QID)].evidence["other_interview_id"] == second
+    ids = sorted(e.id for e in found.values())
+
+    again = analyze_interview(db_engine, first, **options)
+    assert again.events == report.events
+    with session_scope(db_engine) as s:
+        rows = s.scalars(select(IntegrityEvent).where(IntegrityEvent.interview_id == first))
+        assert sorted(e.id for e in rows) == ids
+        assert s.scalar(select(func.count()).select_from(IntegrityEvent)) == len(ids)
+        assert s.get(Interview, first) is not None
