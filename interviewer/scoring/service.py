@@ -288,7 +288,8 @@ class ScoringWorker:
 
     Use from asyncio: ``worker.start()``, then ``await worker.submit(answer_id)`` after each
     stored answer (it waits, without blocking the loop, while the queue is full), and
-    ``await worker.drain()`` / ``worker.stop()`` at the end. ``results`` collects
+    ``await worker.drain()`` / ``worker.stop()`` at the end; ``prepare(interview_id)`` when an
+    interview starts lets it get ahead on that bank. ``results`` collects
     ``(answer_id, score or None, error or None)`` as they come back.
     """
 
@@ -319,12 +320,14 @@ class ScoringWorker:
         self._queue = self._ctx.Queue(self.maxsize)
         self._done = self._ctx.Queue()
         self._ready = self._ctx.Event()
+        self._idle = self._ctx.Event()
         self._process = self._ctx.Process(
             target=_worker_main,
             args=(
                 self._queue,
                 self._done,
                 self._ready,
+                self._idle,
                 self.database_url,
                 self.model,
                 self.model_dir,
@@ -344,7 +347,7 @@ class ScoringWorker:
     def submit_nowait(self, answer_id: int) -> None:
         """Raises ``queue.Full`` when the worker is that far behind."""
         self._check_alive()
-        self._queue.put_nowait(int(answer_id))
+        self._queue.put_nowait(("score", int(answer_id)))
         self._submitted += 1
 
     async def submit(self, answer_id: int, *, poll_s: float = 0.05) -> None:
@@ -356,6 +359,17 @@ class ScoringWorker:
             except queue.Full:
                 await asyncio.sleep(poll_s)
                 poll_s = min(poll_s * 2, 0.5)
+
+    def prepare(self, interview_id: int) -> bool:
+        """Hint that an interview is starting: the worker computes the per-question anchors of
+        its bank while idle, so each answer later costs one judgement. False if the queue is
+        full (the hint is dropped: it only saves time)."""
+        self._check_alive()
+        try:
+            self._queue.put_nowait(("warm", int(interview_id)))
+        except queue.Full:
+            return False
+        return True
 
     def collect(self) -> list[tuple[int, float | None, str | None]]:
         """Results that came back since the last call (also appended to ``results``)."""
@@ -398,6 +412,16 @@ class ScoringWorker:
             await asyncio.sleep(0.1)
         return list(self.results)
 
+    async def idle(self, timeout: float | None = None) -> None:
+        """Wait until the worker has nothing queued and no warm-up left (benchmarks, tests)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._idle.is_set():
+            self.collect()
+            self._check_alive()
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError("scoring worker is still busy")
+            await asyncio.sleep(0.1)
+
     def stop(self, timeout: float = 30.0) -> None:
         """Let the worker finish what is queued, then end it (killed after ``timeout``)."""
         if self._process is None:
@@ -428,6 +452,7 @@ def _worker_main(
     jobs: Any,
     done: Any,
     ready: Any,
+    idle: Any,
     database_url: str | None,
     model: str | None,
     model_dir: str | None,
@@ -447,14 +472,38 @@ def _worker_main(
         done.put(("failed", f"scoring worker could not start: {err}"))
         return
     ready.set()
+    warm: list[Any] = []  # questions whose anchors are still to compute, done while idle
     while True:
-        answer_id = jobs.get()
-        if answer_id is None:
+        try:
+            job = jobs.get(timeout=0.2 if warm else 0.5)
+        except queue.Empty:
+            if warm:
+                judge.warm(warm.pop(0))
+            else:
+                idle.set()
+            continue
+        idle.clear()
+        if job is None:
             break
+        kind, ident = job
         try:
             with session_scope(engine) as session:
-                result = score_answer(session, answer_id, judge, finder, rescore=True)
-            done.put(("done", answer_id, None if result is None else result.score, None))
+                if kind == "warm":
+                    _queue_warm_up(session, ident, judge, warm)
+                    continue
+                result = score_answer(session, ident, judge, finder, rescore=True)
+                answer = session.get(Answer, ident)
+                if answer is not None:
+                    _queue_warm_up(session, answer.interview_id, judge, warm)
+            done.put(("done", ident, None if result is None else result.score, None))
         except Exception as err:
-            log.exception("scoring answer %s failed", answer_id)
-            done.put(("done", answer_id, None, f"{type(err).__name__}: {err}"))
+            log.exception("scoring job %s %s failed", kind, ident)
+            if kind == "score":
+                done.put(("done", ident, None, f"{type(err).__name__}: {err}"))
+
+
+def _queue_warm_up(session: Session, interview_id: int, judge: Judge, warm: list[Any]) -> None:
+    interview = _interview(session, interview_id)
+    for question in bank_of(session, interview.bank_version_id).questions:
+        if not judge.has_anchors(question) and question not in warm:
+            warm.append(question)
