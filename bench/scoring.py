@@ -60,7 +60,11 @@ def in_process(args: argparse.Namespace) -> dict:
     finder.load()
     embedder_load_s = time.perf_counter() - started
     per_question, per_criterion, per_check, evidence_s, tokens = [], [], [], [], []
+    anchors_s = []
     for question in bank.questions:
+        started = time.perf_counter()
+        judge.warm(question)  # once per question per judge: timed apart from the answers
+        anchors_s.append(time.perf_counter() - started)
         for kind in args.answers:
             transcript = demo[question.id][kind]
             started = time.perf_counter()
@@ -89,6 +93,7 @@ def in_process(args: argparse.Namespace) -> dict:
         "s per question (mean)": statistics.mean(per_question),
         "s per question (max)": max(per_question),
         "evidence s per question (mean)": statistics.mean(evidence_s),
+        "anchors s per question, once (mean)": statistics.mean(anchors_s),
         "answers per minute": 60.0 / statistics.mean(per_question),
         "whole interview, all at the end (s)": statistics.mean(per_question) * len(bank.questions),
         "peak RSS in-process (GB)": peak_rss_gb(),
@@ -123,6 +128,7 @@ async def through_worker(args: argparse.Namespace) -> dict:
                 )
                 ids.append(repo.save_answer(s, answer).id)
             s.get(Interview, interview_id).state = InterviewState.completed
+            # (completed up front so the last answer's scoring also writes the interview score)
         worker = ScoringWorker(
             url, model=args.model, model_dir=args.model_dir, threads=args.threads
         )
@@ -130,9 +136,11 @@ async def through_worker(args: argparse.Namespace) -> dict:
         worker.start()
         await worker.ready()
         ready_s = time.perf_counter() - started
+        worker.prepare(interview_id)  # as the agent does when the interview starts
         for answer_id in ids[:-1]:
             await worker.submit(answer_id)
         await worker.drain()
+        await worker.idle()  # the applicant is still answering the last question
         started = time.perf_counter()
         await worker.submit(ids[-1])
         await worker.drain()

@@ -100,6 +100,39 @@ def test_kv_cache_reuse_matches_full_recomputation(judge: Judge) -> None:
         assert abs(a.format_mass - b.format_mass) < 1e-4, a.check
 
 
+def test_anchors_put_the_non_answer_at_zero_and_the_reference_at_one() -> None:
+    from interviewer.scoring.judge import Anchors, CheckResult, combine
+
+    question = _bank().questions[0]
+    checks = checks_for(question)
+
+    def probabilities(key_point: float, level: dict[str, float], flag: float) -> dict:
+        out = {}
+        for c in checks:
+            p = {"key_point": key_point, "red_flag": flag}.get(c.kind) or level[c.id]
+            out[(c.kind, c.criterion_id, c.id)] = p
+        return out
+
+    null = probabilities(0.3, {"0": 0.6, "1": 0.3, "2": 0.1}, 0.4)
+    reference = probabilities(0.8, {"0": 0.1, "1": 0.3, "2": 0.6}, 0.2)
+    anchors = Anchors(null, reference)
+    as_results = lambda p: [CheckResult(c, p[(c.kind, c.criterion_id, c.id)], 1.0) for c in checks]  # noqa: E731
+
+    top = combine(question, as_results(reference), "test", anchors)
+    bottom = combine(question, as_results(null), "test", anchors)
+    assert top.score == pytest.approx(1.0) and bottom.score == pytest.approx(0.0)
+    assert all(c.level == c.max_level for c in top.criteria)
+    assert all(r.probability == 0.0 for r in top.red_flags + bottom.red_flags)
+    halfway = probabilities(0.55, {"0": 0.35, "1": 0.3, "2": 0.35}, 0.7)
+    middle = combine(question, as_results(halfway), "test", anchors)
+    for c in middle.criteria:
+        assert c.probability == pytest.approx(0.75 * 0.5 + 0.25 * 0.5)
+    # A red flag judged 0.7 where the cleaner anchor said 0.4: half of the way to certain.
+    assert all(r.probability == pytest.approx(0.5) for r in middle.red_flags)
+    penalty = sum(r.penalty for r in question.rubric.red_flags) * 0.5
+    assert middle.score == pytest.approx(max(0.0, 0.5 - penalty))
+
+
 @pytest.mark.parametrize("transcript", ["", "   ", " ... ", "\n-\n"])
 def test_no_answer_scores_zero_without_the_model(transcript: str, tmp_path: Path) -> None:
     # A judge whose weights do not exist: any attempt to load them would raise.
