@@ -29,7 +29,10 @@ pytestmark = pytest.mark.slow
 ANSWERS = {
     "practice": ("I edit documentaries for television.", {"documentar", "television"}),
     "colour": ("My favourite colour is green, like fresh grass.", {"green", "grass"}),
-    "animal": ("The elephant is a very large animal with a trunk.", {"elephant", "trunk"}),
+    "animal": (
+        "The elephant is a very large animal with a trunk. It lives in Africa and in Asia.",
+        {"elephant", "trunk"},
+    ),
     "city": ("Paris is the capital city of France.", {"paris", "france"}),
 }
 
@@ -124,6 +127,12 @@ async def test_answers_land_on_their_questions(
             assert w.getnframes() / w.getframerate() >= answer.speech_duration_s > 0.5
         assert answer.words and all(0 <= w["start"] <= w["end"] for w in answer.words), answer.words
         assert answer.onset_latency_s is not None and answer.onset_latency_s >= 0
+        # the words cover the whole answer, not its first phrase only
+        span = answer.words[-1]["end"] - answer.words[0]["start"]
+        assert span >= 0.5 * answer.speech_duration_s, (qid, span, answer.speech_duration_s)
+    assert (
+        "africa" in got["animal"].transcript.lower() or "asia" in got["animal"].transcript.lower()
+    )
 
     with session_scope(engine) as s:
         row = s.get(Interview, interview_id)

@@ -173,8 +173,10 @@ def turn_timings(recordings: list[Recording], first_frames: list[float]) -> list
         taken = [s for s in rec.segments if s.taken and s.text]
         if not taken:
             continue
-        last = max(taken, key=lambda s: s.end_s or 0.0)
-        end = last.speech_end_wall
+        # the speech ended where the VAD said so: a long answer's last segment may have been
+        # cut on a dip before that, leaving only a sliver (with the time) after it
+        ends = [s.speech_end_wall for s in rec.segments if s.taken and s.speech_end_wall]
+        end = max(ends) if ends else None
         transcribed = max((s.transcribed_wall or 0.0) for s in taken) or None
         nxt = next((t for t in first_frames if end is not None and t > end), None)
         out.append(TurnTiming(rec.ask.question_id, rec.ask.attempt, end, transcribed, nxt))
