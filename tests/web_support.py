@@ -234,7 +234,50 @@ def line_seconds(settings: Settings, texts: list[str]) -> list[float]:
             out.append(len(pcm) / 2 / tts.sample_rate)
         return out
 
-    return asyncio.run(go())
+    # In a thread of its own: Playwright's sync API keeps an event loop on the main thread.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, go()).result()
+
+
+def reply_seconds(settings: Settings, *, factor: float = 2.0) -> float:
+    """How long after an answer ends the agent should start its reply on this machine now:
+    the silence threshold plus (generously) the time whisper takes for a short answer.
+
+    The fake microphone cannot wait for the agent, so on a busy machine the answers must be
+    spaced further apart; measuring first keeps the test correct there and quick elsewhere.
+    """
+    import tempfile
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from livekit import rtc
+
+    from interviewer.voice.io import answers_wav, read_wav
+    from interviewer.voice.stt import WhisperSTT
+
+    with tempfile.TemporaryDirectory() as tmp:
+        clip_path = Path(tmp) / "clip.wav"
+        answers_wav(["My favourite colour is green, like fresh grass."], clip_path, lead_s=0.0)
+        clip, rate = read_wav(clip_path)
+
+    async def go() -> float:
+        stt = WhisperSTT(backend=settings.stt_backend, model=settings.stt_model)
+        await stt.warm_up()
+        started = time.monotonic()
+        await stt.recognize(buffer=rtc.AudioFrame(clip.tobytes(), rate, 1, len(clip)))
+        return time.monotonic() - started
+
+    with ThreadPoolExecutor(1) as pool:
+        decode = pool.submit(asyncio_run, go()).result()
+    return min(35.0, max(2.0, settings.silence_threshold_s + factor * decode + 0.5))
+
+
+def asyncio_run(coro: Any) -> Any:
+    import asyncio
+
+    return asyncio.run(coro)
 
 
 def agent_turns(bank: Bank, *, resume_at: int | None = None) -> list[list[str]]:

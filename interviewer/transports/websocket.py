@@ -180,11 +180,12 @@ class WebSocketAudioInput(io.AudioInput):
     """The browser microphone: PCM from the socket, cut into 20 ms frames for the session.
 
     Nothing is buffered before the session starts reading (audio from before the interview
-    is not the interview), and at most ``max_backlog_s`` while it reads: if the session falls
-    behind, the oldest audio goes, with a warning, instead of memory growing.
+    is not the interview). While it reads, a session that falls behind (an overloaded
+    machine) gets the backlog late rather than never: an answer must not be lost to a slow
+    moment. Only past ``max_backlog_s`` (about 2 MB a minute) does the oldest audio go.
     """
 
-    def __init__(self, *, max_backlog_s: float = 5.0) -> None:
+    def __init__(self, *, max_backlog_s: float = 60.0) -> None:
         super().__init__(label="WebSocketAudioInput")
         self.sample_rate = INPUT_SAMPLE_RATE
         self._frame_bytes = INPUT_SAMPLE_RATE * INPUT_FRAME_MS // 1000 * 2

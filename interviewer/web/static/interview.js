@@ -12,14 +12,13 @@ const ui = {
   startPanel: $("start-panel"), start: $("start"), startStatus: $("start-status"), stage: $("stage"),
   progress: $("progress"), bar: $("progress-bar"), timer: $("timer"), state: $("state"),
   question: $("question"), caption: $("caption"), repeat: $("repeat"), meter: $("mic-level"),
-  preview: $("preview"), recStatus: $("rec-status"), banner: $("banner"),
+  preview: $("preview"), recStatus: $("rec-status"), recDot: $("rec-dot"), banner: $("banner"),
 };
-const TOTAL = Number(root.dataset.total);
 const VOICED_RMS = 0.015;
 
 const s = {
   stream: null, ctx: null, node: null, ws: null, streaming: false, finished: false,
-  segments: new Map(), current: null, playhead: 0, marks: [], sources: new Set(), timeouts: new Set(),
+  segments: new Map(), current: null, playhead: 0, marks: [], scheduledMarks: [], sources: new Set(), timeouts: new Set(),
   question: null, timerSegment: null, timerEnds: 0, timerLimit: 0, timerHandle: null,
   recorder: null, queue: [], part: null, chunk: 0, uploading: false,
   retryDelay: 1000, lostSince: null, lastError: null, gotReady: false,
@@ -116,6 +115,13 @@ function applyMark(mark, segmentId) {
 
 // --- agent speech ---------------------------------------------------------------------------
 
+function applyBatch(batch) {
+  if (batch.done) return;
+  batch.done = true;
+  batch.marks.forEach((m) => applyMark(m, batch.segment));
+  s.scheduledMarks = s.scheduledMarks.filter((b) => !b.done);
+}
+
 function after(at, fn) {
   const handle = setTimeout(() => { s.timeouts.delete(handle); fn(); }, Math.max(0, (at - s.ctx.currentTime) * 1000));
   s.timeouts.add(handle);
@@ -151,8 +157,9 @@ function playChunk(data) {
     });
   }
   if (s.marks.length) {
-    const marks = s.marks.splice(0);
-    after(at, () => marks.forEach((m) => applyMark(m, seg.id)));
+    const batch = { marks: s.marks.splice(0), segment: seg.id, done: false };
+    s.scheduledMarks.push(batch);
+    after(at, () => applyBatch(batch));
   }
 }
 
@@ -173,7 +180,19 @@ function segmentEnded(seg) {
   else after(seg.endAt, done);
 }
 
-function stopPlayback() {
+function stopPlayback(bargeIn) {
+  // The agent was cut off (barge-in) or the socket went: what it was about to show still
+  // happened on the server (the question is out), so show it now; after a barge-in the
+  // applicant is answering, so its clock starts.
+  let asked = s.timerSegment !== null;
+  const pending = s.scheduledMarks.splice(0).flatMap((b) => (b.done ? [] : b.marks));
+  for (const mark of pending.concat(s.marks.splice(0))) {
+    applyMark(mark, null);
+    if (mark.type === "question") asked = true;
+  }
+  s.timerSegment = null;
+  if (bargeIn && asked && s.question) startTimer(s.question.time_limit_s);
+  if (!bargeIn) stopTimer(false);
   for (const handle of s.timeouts) clearTimeout(handle);
   s.timeouts.clear();
   for (const source of s.sources) { try { source.stop(); } catch (_) { /* already stopped */ } }
@@ -195,6 +214,7 @@ function socketUrl() {
 
 function connect() {
   hideProblem();
+  ui.stage.hidden = false;
   const ws = new WebSocket(socketUrl());
   ws.binaryType = "arraybuffer";
   s.ws = ws;
@@ -211,7 +231,12 @@ function connect() {
         s.retryDelay = 1000;
         s.lostSince = null;
         banner("");
+        ui.stage.hidden = false;
         if (m.question) showQuestion(m.question);
+        else if (!s.question) {
+          ui.progress.textContent = "Introduction";
+          ui.question.textContent = "Listen to the introduction.";
+        }
         setState("thinking");
         startRecorder();
         break;
@@ -226,7 +251,7 @@ function connect() {
         if (s.current && s.current.id === m.segment) s.current = null;
         break;
       }
-      case "clear": stopPlayback(); break;
+      case "clear": stopPlayback(true); break;
       case "caption": case "question": s.marks.push(m); break;
       case "notice": banner(m.message, 8000); break;
       case "error": s.lastError = m; break;
@@ -237,10 +262,15 @@ function connect() {
   ws.onclose = (event) => onClose(ws, event);
 }
 
+function problem(details, retry) {
+  ui.stage.hidden = true; // nothing live to show: only the problem and what to do
+  showProblem(details, retry);
+}
+
 function onClose(ws, event) {
   if (ws !== s.ws) return;
   s.streaming = false;
-  stopPlayback();
+  stopPlayback(false);
   ui.repeat.disabled = true;
   if (s.finished) return;
   const code = event.code;
@@ -250,7 +280,7 @@ function onClose(ws, event) {
     return;
   }
   if (code === 4009) {
-    return showProblem({
+    return problem({
       code: "other-tab",
       title: "This interview is open in another tab",
       message: "An interview can only run in one tab or window at a time.",
@@ -258,7 +288,7 @@ function onClose(ws, event) {
     }, connect);
   }
   if (code === 4000) {
-    return showProblem({
+    return problem({
       code: "replaced",
       title: "The interview continued in another window",
       message: "This page was disconnected because the same interview was opened again.",
@@ -266,7 +296,7 @@ function onClose(ws, event) {
     }, connect);
   }
   if (code === 1007 || code === 1008 || code === 1009 || code === 1003 || code === 4008) {
-    return showProblem({
+    return problem({
       code: "protocol",
       title: "The connection was refused",
       message: error ? error.message : "The server did not accept what this page sent.",
@@ -277,7 +307,7 @@ function onClose(ws, event) {
   if (s.lostSince === null) s.lostSince = performance.now();
   setState("thinking");
   if (performance.now() - s.lostSince > 90000) {
-    return showProblem({
+    return problem({
       code: "offline",
       title: "We can't reach the interview server",
       message: "The connection has been down for a while. Your answers so far are saved.",
@@ -345,6 +375,8 @@ function startRecorder() {
   };
   recorder.start(4000);
   s.recorder = recorder;
+  ui.recDot.hidden = false;
+  ui.recStatus.textContent = "Recording";
 }
 
 async function pumpUploads() {
