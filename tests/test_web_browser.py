@@ -1,0 +1,474 @@
+"""The applicant's interview in a real browser: Debian's Chromium driven by Playwright, a WAV of
+espeak-ng answers as the microphone and a .y4m test pattern as the camera, against the app
+served by uvicorn. Every step is screenshotted to test-artifacts/screenshots/.
+
+The fake microphone plays on regardless of the interviewer, so each WAV is laid out on the
+agent's timeline (tests/web_support.py: timed_answers_wav). The server runs with no follow-ups
+(a recording cannot answer unforeseen questions) and a long no-answer timeout, so a slow
+moment on a busy machine shifts the interview instead of breaking it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from web_support import (
+    CHROMIUM,
+    FIXTURE_ANSWERS,
+    FIXTURE_BANK,
+    LiveServer,
+    agent_turns,
+    chromium_args,
+    make_settings,
+    make_video,
+    reply_seconds,
+    seed_interview,
+    timed_answers_wav,
+)
+
+from interviewer.store import repo
+from interviewer.store.db import session_scope
+from interviewer.store.models import AnswerStatus, Interview, InterviewState
+from interviewer.store.recordings import Recordings
+from interviewer.web import create_app
+from interviewer.web.live import VoiceOptions
+
+sync_api = pytest.importorskip("playwright.sync_api")
+if not Path(CHROMIUM).exists():
+    pytest.skip(
+        f"{CHROMIUM} missing: `make test` installs Debian's chromium", allow_module_level=True
+    )
+
+SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1100, "height": 860}
+VOICE = VoiceOptions(max_follow_ups=0, no_answer_timeout_s=45.0)
+
+
+@pytest.fixture(scope="module")
+def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    tmp = tmp_path_factory.mktemp("web-browser")
+    settings = make_settings(tmp, data_dir=tmp_path_factory.getbasetemp() / "web-data")
+    seed_interview(settings, email="warm@example.invalid")  # migrates; publishes the bank
+    app = create_app(settings, voice=VOICE)
+    server = LiveServer(app).start(timeout=600)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    try:
+        yield {
+            "settings": settings,
+            "server": server,
+            "tmp": tmp,
+            "video": make_video(tmp / "cam.y4m"),
+        }
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Any]:
+    with sync_api.sync_playwright() as p:
+        yield p
+
+
+def _browser(playwright: Any, wav: Path | None, video: Path | None, *, grant: bool = True) -> Any:
+    return playwright.chromium.launch(
+        executable_path=CHROMIUM, headless=True, args=chromium_args(wav, video, grant=grant)
+    )
+
+
+def _shot(page: Any, name: str) -> None:
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def _fits(page: Any) -> bool:
+    """No sideways scrolling: the page fits the viewport's width (phones)."""
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+
+
+def _consent(page: Any) -> None:
+    for box in ("#c-recording", "#c-scoring", "#c-retention"):
+        page.check(box)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/check")
+
+
+def _device_check(page: Any, shot: str | None = None) -> None:
+    page.click("#enable")
+    page.wait_for_selector("#continue", state="visible")
+    page.wait_for_function("document.getElementById('preview').videoWidth > 0")
+    if shot:
+        _shot(page, shot)
+    page.click("#continue")
+    page.wait_for_url("**/interview")
+
+
+def _status(page: Any) -> dict[str, str]:
+    return page.evaluate(
+        """() => {
+            const t = (id) => (document.getElementById(id) || {}).textContent || "";
+            return {progress: t("progress"), state: t("state"), question: t("question"),
+                    caption: t("caption"), timer: t("timer")};
+        }"""
+    )
+
+
+def _run_until_done(page: Any, timeout_s: float, shots: dict[str, str] | None = None) -> None:
+    """Wait for the finish page, screenshotting the first moment each progress label (e.g.
+    "Practice question", "Question 1 of 2") is on screen while the agent listens."""
+    shots = dict(shots or {})
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if page.url.endswith("/done"):
+            return
+        try:
+            status = _status(page)
+        except sync_api.Error:  # navigating to the finish page
+            time.sleep(0.2)
+            continue
+        for label, name in list(shots.items()):
+            if status["progress"].startswith(label) and status["state"].startswith("Listening"):
+                _shot(page, name)
+                del shots[label]
+        time.sleep(0.25)
+    raise AssertionError(f"the interview did not finish in {timeout_s:.0f} s: {_status(page)}")
+
+
+def _answers(seeded: Any) -> dict[str, Any]:
+    with session_scope(seeded.engine) as s:
+        rows = repo.answers_of(s, seeded.interview_id)
+        for row in rows:
+            s.expunge(row)
+    return {a.question_id: a for a in rows}
+
+
+def _duration(path: Path) -> float:
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "json", str(path)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return float(json.loads(out)["format"]["duration"])
+
+
+def _camera_seconds(settings: Any, interview_id: int, tmp: Path) -> list[float]:
+    """Each recorded part (one page load): its chunks joined, remuxed, measured by ffprobe."""
+    folder = Recordings(settings.recordings_dir).root / str(interview_id) / "media" / "camera"
+    parts: dict[int, list[Path]] = {}
+    for chunk in sorted(folder.glob("*.webm")):
+        parts.setdefault(int(chunk.stem) // 100_000, []).append(chunk)
+    seconds = []
+    for part, chunks in sorted(parts.items()):
+        joined = tmp / f"part{part}.webm"
+        joined.write_bytes(b"".join(c.read_bytes() for c in chunks))
+        remuxed = tmp / f"part{part}.mkv"
+        subprocess.run(
+            ["ffmpeg", "-v", "error", "-y", "-i", str(joined), "-c", "copy", str(remuxed)],
+            check=True,
+        )
+        seconds.append(_duration(remuxed))
+    return seconds
+
+
+def _check_answer(answer: Any, keys: set[str], settings: Any) -> None:
+    transcript = answer.transcript.lower()
+    assert answer.status is AnswerStatus.answered, (answer.question_id, answer.status)
+    assert any(k in transcript for k in keys), (answer.question_id, transcript)
+    assert answer.audio_path, answer.question_id
+    wav = Recordings(settings.recordings_dir).open_for_read(answer.audio_path)
+    assert _duration(wav) >= (answer.speech_duration_s or 0) > 0.5
+
+
+# --- the whole interview ---------------------------------------------------------------------
+
+
+def test_full_interview(web: dict[str, Any], playwright: Any, tmp_path: Path) -> None:
+    settings, server = web["settings"], web["server"]
+    seeded = seed_interview(settings, email="full@example.invalid")
+    texts = [text for text, _ in FIXTURE_ANSWERS.values()]
+    wav = tmp_path / "mic.wav"
+    reply = reply_seconds(settings)
+    spans = timed_answers_wav(settings, wav, agent_turns(FIXTURE_BANK), texts, reply_s=reply)
+
+    browser = _browser(playwright, wav, web["video"])
+    try:
+        page = browser.new_context(viewport=DESKTOP).new_page()
+        page.goto(f"{server.url}/i/{seeded.token}")
+        _shot(page, "01-consent")
+        _consent(page)
+        _device_check(page, "02-device-check")
+        page.wait_for_selector("#start:enabled")
+        _shot(page, "03-ready-to-start")
+        page.click("#start")
+        _run_until_done(
+            page,
+            spans[-1][1] + 120,
+            {"Practice question": "04-practice-question", "Question 1 of 2": "05-question"},
+        )
+        page.wait_for_selector("[data-done]")
+        _shot(page, "06-finished")
+        metrics = page.evaluate("window.interviewMetrics || null")
+        # the same link now opens the finish page, never the interview again
+        page.goto(f"{server.url}/i/{seeded.token}/interview")
+        assert "already complete" in page.content()
+    finally:
+        browser.close()
+
+    answers = _answers(seeded)
+    assert list(answers) == list(FIXTURE_ANSWERS), answers
+    for qid, (_text, keys) in FIXTURE_ANSWERS.items():
+        _check_answer(answers[qid], keys, settings)
+    with session_scope(seeded.engine) as s:
+        row = s.get(Interview, seeded.interview_id)
+        assert InterviewState(row.state) is InterviewState.completed
+        assert row.consented_at is not None and row.consented_at <= row.started_at
+    camera = _camera_seconds(settings, seeded.interview_id, tmp_path)
+    assert len(camera) == 1 and camera[0] > 20, camera
+    assert metrics is None or metrics["segmentsPlayed"] >= 4
+
+
+# --- reload, closed tab, resume --------------------------------------------------------------
+
+
+def test_reload_resumes_at_the_current_question(
+    web: dict[str, Any], playwright: Any, tmp_path: Path
+) -> None:
+    settings, server = web["settings"], web["server"]
+    seeded = seed_interview(settings, email="reload@example.invalid")
+    practice, keys = FIXTURE_ANSWERS["practice"]
+    first_wav = tmp_path / "first.wav"
+    reply = reply_seconds(settings)
+    timed_answers_wav(
+        settings, first_wav, agent_turns(FIXTURE_BANK)[:1], [practice], reply_s=reply, tail_s=300
+    )
+
+    browser = _browser(playwright, first_wav, web["video"])
+    try:
+        page = browser.new_context(viewport=DESKTOP).new_page()
+        page.goto(f"{server.url}/i/{seeded.token}")
+        _consent(page)
+        _device_check(page)
+        page.click("#start")
+        page.wait_for_function(
+            "document.getElementById('progress').textContent.startsWith('Question 1 of 2')",
+            timeout=int((60 + 3 * reply) * 1000),
+        )
+        before = _answers(seeded)
+        assert list(before) == ["practice"]
+        _check_answer(before["practice"], keys, settings)
+
+        page.reload()
+        page.wait_for_selector("#start:enabled")
+        assert "Continue the interview" in page.inner_text("#start")
+        _shot(page, "07-reload-continue")
+        page.click("#start")
+        page.wait_for_function(
+            "document.getElementById('progress').textContent.startsWith('Question 1 of 2')"
+            " && document.getElementById('question').textContent.includes('favourite colour')",
+            timeout=60_000,
+        )
+        page.wait_for_function(
+            "document.getElementById('caption').textContent.includes('Welcome back')"
+            " || document.getElementById('caption').textContent.includes('favourite colour')",
+            timeout=60_000,
+        )
+        _shot(page, "08-resumed")
+        after = _answers(seeded)
+        assert after["practice"].transcript == before["practice"].transcript  # nothing lost
+        with session_scope(seeded.engine) as s:
+            assert s.get(Interview, seeded.interview_id).next_question_index == 0
+    finally:
+        browser.close()  # the tab is closed mid-question
+
+    # the same link, in a new browser (the closed tab came back), finishes the interview
+    rest = [FIXTURE_ANSWERS[q][0] for q in ("colour", "animal")]
+    second_wav = tmp_path / "second.wav"
+    spans = timed_answers_wav(
+        settings, second_wav, agent_turns(FIXTURE_BANK, resume_at=0), rest, reply_s=reply
+    )
+    browser = _browser(playwright, second_wav, web["video"])
+    try:
+        page = browser.new_context(viewport=DESKTOP).new_page()
+        page.goto(f"{server.url}/i/{seeded.token}")
+        page.wait_for_url("**/check")  # consent is not asked twice
+        _device_check(page)
+        page.click("#start")
+        _run_until_done(page, spans[-1][1] + 120)
+    finally:
+        browser.close()
+
+    answers = _answers(seeded)
+    assert list(answers) == list(FIXTURE_ANSWERS)
+    assert answers["practice"].transcript == before["practice"].transcript
+    for qid, (_text, keys) in FIXTURE_ANSWERS.items():
+        _check_answer(answers[qid], keys, settings)
+    # two page loads with a recorder each: two playable parts, neither overwrote the other
+    camera = _camera_seconds(settings, seeded.interview_id, tmp_path)
+    assert len(camera) >= 2 and all(seconds > 2 for seconds in camera), camera
+
+
+def test_a_second_tab_is_refused_with_a_message(web: dict[str, Any], playwright: Any) -> None:
+    settings, server = web["settings"], web["server"]
+    seeded = seed_interview(settings, email="tabs@example.invalid")
+    browser = _browser(playwright, None, web["video"])
+    try:
+        context = browser.new_context(viewport=DESKTOP)
+        first = context.new_page()
+        first.goto(f"{server.url}/i/{seeded.token}")
+        _consent(first)
+        first.goto(f"{server.url}/i/{seeded.token}/interview")
+        first.wait_for_selector("#start:enabled")
+        first.click("#start")
+        first.wait_for_function(
+            "['thinking', 'speaking', 'listening'].includes("
+            "document.getElementById('state').dataset.state)"
+            " && !document.getElementById('state').textContent.startsWith('Preparing')"
+        )
+        second = context.new_page()  # a new tab: its own sessionStorage, so another tab id
+        second.goto(f"{server.url}/i/{seeded.token}/interview")
+        second.wait_for_selector("#start:enabled")
+        second.click("#start")
+        second.wait_for_selector("#problem[data-problem=other-tab]", state="visible")
+        assert "open in another tab" in second.inner_text("#problem")
+        _shot(second, "09-second-tab-refused")
+        assert first.evaluate("document.getElementById('problem').hidden")
+    finally:
+        browser.close()
+
+
+# --- errors a person can act on --------------------------------------------------------------
+
+
+def test_denied_permissions_say_what_to_do(web: dict[str, Any], playwright: Any) -> None:
+    settings, server = web["settings"], web["server"]
+    seeded = seed_interview(settings, email="denied@example.invalid")
+    # no --use-fake-ui-for-media-stream: the context decides, and it grants nothing
+    browser = _browser(playwright, None, web["video"], grant=False)
+    try:
+        context = browser.new_context(viewport=DESKTOP, permissions=[])
+        page = context.new_page()
+        page.goto(f"{server.url}/i/{seeded.token}")
+        _consent(page)
+        page.click("#enable")
+        page.wait_for_selector("#problem[data-problem=denied]", state="visible")
+        text = page.inner_text("#problem")
+        assert "Camera and microphone are blocked" in text and "Try again" in text
+        _shot(page, "10-permission-denied")
+        page.goto(f"{server.url}/i/{seeded.token}/interview")
+        page.wait_for_selector("#problem[data-problem=denied]", state="visible")
+        assert page.is_disabled("#start")
+    finally:
+        browser.close()
+
+
+def test_link_problems_show_their_messages(web: dict[str, Any], playwright: Any) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from interviewer.store.models import Invite
+
+    settings, server = web["settings"], web["server"]
+    expired = seed_interview(settings, email="expired@example.invalid")
+    with session_scope(expired.engine) as s:
+        s.get(Invite, expired.invite_id).expires_at = datetime.now(UTC) - timedelta(minutes=1)
+    browser = _browser(playwright, None, None)
+    try:
+        page = browser.new_context(viewport=DESKTOP).new_page()
+        page.goto(f"{server.url}/i/{expired.token}")
+        assert "This invite has expired" in page.inner_text("main")
+        assert "Ask the recruiter" in page.inner_text("main")
+        _shot(page, "11-expired-link")
+        page.goto(f"{server.url}/i/{expired.token[:-4]}AAAA")
+        assert "This link doesn" in page.inner_text("main")
+        _shot(page, "12-forged-link")
+    finally:
+        browser.close()
+
+
+def test_phone_viewport_and_keyboard(web: dict[str, Any], playwright: Any) -> None:
+    settings, server = web["settings"], web["server"]
+    seeded = seed_interview(settings, email="phone@example.invalid")
+    browser = _browser(playwright, None, web["video"])
+    try:
+        context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+        page = context.new_page()
+        page.goto(f"{server.url}/i/{seeded.token}")
+        assert _fits(page)
+        _shot(page, "13-phone-consent")
+        # keyboard only: the skip link, then the three boxes and the button, in reading order
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.className") == "skip"
+        for box in ("c-recording", "c-scoring", "c-retention"):
+            page.keyboard.press("Tab")
+            assert page.evaluate("document.activeElement.id") == box
+            page.keyboard.press("Space")
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.type") == "submit"
+        page.keyboard.press("Enter")
+        page.wait_for_url("**/check")
+        page.focus("#enable")
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#continue", state="visible")
+        assert page.evaluate("document.activeElement.id") == "continue"
+        assert _fits(page)
+        _shot(page, "14-phone-device-check")
+        page.keyboard.press("Enter")
+        page.wait_for_url("**/interview")
+        page.wait_for_selector("#start:enabled")
+        assert page.evaluate("document.activeElement.id") == "start"
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#stage", state="visible")
+        page.wait_for_function(
+            "document.getElementById('caption').textContent.length > 0", timeout=120_000
+        )
+        assert _fits(page)
+        _shot(page, "15-phone-interview")
+        for label in ("#repeat",):
+            assert page.is_visible(label)
+    finally:
+        browser.close()
+
+
+# --- a shipped bank, whole (slow) ------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_shipped_bank_interview(web: dict[str, Any], playwright: Any, tmp_path: Path) -> None:
+    from interviewer.bankcheck import load_banks
+
+    settings, server = web["settings"], web["server"]
+    banks = {b.id: b for b in load_banks(Path("question_banks"))}
+    bank = banks["journalism"]
+    demo = yaml.safe_load(Path("question_banks/demo_answers/journalism.yaml").read_text())
+    seeded = seed_interview(settings, bank, email="shipped@example.invalid")
+    texts = [demo["practice"]["strong"]] + [demo["answers"][q.id]["strong"] for q in bank.questions]
+    wav = tmp_path / "mic.wav"
+    reply = max(3.0, reply_seconds(settings))
+    timed_answers_wav(settings, wav, agent_turns(bank), texts, reply_s=reply, margin_s=3.5)
+    duration = _duration(wav)
+
+    browser = _browser(playwright, wav, web["video"])
+    try:
+        page = browser.new_context(viewport=DESKTOP).new_page()
+        page.goto(f"{server.url}/i/{seeded.token}")
+        _consent(page)
+        _device_check(page)
+        page.click("#start")
+        _run_until_done(page, duration + 240, {"Question 3 of": "16-shipped-bank-question"})
+    finally:
+        browser.close()
+
+    answers = _answers(seeded)
+    assert list(answers) == ["practice", *(q.id for q in bank.questions)]
+    for answer in answers.values():
+        assert answer.status is AnswerStatus.answered, (answer.question_id, answer.status)
+        assert len(answer.transcript.split()) >= 10, (answer.question_id, answer.transcript)
+    assert shutil.which("ffprobe")
+    assert _camera_seconds(settings, seeded.interview_id, tmp_path)[0] > duration / 2
