@@ -1,0 +1,262 @@
+"""Turn latency as an applicant hears it, and how many browser interviews one machine carries.
+
+    .venv/bin/python bench/browser_latency.py [--levels 1 2 4 6] [--stt-model tiny.en]
+                                              [--questions 4] [--json out.json]
+
+For each concurrency level N, N applicants take the same short interview at once in headless
+Chromium (one browser, N tabs; Debian's /usr/bin/chromium via Playwright), each with a WAV of
+espeak-ng answers as the microphone and a test pattern as the camera, against the real app
+(`create_app`) under uvicorn: WebSocket audio, VAD, whisper, TTS, storage, camera uploads.
+
+Turn latency is measured in the page (``window.interviewMetrics``): from the end of the fake
+microphone's answer (the last 100 ms chunk above the speech level) to the moment the first
+audio of the agent's reply starts playing. That span contains the silence threshold itself
+(the agent must hear that much silence to know the answer is over), so figures are printed
+both raw and minus the threshold ("response"): the latter is what the machine adds.
+
+"No answer lost": every answer of every interview is stored as answered with its key words.
+The knee is the first level whose median response exceeds the target (1.2 s) or that loses
+an answer. The machine is shared: the load average is printed with the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from web_support import (
+    CHROMIUM,
+    LiveServer,
+    agent_turns,
+    chromium_args,
+    make_settings,
+    make_video,
+    seed_interview,
+    timed_answers_wav,
+)
+
+from interviewer.banks import Bank
+from interviewer.store import repo
+from interviewer.store.db import session_scope
+from interviewer.web import create_app
+from interviewer.web.live import VoiceOptions
+
+TARGET_S = 1.2
+ANSWERS = [
+    ("I edit documentaries for television.", "television"),
+    ("My favourite colour is green, like fresh grass.", "green"),
+    ("The elephant is a very large animal with a trunk.", "elephant"),
+    ("Paris is the capital city of France.", "paris"),
+    ("I drink coffee every morning before work.", "coffee"),
+    ("The river flows slowly to the sea.", "river"),
+    ("My bicycle has a broken chain.", "bicycle"),
+]
+PROMPTS = [
+    "What is your favourite colour?",
+    "Describe an elephant.",
+    "What is the capital of France?",
+    "What do you drink in the morning?",
+    "Where does a river go?",
+    "What is wrong with your bicycle?",
+]
+
+
+def _bank(questions: int) -> Bank:
+    def question(i: int) -> dict[str, Any]:
+        return {
+            "id": f"q{i}",
+            "prompt": PROMPTS[i],
+            "time_limit_s": 60,
+            "reference_answer": "r",
+            "rubric": {
+                "criteria": [
+                    {
+                        "id": "c",
+                        "description": "d",
+                        "weight": 1,
+                        "levels": [
+                            {"score": 0, "descriptor": "n"},
+                            {"score": 1, "descriptor": "y"},
+                        ],
+                    }
+                ]
+            },
+        }
+
+    return Bank.model_validate(
+        {
+            "id": "bench-browser",
+            "title": "Latency bench",
+            "domain": "bench",
+            "version": 1,
+            "description": "Short questions for the browser latency bench.",
+            "practice_question": "What do you do?",
+            "questions": [question(i) for i in range(questions)],
+        }
+    )
+
+
+def _pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, round(q * (len(values) - 1)))]
+
+
+def run_level(
+    n: int,
+    *,
+    settings: Any,
+    server: LiveServer,
+    bank: Bank,
+    wav: Path,
+    video: Path,
+    playwright: Any,
+) -> dict[str, Any]:
+    seeded = [
+        seed_interview(settings, bank, email=f"bench-{n}-{i}-{time.time_ns()}@example.invalid")
+        for i in range(n)
+    ]
+    agree = {"recording": "yes", "scoring": "yes", "retention": "yes"}
+    for s in seeded:
+        httpx.post(f"{server.url}/i/{s.token}/consent", data=agree)
+    browser = playwright.chromium.launch(
+        executable_path=CHROMIUM, headless=True, args=chromium_args(wav, video)
+    )
+    metrics: dict[int, Any] = {}
+    started = time.monotonic()
+    try:
+        pages = []
+        for s in seeded:  # each tab's getUserMedia starts its own copy of the WAV
+            page = browser.new_context(viewport={"width": 900, "height": 700}).new_page()
+            page.goto(f"{server.url}/i/{s.token}/interview")
+            page.wait_for_selector("#start:enabled")
+            page.click("#start")
+            pages.append(page)
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and not all(p.url.endswith("/done") for p in pages):
+            for i, page in enumerate(pages):
+                if page.url.endswith("/done"):
+                    continue
+                with contextlib.suppress(Exception):  # a tab navigating to its finish page
+                    metrics[i] = page.evaluate("window.interviewMetrics")
+            time.sleep(0.5)
+        done = sum(p.url.endswith("/done") for p in pages)
+    finally:
+        browser.close()
+    wall = time.monotonic() - started
+
+    turns = [t["latency_ms"] / 1000 for m in metrics.values() if m for t in m["turns"]]
+    threshold = settings.silence_threshold_s
+    lost = 0
+    expected = ["practice", *(q.id for q in bank.questions)]
+    for s in seeded:
+        with session_scope(s.engine) as db:
+            got = {a.question_id: a for a in repo.answers_of(db, s.interview_id)}
+        for i, qid in enumerate(expected):
+            answer = got.get(qid)
+            key = ANSWERS[i][1]
+            if (
+                answer is None
+                or str(answer.status) != "answered"
+                or key not in answer.transcript.lower()
+            ):
+                lost += 1
+    response = [max(0.0, t - threshold) for t in turns]
+    return {
+        "n": n,
+        "completed": done,
+        "turns": len(turns),
+        "median_s": statistics.median(turns) if turns else None,
+        "p95_s": _pct(turns, 0.95) if turns else None,
+        "max_s": max(turns) if turns else None,
+        "median_response_s": statistics.median(response) if response else None,
+        "p95_response_s": _pct(response, 0.95) if response else None,
+        "answers_lost": lost,
+        "answers_expected": n * len(expected),
+        "wall_s": round(wall, 1),
+        "load": os.getloadavg()[0],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--levels", type=int, nargs="+", default=[1, 2, 4, 6])
+    parser.add_argument("--questions", type=int, default=4)
+    parser.add_argument("--stt-model", default="tiny.en", choices=["tiny.en", "base"])
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+
+    from playwright.sync_api import sync_playwright
+
+    bank = _bank(args.questions)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-browser-"))
+    settings = make_settings(
+        tmp, data_dir=Path(tempfile.gettempdir()) / "bench-browser-data", stt_model=args.stt_model
+    )
+    seed_interview(settings, bank, email="warm@example.invalid")
+    server = LiveServer(create_app(settings, voice=VoiceOptions(max_follow_ups=0))).start(
+        timeout=600
+    )
+    wav = tmp / "mic.wav"
+    answers = [text for text, _ in ANSWERS[: args.questions + 1]]
+    timed_answers_wav(settings, wav, agent_turns(bank), answers)
+    video = make_video(tmp / "cam.y4m")
+    rows = []
+    try:
+        with sync_playwright() as playwright:
+            for n in args.levels:
+                row = run_level(
+                    n,
+                    settings=settings,
+                    server=server,
+                    bank=bank,
+                    wav=wav,
+                    video=video,
+                    playwright=playwright,
+                )
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    finally:
+        server.stop()
+
+    def fmt(v: float | None) -> str:
+        return "-" if v is None else f"{v:.2f}"
+
+    print(f"\nsilence threshold {settings.silence_threshold_s:.1f} s, whisper {args.stt_model}")
+    print(" N  done  turns  median   p95    max  | response median  p95 | lost   wall  load")
+    for r in rows:
+        print(
+            f"{r['n']:2d}  {r['completed']:2d}/{r['n']:<2d} {r['turns']:5d}  "
+            f"{fmt(r['median_s']):>6} {fmt(r['p95_s']):>6} {fmt(r['max_s']):>6}  | "
+            f"{fmt(r['median_response_s']):>14} {fmt(r['p95_response_s']):>5} | "
+            f"{r['answers_lost']:2d}/{r['answers_expected']:<3d} "
+            f"{r['wall_s']:5.0f}s {r['load']:5.1f}"
+        )
+    knee = next(
+        (
+            r["n"]
+            for r in rows
+            if r["answers_lost"]
+            or r["completed"] < r["n"]
+            or (r["median_response_s"] or 0) > TARGET_S
+        ),
+        None,
+    )
+    print(f"knee: {knee}" if knee else f"knee: beyond {rows[-1]['n']} (every level met the target)")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
