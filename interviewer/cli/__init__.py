@@ -9,6 +9,7 @@ import typer
 
 from interviewer.cli import bank, db, models, scoring
 from interviewer.cli.interview import demo, interview
+from interviewer.cli.serve import serve
 from interviewer.cli.score import score
 from interviewer.cli.transcribe import transcribe
 
@@ -29,3 +30,4 @@ app.command("rank")(scoring.rank)
 app.command("audit")(scoring.audit)
 app.command("score")(score)
 app.add_typer(scoring.eval_app, name="eval")
+app.command("serve")(serve)
