@@ -9,8 +9,8 @@ import typer
 
 from interviewer.cli import bank, db, models, scoring
 from interviewer.cli.interview import demo, interview
-from interviewer.cli.serve import serve
 from interviewer.cli.score import score
+from interviewer.cli.serve import serve
 from interviewer.cli.transcribe import transcribe
 
 app = typer.Typer(
