@@ -7,6 +7,9 @@ For each concurrency level N, N applicants take the same short interview at once
 Chromium (one browser, N tabs; Debian's /usr/bin/chromium via Playwright), each with a WAV of
 espeak-ng answers as the microphone and a test pattern as the camera, against the real app
 (`create_app`) under uvicorn: WebSocket audio, VAD, whisper, TTS, storage, camera uploads.
+The WAV leaves ``--reply-s`` for each reply (an applicant who waits for the question): a level
+whose replies come later than that has applicants talking over the agent, which shows up as
+lost answers.
 
 Turn latency is measured in the page (``window.interviewMetrics``): from the end of the fake
 microphone's answer (the last 100 ms chunk above the speech level) to the moment the first
@@ -194,6 +197,12 @@ def main() -> None:
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 2, 4, 6])
     parser.add_argument("--questions", type=int, default=4)
     parser.add_argument("--stt-model", default="tiny.en", choices=["tiny.en", "base"])
+    parser.add_argument(
+        "--reply-s",
+        type=float,
+        default=4.0,
+        help="Where the WAV expects each reply to start after an answer (spacing, not a limit).",
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
@@ -205,12 +214,11 @@ def main() -> None:
         tmp, data_dir=Path(tempfile.gettempdir()) / "bench-browser-data", stt_model=args.stt_model
     )
     seed_interview(settings, bank, email="warm@example.invalid")
-    server = LiveServer(create_app(settings, voice=VoiceOptions(max_follow_ups=0))).start(
-        timeout=600
-    )
+    voice = VoiceOptions(max_follow_ups=0, no_answer_timeout_s=45.0)
+    server = LiveServer(create_app(settings, voice=voice)).start(timeout=600)
     wav = tmp / "mic.wav"
     answers = [text for text, _ in ANSWERS[: args.questions + 1]]
-    timed_answers_wav(settings, wav, agent_turns(bank), answers)
+    timed_answers_wav(settings, wav, agent_turns(bank), answers, reply_s=args.reply_s, margin_s=3.0)
     video = make_video(tmp / "cam.y4m")
     rows = []
     try:

@@ -347,6 +347,64 @@ def test_a_second_tab_is_refused_with_a_message(web: dict[str, Any], playwright:
 # --- errors a person can act on --------------------------------------------------------------
 
 
+def test_server_restart_mid_interview_resumes(
+    web: dict[str, Any], playwright: Any, tmp_path: Path
+) -> None:
+    """The server goes away mid-interview: the page says so, keeps trying, and continues the
+    same question when a new server process (same database) is up."""
+    settings = web["settings"]
+    seeded = seed_interview(settings, email="restart@example.invalid")
+    server = LiveServer(create_app(settings, voice=VOICE)).start(timeout=600)
+    port = server.port
+    browser = _browser(playwright, None, web["video"])
+    try:
+        page = browser.new_context(viewport=DESKTOP).new_page()
+        page.goto(f"{server.url}/i/{seeded.token}")
+        _consent(page)
+        page.goto(f"{server.url}/i/{seeded.token}/interview")
+        page.wait_for_selector("#start:enabled")
+        page.click("#start")
+        page.wait_for_function(
+            "document.getElementById('progress').textContent.startsWith('Practice question')",
+            timeout=120_000,
+        )
+        server.stop()
+        page.wait_for_selector("#banner:not([hidden])", timeout=30_000)
+        banner = page.inner_text("#banner")
+        assert "Reconnecting" in banner and "answers so far are saved" in banner
+        _shot(page, "17-server-restarting")
+        server = LiveServer(create_app(settings, voice=VOICE), port=port).start(timeout=600)
+        page.wait_for_function(
+            "document.getElementById('caption').textContent.includes('Welcome back')",
+            timeout=120_000,
+        )
+        assert page.inner_text("#progress").startswith("Practice question")
+        assert page.is_hidden("#banner") and page.is_hidden("#problem")
+        _shot(page, "18-server-back")
+    finally:
+        browser.close()
+        server.stop()
+
+
+def test_unsupported_browser_says_what_to_do(web: dict[str, Any], playwright: Any) -> None:
+    settings, server = web["settings"], web["server"]
+    seeded = seed_interview(settings, email="old-browser@example.invalid")
+    browser = _browser(playwright, None, web["video"])
+    try:
+        context = browser.new_context(viewport=DESKTOP)
+        context.add_init_script("delete window.AudioWorkletNode; delete window.MediaRecorder;")
+        page = context.new_page()
+        page.goto(f"{server.url}/i/{seeded.token}")
+        _consent(page)
+        page.wait_for_selector("#problem[data-problem=unsupported]", state="visible")
+        text = page.inner_text("#problem")
+        assert "can't run this interview" in text and "recent Chrome" in text
+        assert page.is_hidden("#enable")
+        _shot(page, "19-unsupported-browser")
+    finally:
+        browser.close()
+
+
 def test_denied_permissions_say_what_to_do(web: dict[str, Any], playwright: Any) -> None:
     settings, server = web["settings"], web["server"]
     seeded = seed_interview(settings, email="denied@example.invalid")
@@ -472,3 +530,46 @@ def test_shipped_bank_interview(web: dict[str, Any], playwright: Any, tmp_path: 
         assert len(answer.transcript.split()) >= 10, (answer.question_id, answer.transcript)
     assert shutil.which("ffprobe")
     assert _camera_seconds(settings, seeded.interview_id, tmp_path)[0] > duration / 2
+
+
+def test_repeat_button_asks_the_question_again(
+    web: dict[str, Any], playwright: Any, tmp_path: Path
+) -> None:
+    import numpy as np
+
+    from interviewer.voice.io import StreamingWavWriter
+
+    settings, server = web["settings"], web["server"]
+    seeded = seed_interview(settings, email="repeat@example.invalid")
+    silent = tmp_path / "silent.wav"
+    writer = StreamingWavWriter(silent, 16_000)
+    writer.write(np.zeros(16_000 * 120, dtype=np.int16).tobytes())
+    writer.close()
+    browser = _browser(playwright, silent, web["video"])
+    try:
+        page = browser.new_context(viewport=DESKTOP).new_page()
+        page.goto(f"{server.url}/i/{seeded.token}")
+        _consent(page)
+        page.goto(f"{server.url}/i/{seeded.token}/interview")
+        page.wait_for_selector("#start:enabled")
+        page.click("#start")
+        page.wait_for_function(
+            "document.getElementById('progress').textContent.startsWith('Practice question')"
+            " && document.getElementById('state').dataset.state === 'listening'",
+            timeout=120_000,
+        )
+        page.focus("#repeat")
+        page.keyboard.press("Enter")  # the button works from the keyboard
+        page.wait_for_function(
+            "document.getElementById('caption').textContent.includes('Here is the question again')",
+            timeout=60_000,
+        )
+        page.wait_for_function(
+            "document.getElementById('caption').textContent.includes('What do you do?')",
+            timeout=60_000,
+        )
+        _shot(page, "20-repeated-question")
+        assert page.inner_text("#progress").startswith("Practice question")
+    finally:
+        browser.close()
+    assert _answers(seeded) == {}  # a repeat request is not an answer

@@ -82,5 +82,7 @@ window.addEventListener("pagehide", stop);
 const unsupported = unsupportedReason();
 if (unsupported) {
   enable.disabled = true;
+  enable.hidden = true;
+  document.getElementById("intro").hidden = true;
   showProblem({ code: "unsupported", ...unsupported }, null);
 }

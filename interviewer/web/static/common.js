@@ -17,7 +17,7 @@ export function unsupportedReason() {
   if (!missing.length) return null;
   return {
     title: "Your browser can't run this interview",
-    message: `It lacks ${missing.join(", ")}.`,
+    message: `It does not support ${missing.join(" and ")}, which the interview needs.`,
     next: "Open this link in a recent Chrome, Edge, Firefox or Safari (on a phone, the built-in browser), then try again.",
   };
 }

@@ -57,10 +57,11 @@ const STATES = {
   listening: "Listening: answer when you are ready",
   thinking: "Thinking…",
   speaking: "The interviewer is speaking",
+  offline: "Reconnecting…",
 };
 
 function setState(state) {
-  ui.state.dataset.state = state === "preparing" ? "thinking" : state;
+  ui.state.dataset.state = state === "preparing" || state === "offline" ? "thinking" : state;
   ui.state.textContent = STATES[state] || state;
   if (state === "thinking") stopTimer(false);
 }
@@ -305,7 +306,7 @@ function onClose(ws, event) {
   }
   // Dropped network, server restart, server error: keep trying; the answers are saved.
   if (s.lostSince === null) s.lostSince = performance.now();
-  setState("thinking");
+  setState("offline");
   if (performance.now() - s.lostSince > 90000) {
     return problem({
       code: "offline",
