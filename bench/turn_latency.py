@@ -147,6 +147,17 @@ async def main() -> None:
             )
         if lag:
             print(f"transcript lag: median {statistics.median(lag):.2f} s, max {max(lag):.2f} s")
+        rest = [
+            t.turn_latency_s - t.transcript_lag_s
+            for t in report.turns
+            if t.turn_latency_s is not None and t.transcript_lag_s is not None
+        ]
+        if rest:
+            # what the pipeline adds once the transcript is in: turn commit, core, DB, TTS
+            print(
+                f"latency after the transcript is in: median {statistics.median(rest):.3f} s, "
+                f"max {max(rest):.3f} s"
+            )
 
     long_bank = _long_bank(bank)
     ten = " ".join([SENTENCE] * 1)
