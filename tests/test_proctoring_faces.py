@@ -113,7 +113,7 @@ def video(
 
 
 def test_sampling_reads_chunked_webm_at_one_frame_per_second(
-    tmp_path: Path, scenes: dict[str, np.ndarray], detector: faces.FaceDetector
+    tmp_path: Path, detector: faces.FaceDetector, scenes: dict[str, np.ndarray]
 ) -> None:
     chunks = video(tmp_path, [("one", 6)], scenes)
     frames = list(faces.sample_frames(chunks, fps=1.0, width=W))
@@ -123,7 +123,7 @@ def test_sampling_reads_chunked_webm_at_one_frame_per_second(
 
 
 def test_no_face_and_two_faces_become_episodes_with_thumbnails(
-    tmp_path: Path, scenes: dict[str, np.ndarray], detector: faces.FaceDetector
+    tmp_path: Path, detector: faces.FaceDetector, scenes: dict[str, np.ndarray]
 ) -> None:
     plan = [("one", 6), ("none", 8), ("one", 4), ("two", 6), ("one", 4)]
     episodes, sampled = faces.camera_episodes(video(tmp_path, plan, scenes), detector, T)
@@ -138,7 +138,7 @@ def test_no_face_and_two_faces_become_episodes_with_thumbnails(
 
 
 def test_one_face_throughout_raises_nothing(
-    tmp_path: Path, scenes: dict[str, np.ndarray], detector: faces.FaceDetector
+    tmp_path: Path, detector: faces.FaceDetector, scenes: dict[str, np.ndarray]
 ) -> None:
     episodes, sampled = faces.camera_episodes(video(tmp_path, [("one", 20)], scenes), detector, T)
     assert sampled == 20
@@ -154,8 +154,8 @@ def test_runs_bridge_single_frame_blips() -> None:
 def test_analyze_stores_camera_events_with_thumbnails_once(
     db_engine: Engine,
     tmp_path: Path,
-    scenes: dict[str, np.ndarray],
     detector: faces.FaceDetector,
+    scenes: dict[str, np.ndarray],
 ) -> None:
     bank = Bank.model_validate(yaml.safe_load((BANKS / "software-engineering.yaml").read_text()))
     with session_scope(db_engine) as s:

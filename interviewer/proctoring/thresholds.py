@@ -44,7 +44,7 @@ class ProctoringThresholds(BaseModel):
     # --- voices ---------------------------------------------------------------------------------
     speaker_window_s: float = Field(1.5, ge=0.5, le=5)
     speaker_change_distance: float = Field(
-        2.0, gt=0, description="RMS z-score vs the practice voice; the same voice scores ~1."
+        2.5, gt=0, description="RMS z-score vs the practice voice; the same voice scores ~1."
     )
     speaker_min_segment_s: float = Field(3.0, gt=0)
     speaker_change_high_s: float = Field(20.0, gt=0)
@@ -61,7 +61,7 @@ class ProctoringThresholds(BaseModel):
     duplicate_high_similarity: float = Field(0.97, gt=0, le=1)
     duplicate_min_words: int = Field(25, ge=1)
     reference_ngram: int = Field(4, ge=2, le=8)
-    reference_overlap_warning: float = Field(0.5, gt=0, le=1)
+    reference_overlap_warning: float = Field(0.6, gt=0, le=1)
     reference_overlap_high: float = Field(0.8, gt=0, le=1)
     reference_similarity: float = Field(0.85, gt=0, le=1)
     reference_min_words: int = Field(20, ge=1)

@@ -1,0 +1,203 @@
+"""False-positive rate of the audio and text proctoring detectors on clean interviews.
+
+    .venv/bin/python bench/proctoring.py [--voices en-us en-gb en-us+f4] [--banks law ...]
+                                         [--no-stt] [--model-dir DIR]
+
+Clean interviews: for every bank with demo answers (question_banks/demo_answers/*.yaml) and
+every espeak-ng voice, one "applicant" who speaks the practice answer and every question's
+strong answer in that one voice. Nothing in them is suspicious, so every event raised is a
+false positive. Per answer:
+
+- speaker change: voice prints vs that applicant's practice answer (and, as a positive control,
+  the same answer whose second half is spoken by the next voice in --voices: the detection rate);
+- background voice and reading pattern: need word timings, so each WAV is transcribed with
+  whisper tiny.en through faster-whisper (``--no-stt`` skips them). Onset latencies are drawn
+  from a fixed-seed mix with 25 % long thinking pauses (6-15 s), so the "long wait" part of
+  the reading rule is exercised on speech that is not read;
+- text: near-duplicates among the strong/average/weak answers to each question (three different
+  "applicants" on one topic), and every demo answer against the bank's reference answer.
+
+Caveat: espeak-ng voices are perfectly steady, real voices are not; a low rate here is a
+necessary condition, not evidence of the rate on people. The machine is shared: timings vary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from interviewer.proctoring import duplicates as dup
+from interviewer.proctoring import voices
+from interviewer.proctoring.events import EventKind, severity_of
+from interviewer.proctoring.thresholds import ProctoringThresholds
+from interviewer.voice.tts import render_with_espeak_binary
+
+BANKS = Path(__file__).parent.parent / "question_banks"
+RATE_WPM = 160
+
+
+@dataclass
+class Tally:
+    checked: int = 0
+    raised: int = 0
+    examples: list[str] = field(default_factory=list)
+
+    def add(self, raised: bool, what: str) -> None:
+        self.checked += 1
+        if raised:
+            self.raised += 1
+            if len(self.examples) < 5:
+                self.examples.append(what)
+
+    def line(self, name: str) -> str:
+        rate = self.raised / self.checked if self.checked else float("nan")
+        if name.endswith("(detected)"):  # positives: ``raised`` counts misses
+            found = self.checked - self.raised
+            return f"{name:42s} {found:4d} / {self.checked:4d}   {found / self.checked:6.1%}"
+        return f"{name:42s} {self.raised:4d} / {self.checked:4d}   {rate:6.1%}"
+
+
+def render(folder: Path, voice: str, text: str) -> Path:
+    path = folder / f"{abs(hash((voice, text))):x}.wav"
+    if not path.exists():
+        render_with_espeak_binary(text, voice, RATE_WPM, path)
+    return path
+
+
+STT_BACKEND = "faster-whisper"  # CTranslate2 int8: several times faster than torch on CPU
+
+
+def words_of(path: Path) -> list[dict]:
+    from interviewer.voice.stt import transcribe_file
+
+    transcript = transcribe_file(path, backend=STT_BACKEND, model="tiny.en")
+    return [{"word": w.word, "start": w.start, "end": w.end} for w in transcript.words]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--voices", nargs="+", default=["en-us", "en-gb", "en-us+f4"])
+    parser.add_argument("--banks", nargs="*", help="bank ids (default: all with demo answers)")
+    parser.add_argument("--no-stt", action="store_true", help="skip whisper (and its detectors)")
+    parser.add_argument("--model-dir", type=Path, default=None)
+    args = parser.parse_args()
+
+    t = ProctoringThresholds()
+    rng = random.Random(7)
+    demo_files = sorted((BANKS / "demo_answers").glob("*.yaml"))
+    demos = [yaml.safe_load(p.read_text()) for p in demo_files]
+    demos = [d for d in demos if not args.banks or d["bank_id"] in args.banks]
+    pairs = [
+        f"speaker_change {a} -> {args.voices[(i + 1) % len(args.voices)]} (detected)"
+        for i, a in enumerate(args.voices)
+    ]
+    tallies = {
+        name: Tally()
+        for name in (
+            "speaker_change (clean)",
+            *pairs,
+            "background_voice (clean)",
+            "reading_pattern (clean)",
+            "duplicate_answer (clean)",
+            "reference_match (clean)",
+        )
+    }
+    started = time.perf_counter()
+    audio_s = 0.0
+    with tempfile.TemporaryDirectory(prefix="proctoring-bench-") as tmp:
+        folder = Path(tmp)
+        for demo in demos:
+            bank_id = demo["bank_id"]
+            for v, voice in enumerate(args.voices):
+                other = args.voices[(v + 1) % len(args.voices)]
+                practice_path = render(folder, voice, demo["practice"]["strong"])
+                practice_signal = voices.read_wav(practice_path)
+                audio_s += len(practice_signal) / voices.SAMPLE_RATE
+                practice_prints = voices.voice_prints(practice_signal, window_s=t.speaker_window_s)
+                practice_delivery = None
+                if not args.no_stt:
+                    practice_delivery = voices.delivery(words_of(practice_path), 0.8)
+                for qid, levels in demo["answers"].items():
+                    where = f"{bank_id}/{qid}/{voice}"
+                    path = render(folder, voice, levels["strong"])
+                    signal = voices.read_wav(path)
+                    audio_s += len(signal) / voices.SAMPLE_RATE
+                    prints = voices.voice_prints(signal, window_s=t.speaker_window_s)
+                    change = voices.speaker_changes(
+                        prints,
+                        practice_prints,
+                        distance=t.speaker_change_distance,
+                        min_segment_s=t.speaker_min_segment_s,
+                    )
+                    tallies["speaker_change (clean)"].add(bool(change), where)
+                    # positive control: second half in the next voice
+                    foreign = voices.read_wav(render(folder, other, levels["strong"]))
+                    half = len(signal) // 2
+                    mixed = np.concatenate([signal[:half], foreign[len(foreign) // 2 :]])
+                    found = voices.speaker_changes(
+                        voices.voice_prints(mixed, window_s=t.speaker_window_s),
+                        practice_prints,
+                        distance=t.speaker_change_distance,
+                        min_segment_s=t.speaker_min_segment_s,
+                    )
+                    tallies[pairs[v]].add(not found, f"missed {where}")
+                    if args.no_stt:
+                        continue
+                    words = words_of(path)
+                    background = voices.background_voice(
+                        signal, words, below_db=t.background_voice_below_db
+                    )
+                    raised = severity_of(EventKind.background_voice, background.seconds, t)
+                    tallies["background_voice (clean)"].add(
+                        raised is not None, f"{where} {background.seconds}s"
+                    )
+                    onset = rng.uniform(6, 15) if rng.random() < 0.25 else rng.uniform(0.4, 2.5)
+                    pattern = voices.reading_pattern(
+                        voices.delivery(words, onset),
+                        practice_delivery,
+                        onset_min_s=t.reading_onset_min_s,
+                        onset_ratio=t.reading_onset_ratio,
+                        rate_ratio=t.reading_rate_ratio,
+                        pause_cv_ratio=t.reading_pause_cv_ratio,
+                    )
+                    tallies["reading_pattern (clean)"].add(pattern is not None, where)
+
+        # --- text ------------------------------------------------------------------------------
+        embed = dup.embedder(args.model_dir)
+        for demo in demos:
+            bank = yaml.safe_load((BANKS / f"{demo['bank_id']}.yaml").read_text())
+            references = {q["id"]: q["reference_answer"] for q in bank["questions"]}
+            for qid, levels in demo["answers"].items():
+                answers = [
+                    dup.AnswerText(i + 1, i + 1, i + 1, qid, levels[level])
+                    for i, level in enumerate(("strong", "average", "weak"))
+                ]
+                for answer in answers:
+                    others = [o for o in answers if o is not answer]
+                    where = f"{demo['bank_id']}/{qid}/{answer.answer_id}"
+                    found = dup.find_duplicates([answer], others, t, embed)
+                    tallies["duplicate_answer (clean)"].add(bool(found), where)
+                    refs = dup.reference_matches([answer], references, t, embed)
+                    tallies["reference_match (clean)"].add(bool(refs), where)
+
+    elapsed = time.perf_counter() - started
+    print(f"banks: {', '.join(d['bank_id'] for d in demos)}; voices: {', '.join(args.voices)}")
+    print(f"{audio_s / 60:.1f} min of clean speech; {elapsed:.0f} s; load {os.getloadavg()[0]:.1f}")
+    print(f"{'detector':42s} raised / checked   rate")
+    for name, tally in tallies.items():
+        if tally.checked:
+            print(tally.line(name))
+            for example in tally.examples:
+                print(f"    e.g. {example}")
+
+
+if __name__ == "__main__":
+    main()
