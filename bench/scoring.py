@@ -48,8 +48,15 @@ def peak_rss_gb(who: int = resource.RUSAGE_SELF) -> float:
     return resource.getrusage(who).ru_maxrss / 1e6  # ru_maxrss is in KiB on Linux
 
 
-def in_process(args: argparse.Namespace) -> dict:
+def load(args: argparse.Namespace):
     bank = load_bank(BANKS / f"{args.bank}.yaml")
+    if args.questions:
+        bank = bank.model_copy(update={"questions": bank.questions[: args.questions]})
+    return bank
+
+
+def in_process(args: argparse.Namespace) -> dict:
+    bank = load(args)
     demo = yaml.safe_load((BANKS / "demo_answers" / f"{args.bank}.yaml").read_text())["answers"]
     judge = Judge(args.model, args.model_dir, threads=args.threads)
     finder = EvidenceFinder(args.model_dir)
@@ -95,7 +102,7 @@ def in_process(args: argparse.Namespace) -> dict:
         "evidence s per question (mean)": statistics.mean(evidence_s),
         "anchors s per question, once (mean)": statistics.mean(anchors_s),
         "answers per minute": 60.0 / statistics.mean(per_question),
-        "whole interview, all at the end (s)": statistics.mean(per_question) * len(bank.questions),
+        "whole 8-question interview, all at the end (s)": statistics.mean(per_question) * 8,
         "peak RSS in-process (GB)": peak_rss_gb(),
     }
 
@@ -106,7 +113,7 @@ async def through_worker(args: argparse.Namespace) -> dict:
     from interviewer.store.db import create_db_engine, migrate, session_scope
     from interviewer.store.models import Answer, Interview, InterviewState
 
-    bank = load_bank(BANKS / f"{args.bank}.yaml")
+    bank = load(args)
     demo = yaml.safe_load((BANKS / "demo_answers" / f"{args.bank}.yaml").read_text())["answers"]
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"
@@ -166,6 +173,9 @@ def main() -> None:
     parser.add_argument("--bank", default="journalism")
     parser.add_argument("--answers", nargs="+", default=["strong"])
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--questions", type=int, default=None, help="Only the bank's first N questions."
+    )
     parser.add_argument("--no-worker", action="store_true")
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()}")
