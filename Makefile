@@ -13,7 +13,7 @@ APT_TEST := $(APT_RUN) chromium chromium-driver postgresql asterisk-core-sounds-
 .PHONY: run test lint bench apt-run apt-test models clean-venv
 
 run: apt-run $(VENV)/.installed models
-	$(BIN)/interviewer demo
+	$(BIN)/interviewer serve --seed-demo
 
 test: apt-test $(VENV)/.installed models
 	$(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)
