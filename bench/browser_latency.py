@@ -7,9 +7,9 @@ For each concurrency level N, N applicants take the same short interview at once
 Chromium (one browser, N tabs; Debian's /usr/bin/chromium via Playwright), each with a WAV of
 espeak-ng answers as the microphone and a test pattern as the camera, against the real app
 (`create_app`) under uvicorn: WebSocket audio, VAD, whisper, TTS, storage, camera uploads.
-The WAV leaves ``--reply-s`` for each reply (an applicant who waits for the question): a level
-whose replies come later than that has applicants talking over the agent, which shows up as
-lost answers.
+The WAV leaves ``--reply-s`` for each reply (an applicant who waits for the question; by default
+the measured whisper speed times N): a level whose replies come later than that has applicants
+talking over the agent, which shows up as lost answers.
 
 Turn latency is measured in the page (``window.interviewMetrics``): from the end of the fake
 microphone's answer (the last 100 ms chunk above the speech level) to the moment the first
@@ -48,6 +48,7 @@ from web_support import (
     make_video,
     seed_interview,
     timed_answers_wav,
+    whisper_seconds,
 )
 
 from interviewer.banks import Bank
@@ -122,10 +123,19 @@ def run_level(
     settings: Any,
     server: LiveServer,
     bank: Bank,
-    wav: Path,
+    reply_s: float | None,
     video: Path,
+    tmp: Path,
     playwright: Any,
 ) -> dict[str, Any]:
+    # An applicant waits for the question: space the answers for this machine's current speed
+    # (whisper is shared, so n interviews wait about n times longer for a transcript).
+    decode = whisper_seconds(settings)
+    auto = settings.silence_threshold_s + 2 * decode + 0.5
+    spacing = reply_s if reply_s is not None else min(35.0, max(4.0, n * auto))
+    wav = tmp / f"mic-{n}.wav"
+    answers = [text for text, _ in ANSWERS[: len(bank.questions) + 1]]
+    timed_answers_wav(settings, wav, agent_turns(bank), answers, reply_s=spacing, margin_s=3.0)
     seeded = [
         seed_interview(settings, bank, email=f"bench-{n}-{i}-{time.time_ns()}@example.invalid")
         for i in range(n)
@@ -152,7 +162,9 @@ def run_level(
                 if page.url.endswith("/done"):
                     continue
                 with contextlib.suppress(Exception):  # a tab navigating to its finish page
-                    metrics[i] = page.evaluate("window.interviewMetrics")
+                    seen = page.evaluate("window.interviewMetrics || null")
+                    if seen:  # the finish page has none: keep the interview page's last
+                        metrics[i] = seen
             time.sleep(0.5)
         done = sum(p.url.endswith("/done") for p in pages)
     finally:
@@ -188,6 +200,8 @@ def run_level(
         "answers_lost": lost,
         "answers_expected": n * len(expected),
         "wall_s": round(wall, 1),
+        "reply_spacing_s": round(spacing, 1),
+        "whisper_3s_clip_s": round(decode, 2),
         "load": os.getloadavg()[0],
     }
 
@@ -200,8 +214,9 @@ def main() -> None:
     parser.add_argument(
         "--reply-s",
         type=float,
-        default=4.0,
-        help="Where the WAV expects each reply to start after an answer (spacing, not a limit).",
+        default=None,
+        help="Where the WAV expects each reply to start after an answer (spacing, not a "
+        "limit); default: measured whisper speed x N, at least 4 s.",
     )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
@@ -216,9 +231,6 @@ def main() -> None:
     seed_interview(settings, bank, email="warm@example.invalid")
     voice = VoiceOptions(max_follow_ups=0, no_answer_timeout_s=45.0)
     server = LiveServer(create_app(settings, voice=voice)).start(timeout=600)
-    wav = tmp / "mic.wav"
-    answers = [text for text, _ in ANSWERS[: args.questions + 1]]
-    timed_answers_wav(settings, wav, agent_turns(bank), answers, reply_s=args.reply_s, margin_s=3.0)
     video = make_video(tmp / "cam.y4m")
     rows = []
     try:
@@ -229,8 +241,9 @@ def main() -> None:
                     settings=settings,
                     server=server,
                     bank=bank,
-                    wav=wav,
+                    reply_s=args.reply_s,
                     video=video,
+                    tmp=tmp,
                     playwright=playwright,
                 )
                 rows.append(row)
@@ -242,14 +255,17 @@ def main() -> None:
         return "-" if v is None else f"{v:.2f}"
 
     print(f"\nsilence threshold {settings.silence_threshold_s:.1f} s, whisper {args.stt_model}")
-    print(" N  done  turns  median   p95    max  | response median  p95 | lost   wall  load")
+    print(
+        " N  done  turns  median   p95    max  | response median  p95 | lost   wall  load"
+        "  whisper(3 s)"
+    )
     for r in rows:
         print(
             f"{r['n']:2d}  {r['completed']:2d}/{r['n']:<2d} {r['turns']:5d}  "
             f"{fmt(r['median_s']):>6} {fmt(r['p95_s']):>6} {fmt(r['max_s']):>6}  | "
             f"{fmt(r['median_response_s']):>14} {fmt(r['p95_response_s']):>5} | "
             f"{r['answers_lost']:2d}/{r['answers_expected']:<3d} "
-            f"{r['wall_s']:5.0f}s {r['load']:5.1f}"
+            f"{r['wall_s']:5.0f}s {r['load']:5.1f}  {r['whisper_3s_clip_s']:5.2f}s"
         )
     knee = next(
         (

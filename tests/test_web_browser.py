@@ -215,7 +215,6 @@ def test_full_interview(web: dict[str, Any], playwright: Any, tmp_path: Path) ->
         )
         page.wait_for_selector("[data-done]")
         _shot(page, "06-finished")
-        metrics = page.evaluate("window.interviewMetrics || null")
         # the same link now opens the finish page, never the interview again
         page.goto(f"{server.url}/i/{seeded.token}/interview")
         assert "already complete" in page.content()
@@ -232,7 +231,6 @@ def test_full_interview(web: dict[str, Any], playwright: Any, tmp_path: Path) ->
         assert row.consented_at is not None and row.consented_at <= row.started_at
     camera = _camera_seconds(settings, seeded.interview_id, tmp_path)
     assert len(camera) == 1 and camera[0] > 20, camera
-    assert metrics is None or metrics["segmentsPlayed"] >= 4
 
 
 # --- reload, closed tab, resume --------------------------------------------------------------

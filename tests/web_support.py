@@ -248,6 +248,12 @@ def reply_seconds(settings: Settings, *, factor: float = 2.0) -> float:
     The fake microphone cannot wait for the agent, so on a busy machine the answers must be
     spaced further apart; measuring first keeps the test correct there and quick elsewhere.
     """
+    decode = whisper_seconds(settings)
+    return min(35.0, max(2.0, settings.silence_threshold_s + factor * decode + 0.5))
+
+
+def whisper_seconds(settings: Settings) -> float:
+    """Seconds whisper takes, right now, to transcribe a 3 s answer (the model loaded)."""
     import tempfile
     import time
     from concurrent.futures import ThreadPoolExecutor
@@ -270,8 +276,7 @@ def reply_seconds(settings: Settings, *, factor: float = 2.0) -> float:
         return time.monotonic() - started
 
     with ThreadPoolExecutor(1) as pool:
-        decode = pool.submit(asyncio_run, go()).result()
-    return min(35.0, max(2.0, settings.silence_threshold_s + factor * decode + 0.5))
+        return pool.submit(asyncio_run, go()).result()
 
 
 def asyncio_run(coro: Any) -> Any:

@@ -291,7 +291,7 @@ async def upload_media(request: Request, token: str, kind: str) -> Response:
     lock = _gate.locks.setdefault(interview_id, asyncio.Lock())
     async with lock:
         # seq 0 is never a chunk (parts start at 1): asking for it just yields the folder.
-        folder = recordings.media_chunk(interview_id, kind, 0, ext=ext).parent
+        folder = (await asyncio.to_thread(recordings.media_chunk, interview_id, kind, 0)).parent
         highest, used = await asyncio.to_thread(_media_folder_usage, folder)
         if used + len(body) > MAX_INTERVIEW_MEDIA_BYTES:
             return _upload_error(413, "this interview has reached its recording quota")
@@ -301,7 +301,8 @@ async def upload_media(request: Request, token: str, kind: str) -> Response:
             part = highest + 1
         elif part > highest:
             return _upload_error(409, "unknown recording part: start a new one at chunk 0")
-        path = recordings.media_chunk(interview_id, kind, part * CHUNKS_PER_PART + chunk, ext=ext)
+        seq = part * CHUNKS_PER_PART + chunk
+        path = await asyncio.to_thread(recordings.media_chunk, interview_id, kind, seq, ext=ext)
         try:
             await asyncio.to_thread(_write_chunk, path, bytes(body))
         except OSError as err:

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,17 +99,11 @@ class VoiceStack:
                 raise
             self.ready.set()
 
-    def tts(self, on_line: Any) -> Any:
+    def tts(self, on_line: Callable[[str, float], None]) -> CaptionedTTS:
         """A TTS engine for one interview, announcing each line it renders."""
         settings = self.settings
-
-        class CaptionedTTS(Pyttsx3TTS):
-            async def pcm(self, text: str) -> bytes:
-                data = await super().pcm(text)
-                on_line(text, len(data) / 2 / self.sample_rate)
-                return data
-
         return CaptionedTTS(
+            on_line,
             voice=settings.tts_voice,
             rate=settings.tts_rate,
             cache_dir=settings.data_dir / "tts-cache",
@@ -121,6 +116,20 @@ class VoiceStack:
             await engine.prerender(InterviewFlow(bank).prompts())
         except Exception:
             log.exception("could not prerender the lines of bank %s", bank.id)
+
+
+class CaptionedTTS(Pyttsx3TTS):
+    """The session's TTS, telling ``on_line(text, seconds)`` about each line as it renders it
+    (the agent renders one line at a time, in the order it will be heard)."""
+
+    def __init__(self, on_line: Callable[[str, float], None], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._on_line = on_line
+
+    async def pcm(self, text: str) -> bytes:
+        data = await super().pcm(text)
+        self._on_line(text, len(data) / 2 / self.sample_rate)
+        return data
 
 
 # --- what the page shows, derived from the bank -----------------------------------------------
