@@ -321,6 +321,10 @@ def test_rank_cli_table_json_csv_and_errors(db_engine, db_url, tmp_path) -> None
 
     both = runner.invoke(app, ["rank", "net-eng", "--url", db_url, "--csv", "x", "--json"])
     assert both.exit_code == 1 and "not both" in both.output
+    empty = f"sqlite:///{tmp_path / 'empty.db'}"
+    unmigrated = runner.invoke(app, ["rank", "net-eng", "--url", empty])
+    assert unmigrated.exit_code == 1
+    assert "has no tables yet: run `interviewer db upgrade`" in unmigrated.output
     missing = runner.invoke(app, ["rank", "nope", "--url", db_url])
     assert missing.exit_code == 1
     assert missing.output.strip().splitlines() == [

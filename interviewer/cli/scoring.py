@@ -10,8 +10,10 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import typer
 from rich.console import Console
@@ -29,10 +31,33 @@ UrlOption = typer.Option(
 )
 
 
-def _session(url: str | None):
-    from interviewer.store.db import create_db_engine, session_scope
+@contextmanager
+def _session(url: str | None) -> Iterator[Any]:
+    """A read session; a database that cannot be read (down, never migrated) is one line."""
+    from sqlalchemy.exc import OperationalError, ProgrammingError
 
-    return session_scope(create_db_engine(url))
+    from interviewer.store.db import create_db_engine, current_revision, session_scope
+
+    engine = create_db_engine(url)
+    where = engine.url.render_as_string(hide_password=True)
+    try:
+        with session_scope(engine) as session:
+            yield session
+    except (OperationalError, ProgrammingError) as err:
+        try:
+            migrated = current_revision(engine) is not None
+        except OperationalError:
+            raise UserError(
+                f"cannot reach the database {where}: check --url or INTERVIEWER_DATABASE_URL"
+            ) from None
+        if not migrated:
+            raise UserError(
+                f"the database {where} has no tables yet: run `interviewer db upgrade`"
+            ) from None
+        raise UserError(
+            f"cannot read the database {where} ({str(err.orig).splitlines()[0]}): run "
+            "`interviewer db current` to check its schema"
+        ) from None
 
 
 def _pct(value: float | None) -> str:
