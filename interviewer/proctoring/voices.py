@@ -354,9 +354,15 @@ def background_voice(
     loud = float(np.percentile(features.level_db, 95))
     floor = float(np.percentile(features.level_db, 5))
     times = np.arange(features.count) * HOP_S
+    applicant_level = features.level_db >= loud - below_db
     in_gap = np.zeros(features.count, dtype=bool)
     for start, end in _gaps_from_words(words, total_s, min_gap_s, margin_s):
-        in_gap |= (times >= start) & (times < end)
+        span = (times >= start) & (times < end)
+        # whisper sometimes skips words: a "gap" in which the applicant is audibly speaking
+        # is a timing error, not a pause, and its quieter syllables are not someone else
+        if applicant_level[span].mean() > 0.05:
+            continue
+        in_gap |= span
     candidate = (
         in_gap
         & (features.level_db < loud - below_db)
