@@ -383,6 +383,7 @@ async def test_worker_process_scores_enqueued_answers(tmp_path: Path, model_dir:
 
 
 @pytest.mark.slow
+@pytest.mark.qwen_all_banks
 def test_qwen_ranks_strong_above_weak_on_every_shipped_question(model_dir: Path) -> None:
     judge = Judge("qwen2.5-1.5b", model_dir).load()
     failures, margins = [], []
