@@ -416,7 +416,15 @@ class LiveInterviews:
         report = runner.result()
         if report.completed:
             await asyncio.to_thread(self._mark_used, check.invite_id)
-            log.info("interview %d completed", live.interview_id)
+            latency = sorted(t.turn_latency_s for t in report.turns if t.turn_latency_s is not None)
+            lag = sorted(t.transcript_lag_s for t in report.turns if t.transcript_lag_s is not None)
+            log.info(
+                "interview %d completed: end of answer -> next line median %s s, "
+                "transcript lag median %s s",
+                live.interview_id,
+                f"{latency[len(latency) // 2]:.2f}" if latency else "-",
+                f"{lag[len(lag) // 2]:.2f}" if lag else "-",
+            )
             transport.send_json({"type": "done"})
             transport.close(CloseCode.NORMAL, "done")
 
