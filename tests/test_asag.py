@@ -103,6 +103,8 @@ def test_sentences_become_key_points_of_a_valid_question() -> None:
     assert isinstance(question, banks.Question)
     (criterion,) = question.rubric.criteria
     assert criterion.weight == 2.5 and [lv.score for lv in criterion.levels] == [0, 1, 2]
+    # The model never sees the reference answer: the description carries the points itself.
+    assert criterion.description.startswith("Says these points: Binary encoding, as it")
     assert [k.text for k in criterion.key_points] == [
         "Binary encoding, as it uses the bandwidth best.",
         "The clocks are perfect",
@@ -140,6 +142,9 @@ def test_structured_reference_answers() -> None:
     one = asag.question_from_reference("Why?", "Only a note:", 1)
     assert [k.text for k in one.rubric.criteria[0].key_points] == ["Only a note:"]
     assert [lv.score for lv in one.rubric.criteria[0].levels] == [0, 1]
+    single = asag.question_from_reference("Why?", "The paperclip is harder.", 1)
+    assert single.rubric.criteria[0].description == "Says that the paperclip is harder."
+    assert asag._lower_first("DNS resolves names.") == "DNS resolves names."
     many = asag.question_from_reference("Q?", " ".join(f"Point number {i}." for i in range(20)), 1)
     assert len(many.rubric.criteria[0].key_points) == asag.MAX_KEY_POINTS
     with pytest.raises(ValueError, match="above 0"):
@@ -298,3 +303,26 @@ def test_eval_asag_cli_errors(tmp_path: Path) -> None:
     good = five_csv(tmp_path / "good.csv")
     same = runner.invoke(app, ["eval", "asag", str(good), "--calibrate", str(good)])
     assert same.exit_code == 1 and "is the file under test" in same.output
+
+
+def test_score_cache_resumes_and_is_keyed_by_rubric(tmp_path: Path) -> None:
+    """The cache only, with the small model: a cached row is never judged again."""
+    cache = tmp_path / "cache.jsonl"
+    rows = asag.read_csv(five_csv(tmp_path / "five.csv"))[:2]
+    first = asag.judge_scorer("smollm2-135m", cache=cache)
+    scores = [first(r) for r in rows]
+    assert len(cache.read_text().splitlines()) == 2
+    cache.write_text(cache.read_text() + '{"key": "cut sho')  # an interrupted write
+    again = asag.judge_scorer("smollm2-135m", cache=cache)
+    assert [again(r) for r in rows] == scores
+    assert len(cache.read_text().splitlines()) == 3  # nothing new was judged (3: the cut line)
+    changed = asag.GradedAnswer(
+        line=9,
+        question=rows[0].question,
+        reference_answer=rows[0].reference_answer + " It is made of steel.",
+        answer=rows[0].answer,
+        human_score=1,
+        max_score=1,
+    )
+    again(changed)  # another rubric: judged and recorded
+    assert len(cache.read_text().splitlines()) == 4

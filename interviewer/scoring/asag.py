@@ -233,6 +233,13 @@ def _render(point: tuple[str | None, list[str]]) -> str:
     return f"{heading}: {body}" if heading else body
 
 
+def _lower_first(text: str) -> str:
+    """Lower-case a sentence's first letter ("The bulb" -> "the bulb"), never an acronym's."""
+    if len(text) > 1 and text[0].isupper() and not text[1].isupper():
+        return text[0].lower() + text[1:]
+    return text
+
+
 def _merge_cost(a: tuple[str | None, list[str]], b: tuple[str | None, list[str]]) -> tuple:
     """Merge within a heading first, then the pair with the fewest words."""
     return (a[0] != b[0] or a[0] is None, len(_render(a).split()) + len(_render(b).split()))
@@ -248,30 +255,33 @@ def question_from_reference(
     """A bank question whose rubric is the reference answer, its points as key points.
 
     The criterion is worth ``max_score`` (its weight) and has the key points of
-    ``key_points_of``, as a domain lead would list them, with levels "none / some / all of the
-    points" (two levels for a one-point answer). One criterion rather than one per point: the
-    judge reads a criterion's level mostly off its key points either way, and per-point
-    criteria would add two level checks per point (about doubling the judge's work per answer)
-    for little. The reference answer stays on the question: the judge shows it as guidance.
+    ``key_points_of``, as a domain lead would list them, with levels "none / some / all of
+    these points" (two levels for a one-point answer). Its description lists the points, so the
+    level checks make sense on their own: the judge does not show the model the reference
+    answer (it judges the reference as its top anchor instead). One criterion rather than one
+    per point: the judge reads a criterion's level mostly off its key points either way, and
+    per-point criteria would add two level checks per point for little.
     """
     if max_score <= 0:
         raise ValueError(f"max_score must be above 0, not {max_score}")
     points = key_points_of(reference_answer, max_points)
     digest = hashlib.sha1(f"{question}\0{reference_answer}".encode()).hexdigest()[:10]
     if len(points) == 1:
+        description = f"Says that {_lower_first(points[0])}"
         levels = [
-            banks.Level(score=0, descriptor="Misses the point of the reference answer."),
-            banks.Level(score=1, descriptor="Makes the point of the reference answer."),
+            banks.Level(score=0, descriptor="Does not say this, or says something else."),
+            banks.Level(score=1, descriptor="Says this."),
         ]
     else:
+        description = "Says these points: " + " | ".join(points)
         levels = [
-            banks.Level(score=0, descriptor="Makes none of the points of the reference answer."),
-            banks.Level(score=1, descriptor="Makes some of the points of the reference answer."),
-            banks.Level(score=2, descriptor="Makes all the points of the reference answer."),
+            banks.Level(score=0, descriptor="Says none of these points."),
+            banks.Level(score=1, descriptor="Says some of these points."),
+            banks.Level(score=2, descriptor="Says all of these points."),
         ]
     criterion = banks.Criterion(
         id="reference-points",
-        description="Makes the points of the reference answer, correctly.",
+        description=description,
         weight=max_score,
         levels=levels,
         key_points=[
@@ -457,14 +467,21 @@ def judge_scorer(
     """The rubric judge on the reference answer's rubric: its question score, in [0, 1].
 
     ``cache``: a JSONL file of scores already computed, read first and appended to as rows are
-    scored, so a long run that stops can be resumed. Entries are keyed by the model, the whole
-    rubric and the answer: a change to ``question_from_reference`` never reuses stale scores.
+    scored, so a long run that stops can be resumed. Entries are keyed by the judge's code, the
+    model, the whole rubric and the answer: a change to the judge or to
+    ``question_from_reference`` never reuses stale scores.
     """
     from interviewer.scoring.judge import Judge
 
     judge = Judge(model=model, model_dir=model_dir)
     questions: dict[tuple[str, str, float], banks.Question] = {}
     known = _read_cache(cache) if cache else {}
+    version = judge_fingerprint()
+    if cache is not None and cache.exists() and cache.stat().st_size:
+        with cache.open("rb+") as f:  # end a line an interrupted run cut short
+            f.seek(-1, 2)
+            if f.read(1) != b"\n":
+                f.write(b"\n")
 
     def score(row: GradedAnswer) -> float:
         key = (row.question, row.reference_answer, row.max_score)
@@ -472,7 +489,7 @@ def judge_scorer(
             questions[key] = question_from_reference(*key)
         question = questions[key]
         digest = hashlib.sha256(
-            "\0".join([judge.model_name, question.model_dump_json(), row.answer]).encode()
+            "\0".join([version, judge.model_name, question.model_dump_json(), row.answer]).encode()
         ).hexdigest()
         if digest not in known:
             known[digest] = float(judge.score(question, row.answer).score)
@@ -482,6 +499,13 @@ def judge_scorer(
         return known[digest]
 
     return score
+
+
+def judge_fingerprint() -> str:
+    """A digest of the judge's source: its prompts and arithmetic are what the scores mean."""
+    from interviewer.scoring import judge
+
+    return hashlib.sha256(Path(judge.__file__).read_bytes()).hexdigest()[:16]
 
 
 def _read_cache(path: Path) -> dict[str, float]:
