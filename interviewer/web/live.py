@@ -264,10 +264,15 @@ class LiveInterviews:
         async with lock:
             current = self.active.get(live.interview_id)
             if current is not None and not current.done.is_set():
-                if current.tab != live.tab and not current.stale():
+                # A closed socket is a page that went (its session may still be saving): the
+                # newcomer waits for it instead of being told another tab holds the interview.
+                gone = current.transport.closed or current.stale()
+                if current.tab != live.tab and not gone:
                     return False
                 log.info(
-                    "interview %d: tab reconnected, replacing the old socket", live.interview_id
+                    "interview %d: %s, replacing the old socket",
+                    live.interview_id,
+                    "tab reconnected" if current.tab == live.tab else "the old page is gone",
                 )
                 current.transport.close(CloseCode.REPLACED, "reopened elsewhere")
                 current.stop.set()
