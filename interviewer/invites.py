@@ -10,6 +10,9 @@ The token is the only credential an applicant has, so it is treated like a passw
   in the database takes effect at once ("expired").
 - Once its interview is completed the link is spent ("used"); until then the same link reopens
   the interview wherever it stopped (a reload, a closed tab, a dropped network).
+- Staff can see a link again (``link_token``): its random-looking part is an HMAC of the invite
+  id and expiry under the secret key, so it is rebuilt from the row plus the key, never stored.
+  ``renew_invite`` gives the same interview a new link and expiry, and the old link stops working.
 
 ``INTERVIEWER_SECRET_KEY`` unset means a random key created once in ``<data_dir>/secret_key``
 (mode 0600): links stay valid across restarts without anyone having to invent a secret.
@@ -17,7 +20,9 @@ The token is the only credential an applicant has, so it is treated like a passw
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import os
 import secrets
 from dataclasses import dataclass
@@ -150,13 +155,54 @@ def issue_invite(
     )
     session.add(invite)
     session.flush()
-    token = _serializer(settings).dumps(
-        {"i": invite.id, "e": int(expires_at.timestamp()), "n": secrets.token_urlsafe(12)}
-    )
+    token = _sign(settings, invite.id, expires_at)
     invite.token_hash = token_hash(token)
     interview = repo.create_interview(session, opening=opening, applicant=applicant, invite=invite)
     session.flush()
     return IssuedInvite(token, invite.id, interview.id, expires_at)
+
+
+def _sign(settings: Settings, invite_id: int, expires_at: datetime) -> str:
+    """The token of an invite. Its nonce is an HMAC of the id and expiry under the secret key,
+    so the server (and only a holder of the key) can show a recruiter the link again later
+    (``link_token``) without the link being stored anywhere; a new expiry gives a new link."""
+    expiry = int(_aware(expires_at).timestamp())
+    mac = hmac.new(
+        secret_key(settings).encode(), f"{SALT}:nonce:{invite_id}:{expiry}".encode(), "sha256"
+    )
+    nonce = base64.urlsafe_b64encode(mac.digest()[:12]).decode().rstrip("=")
+    return _serializer(settings).dumps({"i": invite_id, "e": expiry, "n": nonce})
+
+
+def link_token(settings: Settings, invite: Invite) -> str | None:
+    """The token of ``invite`` rebuilt for staff, or None when it cannot be (an invite issued
+    before links were rebuildable, or under another secret key): ``renew_invite`` then makes a
+    new one."""
+    token = _sign(settings, invite.id, invite.expires_at)
+    return token if secrets.compare_digest(token_hash(token), invite.token_hash) else None
+
+
+def renew_invite(
+    session: Session,
+    settings: Settings,
+    invite: Invite,
+    *,
+    ttl: timedelta = DEFAULT_TTL,
+    now: datetime | None = None,
+) -> str:
+    """A new link with a new expiry for the same invite and interview; the old link stops
+    working ("replaced"). Refused for a completed interview, whose link is spent."""
+    interview = session.scalars(select(Interview).where(Interview.invite_id == invite.id)).first()
+    if invite.used_at is not None or (
+        interview is not None and InterviewState(interview.state) is InterviewState.completed
+    ):
+        raise InviteUsed("this interview is already complete: its link cannot be renewed")
+    now = now or datetime.now(UTC)
+    invite.expires_at = now + ttl
+    token = _sign(settings, invite.id, invite.expires_at)
+    invite.token_hash = token_hash(token)
+    session.flush()
+    return token
 
 
 def check_invite(
