@@ -104,7 +104,7 @@ def test_migrations_up_down_up_match_the_models(db_url: str) -> None:
     engine = db.create_db_engine(db_url)
     assert db.current_revision(engine) is None
     db.migrate(engine)
-    assert db.current_revision(engine) == db.head_revision() == "0001"
+    assert db.current_revision(engine) == db.head_revision() is not None
     model_tables = set(SQLModel.metadata.tables)
     assert tables_in(engine) == model_tables | {"alembic_version"}
     with engine.connect() as connection:
@@ -117,7 +117,7 @@ def test_migrations_up_down_up_match_the_models(db_url: str) -> None:
 
     db.migrate(engine)
     db.migrate(engine)  # already at head: a no-op
-    assert db.current_revision(engine) == "0001"
+    assert db.current_revision(engine) == db.head_revision()
     assert tables_in(engine) == model_tables | {"alembic_version"}
 
 
@@ -128,7 +128,7 @@ def test_cli_db_commands(db_url: str) -> None:
     assert "base (empty)" in result.output
     result = runner.invoke(cli_app, ["db", "upgrade", "--url", db_url])
     assert result.exit_code == 0, result.output
-    assert "at 0001" in result.output
+    assert f"at {db.head_revision()}" in result.output
     result = runner.invoke(cli_app, ["db", "current", "--url", db_url])
     assert "up to date" in result.output
     result = runner.invoke(cli_app, ["db", "downgrade", "base", "--url", db_url])

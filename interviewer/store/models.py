@@ -79,6 +79,17 @@ class User(SQLModel, table=True):
     active: bool = True
 
 
+class StaffSession(SQLModel, table=True):
+    """A signed-in staff browser (see interviewer.web.auth): the cookie holds a random token, this
+    row only its sha256, so a copy of the database signs nobody in. Deleted on logout, on
+    deactivation and on a password change; expired rows are ignored and swept at login."""
+
+    id: str = Field(primary_key=True, max_length=64, description="sha256 of the cookie token.")
+    user_id: int = Field(foreign_key="user.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+
+
 class BankVersion(SQLModel, table=True):
     """A published version of a bank, stored whole so interviews never see it change."""
 
