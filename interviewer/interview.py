@@ -318,11 +318,20 @@ class InterviewFlow:
         if not text:
             return self.silence_timeout()
         if is_repeat_request(text) and self._s["repeats"] < MAX_REPEATS:
-            self._s["repeats"] += 1
-            self._s.update(reprompted=False, warned=False)
-            current = self._ask(self._s["index"], self._s["attempt"], repeat=True)
-            return [Say(self.script.repeat, "repeat"), current]
+            return self.repeat()
         return self._finish(Status.answered, text)
+
+    def repeat(self) -> list[Action]:
+        """The applicant asked for the question again (aloud, or with the page's button).
+
+        Nothing is recorded; [] when no question is out or it was repeated MAX_REPEATS times
+        already (the caller tells the applicant to answer as best they can)."""
+        if self.phase is not Phase.asking or self._s["repeats"] >= MAX_REPEATS:
+            return []
+        self._s["repeats"] += 1
+        self._s.update(reprompted=False, warned=False)
+        current = self._ask(self._s["index"], self._s["attempt"], repeat=True)
+        return [Say(self.script.repeat, "repeat"), current]
 
     def silence_timeout(self) -> list[Action]:
         """Nothing was said for the no-answer timeout since the question (or the re-prompt)."""

@@ -10,7 +10,7 @@ import pytest
 from livekit.agents import AgentSession, llm
 
 from interviewer.banks import Bank
-from interviewer.interview import InterviewFlow, Status
+from interviewer.interview import MAX_REPEATS, InterviewFlow, Status
 from interviewer.voice.agent import InterviewAgent, ScriptedLLM, Step
 
 
@@ -160,3 +160,29 @@ async def test_timers_in_text_mode(interview: Any) -> None:
     assert "Goodbye" in messages(session, "assistant")[-1]
     assert steps[-1].records[0][0].status is Status.no_answer
     await asyncio.wait_for(agent.ended.wait(), 5)
+
+
+async def test_repeat_question_button(interview: Any) -> None:
+    """The page's button: the pending question again, nothing recorded, at most MAX_REPEATS."""
+    session, agent, steps = interview
+    reply = assistant_text(await session.run(user_input="I cut documentaries."))
+    assert "When do you use a J cut?" in reply
+    recorded = len([r for s in steps for r in s.records])
+    for _ in range(MAX_REPEATS):
+        before = len(messages(session, "assistant"))
+        assert await agent.repeat_question() == "ok"
+        for _ in range(250):
+            if len(messages(session, "assistant")) > before:
+                break
+            await asyncio.sleep(0.02)
+        said = messages(session, "assistant")[-1]
+        assert said.startswith("Of course") and "When do you use a J cut?" in said
+    assert await agent.repeat_question() == "limit"
+    assert steps[-1].event == "repeat"
+    assert len([r for s in steps for r in s.records]) == recorded  # a repeat is not an answer
+    # the repeats did not change which question the answer goes to
+    await session.run(user_input="The incoming audio starts early and I crossfade room tone.")
+    assert [r.question_id for r, _ in steps[-1].records] == ["split-edits"]
+    await session.run(user_input="Timecode and reel names must match.")
+    await asyncio.wait_for(agent.ended.wait(), 5)
+    assert await agent.repeat_question() == "none"

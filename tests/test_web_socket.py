@@ -185,3 +185,50 @@ def test_a_closed_tab_frees_the_interview(env) -> None:
         _hello(other, "tab-other-22")
         assert _pong(other)
         _leave(client, other, seeded)
+
+
+def _page(ws, until, timeout_s: float = 180.0) -> list[dict[str, Any]]:
+    """Act as the page: report each segment as played at once; read until ``until(message)``."""
+    seen: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        message = ws.receive()
+        if message["type"] == "websocket.close":
+            raise AssertionError(f"closed ({message.get('code')}): {seen[-3:]}")
+        if not message.get("text"):
+            continue  # agent audio
+        m = json.loads(message["text"])
+        seen.append(m)
+        if m["type"] == "segment":
+            ws.send_json({"type": "started", "segment": m["segment"]})
+        elif m["type"] == "segment_end":
+            ws.send_json({"type": "played", "segment": m["segment"], "position": 0.5})
+        if until(m):
+            return seen
+    raise AssertionError(f"not seen in {timeout_s:.0f} s: {seen[-5:]}")
+
+
+def test_agent_state_and_the_repeat_button(env) -> None:
+    """The session's hook gives the page the agent's state from the start, and the repeat
+    button says the pending question again (the socket reaches the agent through public API)."""
+    client, _ = env
+    seeded = _new(env)
+    with client.websocket_connect(f"/i/{seeded.token}/ws") as ws:
+        _hello(ws, "tab-repeat-01")
+        spoke: list[bool] = []
+
+        def practice_asked(m: dict[str, Any]) -> bool:
+            if m["type"] == "question" and m.get("practice"):
+                spoke.append(True)
+            return bool(spoke) and m["type"] == "state" and m["state"] == "listening"
+
+        seen = _page(ws, practice_asked)
+        states = [m["state"] for m in seen if m["type"] == "state"]
+        assert "speaking" in states, states
+        ws.send_json({"type": "repeat"})
+        seen = _page(ws, lambda m: m["type"] == "caption" and "What do you do?" in m["text"])
+        captions = [m["text"] for m in seen if m["type"] == "caption"]
+        assert any(c.startswith("Of course") for c in captions), captions
+        _leave(client, ws, seeded)
+    with session_scope(seeded.engine) as s:
+        assert s.get(Interview, seeded.interview_id).core_state["repeats"] == 1

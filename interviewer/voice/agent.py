@@ -595,6 +595,28 @@ class InterviewAgent(Agent):
             return Agent.default.stt_node(self, audio, model_settings)
         return self.capture.run(audio)
 
+    # -- requests from the transport --
+
+    async def repeat_question(self) -> str:
+        """Say the pending question again (the page's "repeat the question" button).
+
+        The same as asking aloud, without a turn: nothing is recorded, the answer's recording
+        goes on, the line in progress is cut short. Returns "ok", "none" (no question is
+        waiting for an answer) or "limit" (repeated ``MAX_REPEATS`` times already: the
+        transport tells the applicant to answer as best they can).
+        """
+        async with self._lock:
+            if self.flow.finished or self.flow.current is None:
+                return "none"
+            actions = self.flow.repeat()
+            if not actions:
+                return "limit"
+            texts = await self._apply(actions, event="repeat")
+        with contextlib.suppress(RuntimeError):  # nothing to interrupt, or the session closing
+            self.session.interrupt()
+        self._say(texts)
+        return "ok"
+
     # -- timer events (also callable directly, e.g. from text-mode tests) --
 
     async def silence_timeout(self) -> SpeechHandle | None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,8 +81,10 @@ def load_interview(engine: Engine, interview_id: int) -> Loaded:
         )
 
 
-def save_step(engine: Engine, recordings: Recordings, interview_id: int, step: Step) -> None:
-    """Blocking: the answers of one step and the resume point, in one transaction."""
+def save_step(engine: Engine, recordings: Recordings, interview_id: int, step: Step) -> list[int]:
+    """Blocking: the answers of one step and the resume point, in one transaction; returns
+    the stored answers' ids."""
+    ids: list[int] = []
     with session_scope(engine) as s:
         for record, audio in step.records:
             answer = Answer(
@@ -100,7 +103,9 @@ def save_step(engine: Engine, recordings: Recordings, interview_id: int, step: S
                 answer.ended_at = audio.ended_at
                 answer.speech_duration_s = audio.speech_duration_s
                 answer.onset_latency_s = audio.onset_latency_s
-            repo.save_answer(s, answer)
+            saved = repo.save_answer(s, answer)
+            if saved is not None and saved.id is not None:
+                ids.append(saved.id)
         repo.save_progress(
             s,
             interview_id,
@@ -198,6 +203,8 @@ async def run_interview(
     hold_input: bool = True,
     max_follow_ups: int = 1,
     timeout_s: float | None = None,
+    on_session: Callable[[AgentSession, InterviewAgent], None] | None = None,
+    on_answer: Callable[[list[int]], Awaitable[None]] | None = None,
 ) -> InterviewReport:
     """Run (or resume) interview ``interview_id`` until its closing line has played.
 
@@ -206,6 +213,11 @@ async def run_interview(
     ``max_follow_ups``: per question (0 for a pre-recorded applicant, who cannot answer
     questions nobody can predict). ``timeout_s`` stops the run (state saved) if the interview
     has not ended by then.
+
+    ``on_session(session, agent)`` is called once both exist, just before the session starts,
+    so a transport can follow the agent's state from its first change and reach the agent
+    (``agent.repeat_question()``). ``on_answer(answer_ids)`` is awaited after each step that
+    stored answers, with their database ids, once they are committed (scoring hooks in here).
     """
     started = time.monotonic()
     recordings = recordings or Recordings(get_settings().recordings_dir)
@@ -250,7 +262,12 @@ async def run_interview(
     capture = AnswerCapture(vad=vad_model, stt=stt_engine, open_writer=open_writer)
 
     async def persist(step: Step) -> None:
-        await asyncio.to_thread(save_step, engine, recordings, interview_id, step)
+        ids = await asyncio.to_thread(save_step, engine, recordings, interview_id, step)
+        if on_answer is not None and ids:
+            try:
+                await on_answer(ids)
+            except Exception:  # the interview goes on; scoring can be re-run later
+                log.exception("interview %d: answer hook failed for %s", interview_id, ids)
 
     agent = InterviewAgent(
         flow,
@@ -295,6 +312,8 @@ async def run_interview(
         audio_input.hold_after_s = threshold + 0.2  # type: ignore[attr-defined]
     session.input.audio = audio_input
     session.output.audio = audio_output
+    if on_session is not None:
+        on_session(session, agent)
     await session.start(agent)
     try:
         if timeout_s is None:

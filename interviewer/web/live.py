@@ -7,12 +7,9 @@ page needs on top of the audio:
 - captions and the question on screen, sent in step with the speech. The TTS engine given to
   the session is a :class:`Pyttsx3TTS` that also announces each line it renders (text and
   duration) to the audio output, which sends the messages just before that line's first audio;
-- the agent's state (listening / thinking / speaking) and the "repeat the question" button.
-  Both need the session's agent, which ``run_interview`` keeps to itself, so
-  :func:`_agent_of_current_task` finds it from inside the TTS call (livekit runs every speech
-  task with its agent activity in a context variable). :func:`request_repeat` drives the agent
-  the way its own timer events do. Both are marked ADAPTER: they go when the runner grows a
-  hook (an ``on_started(session, agent)`` callback and ``InterviewAgent.repeat_question()``);
+- the agent's state (listening / thinking / speaking) and the "repeat the question" button:
+  ``run_interview``'s ``on_session(session, agent)`` hook hands both over before the first
+  line, and the button calls ``InterviewAgent.repeat_question()``;
 - one live tab per interview: a reload or a reconnect of the same tab takes over, another tab
   is refused while the first is alive;
 - resume: a new connection simply runs the session again, which continues from the state it
@@ -29,13 +26,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from livekit.agents import AgentSession
 from sqlalchemy import Engine
 from starlette.websockets import WebSocket
 
 from interviewer import invites
 from interviewer.banks import Bank
 from interviewer.config import Settings
-from interviewer.interview import MAX_REPEATS, PRACTICE_INDEX, PRACTICE_TIME_LIMIT_S, InterviewFlow
+from interviewer.interview import PRACTICE_INDEX, PRACTICE_TIME_LIMIT_S, InterviewFlow
 from interviewer.store.db import session_scope
 from interviewer.store.recordings import Recordings
 from interviewer.transports.websocket import (
@@ -50,6 +48,7 @@ from interviewer.transports.websocket import (
 
 # Imported here, not lazily: livekit plugins (silero) must register on the main thread, and
 # create_app runs there while sessions start on the server's event loop thread.
+from interviewer.voice.agent import InterviewAgent
 from interviewer.voice.session import SEGMENT_SILENCE_S, load_interview, run_interview
 from interviewer.voice.stt import WhisperSTT
 from interviewer.voice.tts import Pyttsx3TTS
@@ -59,7 +58,6 @@ log = logging.getLogger(__name__)
 
 STALE_AFTER_S = 6.0
 """A tab that has sent nothing (not even audio, ten messages a second) for this long is gone."""
-REPEAT_REQUEST = "Could you repeat the question, please?"
 
 
 @dataclass
@@ -182,45 +180,6 @@ def current_question(bank: Bank, core_state: dict[str, Any]) -> dict[str, Any] |
         return None
     message = dict(question_messages(bank).get(_norm(ask.text)) or {})
     return message or None
-
-
-# --- ADAPTER: reaching the agent that run_interview keeps to itself ----------------------------
-
-
-def _agent_of_current_task() -> Any:
-    """The InterviewAgent whose speech task is running, or None.
-
-    livekit-agents sets ``_AgentActivityContextVar`` for every speech task; the TTS is called
-    from one. Private API: if it moves, captions still work, only state and repeat go quiet.
-    """
-    try:
-        from livekit.agents.voice.agent_activity import _AgentActivityContextVar
-    except ImportError:  # pragma: no cover - livekit moved it
-        return None
-    activity = _AgentActivityContextVar.get(None)
-    return getattr(activity, "agent", None) if activity is not None else None
-
-
-async def request_repeat(agent: Any) -> str:
-    """Say the pending question again, as if the applicant had asked aloud.
-
-    Returns "ok", "none" (no question waiting) or "limit" (asked MAX_REPEATS times already).
-    Mirrors InterviewAgent._timer_event: core event under the agent's lock, persisted, spoken.
-    """
-    flow = agent.flow
-    if flow.finished or flow.current is None:
-        return "none"
-    if int(flow.state.get("repeats", 0)) >= MAX_REPEATS:
-        return "limit"
-    async with agent._lock:
-        if flow.current is None:
-            return "none"
-        actions = flow.answer(REPEAT_REQUEST)
-        texts = await agent._apply(actions, event="repeat")
-    with contextlib.suppress(RuntimeError):
-        agent.session.interrupt()
-    agent._say(texts)
-    return "ok"
 
 
 # --- one connection --------------------------------------------------------------------------
@@ -396,6 +355,7 @@ class LiveInterviews:
                     vad_model=self.stack.vad,
                     max_follow_ups=self.options.max_follow_ups,
                     no_answer_timeout_s=self.options.no_answer_timeout_s,
+                    on_session=bridge.bind,
                 ),
                 name=f"interview-{live.interview_id}",
             )
@@ -455,11 +415,9 @@ class _Bridge:
     def __init__(self, transport: WebSocketTransport, bank: Bank) -> None:
         self.transport = transport
         self.questions = question_messages(bank)
-        self.agent: Any = None
+        self.agent: InterviewAgent | None = None
 
     def on_line(self, text: str, duration_s: float) -> None:
-        if self.agent is None:
-            self._bind(_agent_of_current_task())
         text = _norm(text)
         messages: list[dict[str, Any]] = []
         question = self.questions.get(text)
@@ -468,13 +426,11 @@ class _Bridge:
         messages.append({"type": "caption", "text": text})
         self.transport.audio_output.expect_line(duration_s, messages)
 
-    def _bind(self, agent: Any) -> None:
-        session = getattr(agent, "session", None) if agent is not None else None
-        if session is None:
-            return
+    def bind(self, session: AgentSession, agent: InterviewAgent) -> None:
+        """``run_interview``'s hook: the session is about to start."""
         self.agent = agent
         session.on("agent_state_changed", self._on_state)
-        self._send_state(getattr(session, "agent_state", "thinking"))
+        self._send_state(session.agent_state)
 
     def _on_state(self, ev: Any) -> None:
         self._send_state(ev.new_state)
@@ -485,10 +441,7 @@ class _Bridge:
 
     async def on_message(self, message: Any) -> None:
         if isinstance(message, Repeat):
-            if self.agent is None:
-                outcome = "none"
-            else:
-                outcome = await request_repeat(self.agent)
+            outcome = "none" if self.agent is None else await self.agent.repeat_question()
             if outcome == "limit":
                 self.transport.send_json(
                     {
