@@ -29,6 +29,7 @@ from interviewer.store.models import (
     Answer,
     Applicant,
     ApplicantDemographics,
+    AuditLog,
     BankVersion,
     CriterionScore,
     Interview,
@@ -36,12 +37,14 @@ from interviewer.store.models import (
     Invite,
     LockedBankVersion,
     Opening,
+    User,
     utcnow,
 )
 
 __all__ = [
     "LockedBankVersion",
     "answers_of",
+    "audit",
     "bank_of",
     "content_sha256",
     "create_applicant",
@@ -244,3 +247,23 @@ def answers_of(session: Session, interview_id: int) -> list[Answer]:
         .order_by(Answer.question_index, Answer.attempt, Answer.id)
     )
     return list(session.scalars(query))
+
+
+def audit(
+    session: Session, user: User | int | None, action: str, target: str, **detail: Any
+) -> AuditLog:
+    """One AuditLog row: who (``None`` = the system or an anonymous caller), what, on what.
+
+    ``detail`` must be JSON-serialisable; it is stored as given, so never put a password or an
+    invite token in it.
+    """
+    user_id = user.id if isinstance(user, User) else user
+    row = AuditLog(
+        user_id=user_id,
+        action=action[:64],
+        target=target[:128],
+        detail=json.loads(json.dumps(detail, default=str)),
+    )
+    session.add(row)
+    session.flush()
+    return row
