@@ -121,7 +121,7 @@ async def test_answers_land_on_their_questions(
         others = set().union(*(k for q, (_, k) in ANSWERS.items() if q != qid))
         assert not any(k in transcript for k in others), (qid, transcript)
         # the WAV exists, is whole, and holds at least the answer's speech
-        assert answer.audio_path is not None
+        assert answer.audio_path == f"{interview_id}/{qid}.wav"  # recordings/<interview>/<q>.wav
         path = recordings.open_for_read(answer.audio_path)
         with wave.open(str(path)) as w:
             assert w.getnframes() / w.getframerate() >= answer.speech_duration_s > 0.5

@@ -210,7 +210,7 @@ def test_every_table_round_trips(db_engine: Engine) -> None:
                 question_id="melanoma-abcde",
                 question_index=0,
                 status=AnswerStatus.timed_out,
-                audio_path="2/answers/melanoma-abcde/0.wav",
+                audio_path="2/melanoma-abcde.wav",
                 transcript="I look at asymmetry — and the border.",
                 words=[{"word": "I", "start": 0.0, "end": 0.1, "probability": 0.99}],
                 started_at=now,
@@ -532,8 +532,10 @@ def _assert_inside(recordings: Recordings, path: Path) -> None:
 def test_recording_paths_and_relative_round_trip(tmp_path: Path) -> None:
     recordings = Recordings(tmp_path / "rec")
     audio = recordings.answer_audio(7, "melanoma-abcde", 2)
-    assert audio == (tmp_path / "rec/7/answers/melanoma-abcde/2.wav").resolve()
+    assert audio == (tmp_path / "rec/7/melanoma-abcde.followup-2.wav").resolve()
     assert audio.parent.is_dir()
+    main = recordings.answer_audio(7, "melanoma-abcde")
+    assert recordings.relative(main) == "7/melanoma-abcde.wav"
     chunk = recordings.media_chunk(7, "camera", 12)
     assert recordings.relative(chunk) == "7/media/camera/00000012.webm"
     chunk.write_bytes(b"\x1a\x45\xdf\xa3")
@@ -594,7 +596,8 @@ def test_hostile_numbers_are_refused(
         return
     assert type(interview_id) is int and interview_id >= 1
     assert type(attempt) is int and 0 <= attempt <= 99
-    assert path.name == f"{attempt}.wav" and path.parent.parent.parent.name == str(interview_id)
+    assert path.name == ("q1.wav" if attempt == 0 else f"q1.followup-{attempt}.wav")
+    assert path.parent.name == str(interview_id)
 
 
 @settings(max_examples=400, deadline=None)
@@ -614,7 +617,7 @@ def test_open_for_read_refuses_everything_outside(
 
 def test_known_escapes_are_refused(recordings_tree: tuple[Recordings, Path]) -> None:
     recordings, base = recordings_tree
-    assert recordings.open_for_read("1/answers/practice/0.wav").read_bytes() == b"RIFF"
+    assert recordings.open_for_read("1/practice.wav").read_bytes() == b"RIFF"
     for escape in [
         "../secret.txt",
         "1/../../secret.txt",
@@ -622,7 +625,7 @@ def test_known_escapes_are_refused(recordings_tree: tuple[Recordings, Path]) -> 
         "/etc/passwd",
         "",
         "1\\..\\..\\secret.txt",
-        "1/answers/practice/0.wav\x00.txt",
+        "1/practice.wav\x00.txt",
     ]:
         with pytest.raises(ValueError):
             recordings.open_for_read(escape)
@@ -651,7 +654,7 @@ def test_symlinks_cannot_escape(tmp_path: Path) -> None:
     audio = recordings.answer_audio(6, "q1")
     audio.symlink_to(outside / "secret.txt")
     with pytest.raises(ValueError):
-        recordings.open_for_read("6/answers/q1/0.wav")
+        recordings.open_for_read("6/q1.wav")
     with pytest.raises(ValueError):
         recordings.answer_audio(6, "q1")
     recordings.purge_interview(6)

@@ -7,8 +7,12 @@ The database stores paths relative to the root (``relative``) so the folder can 
 
 Layout::
 
-    <root>/<interview_id>/answers/<question_id>/<attempt>.wav
-    <root>/<interview_id>/media/<kind>/<seq:08d>.webm
+    <root>/<interview_id>/<question_id>.wav               the answer to a question
+    <root>/<interview_id>/<question_id>.followup-<n>.wav  the answer to its n-th follow-up
+    <root>/<interview_id>/media/<kind>/<seq:08d>.webm     camera chunks (and thumbnails)
+
+Question ids are lowercase ``[a-z0-9_-]`` (no dots), so an answer's name can never be another
+question's follow-up, and no answer file can be the ``media`` folder.
 """
 
 from __future__ import annotations
@@ -48,13 +52,14 @@ class Recordings:
     def answer_audio(
         self, interview_id: int, question_id: str, attempt: int = 0, *, ext: str = "wav"
     ) -> Path:
-        """Where one answer's audio goes; its folder is created."""
+        """Where one answer's audio goes (attempt 0: the question, n: its n-th follow-up);
+        the interview's folder is created."""
         interview_id = _int_id("interview_id", interview_id, 1, _MAX_ID)
         question_id = _text_id("question_id", question_id, _QUESTION_ID)
         attempt = _int_id("attempt", attempt, 0, _MAX_ATTEMPT)
         ext = _text_id("ext", ext, _EXT)
-        folder = self.root / str(interview_id) / "answers" / question_id
-        return self._prepare(folder, f"{attempt}.{ext}")
+        stem = question_id if attempt == 0 else f"{question_id}.followup-{attempt}"
+        return self._prepare(self.root / str(interview_id), f"{stem}.{ext}")
 
     def media_chunk(self, interview_id: int, kind: str, seq: int, *, ext: str = "webm") -> Path:
         """Where the ``seq``-th chunk of a continuous stream (camera, screen, ...) goes."""
