@@ -198,7 +198,10 @@ def renew_invite(
     ):
         raise InviteUsed("this interview is already complete: its link cannot be renewed")
     now = now or datetime.now(UTC)
-    invite.expires_at = now + ttl
+    expires_at = now + ttl
+    if int(expires_at.timestamp()) == int(_aware(invite.expires_at).timestamp()):
+        expires_at += timedelta(seconds=1)  # same second, same token: make it a new one
+    invite.expires_at = expires_at
     token = _sign(settings, invite.id, invite.expires_at)
     invite.token_hash = token_hash(token)
     session.flush()
