@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from interviewer.cli import bank, db, models, scoring
+from interviewer.cli import applicant, bank, db, models, scoring
 from interviewer.cli.interview import demo, interview
 from interviewer.cli.score import score
 from interviewer.cli.serve import serve
@@ -23,6 +23,7 @@ app = typer.Typer(
 app.add_typer(models.app, name="models")
 app.add_typer(bank.app, name="bank")
 app.add_typer(db.app, name="db")
+app.add_typer(applicant.app, name="applicant")
 app.command("transcribe")(transcribe)
 app.command("interview")(interview)
 app.command("demo")(demo)

@@ -62,5 +62,29 @@ def revision(
     command.revision(config, message=message, autogenerate=True, rev_id=rev_id)
 
 
+@app.command()
+def purge(
+    dry_run: bool = typer.Option(False, "--dry-run", help="List what would go; delete nothing."),
+    url: str | None = UrlOption,
+) -> None:
+    """Delete recordings older than their opening's retention period (the web app does this
+    every hour); transcripts and scores stay. Each deletion is written to the audit log."""
+    from interviewer import privacy
+    from interviewer.config import get_settings
+    from interviewer.store.recordings import Recordings
+
+    engine = db.create_db_engine(url)
+    recordings = Recordings(get_settings().recordings_dir)
+    items = privacy.purge_expired(engine, recordings, dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    for item in items:
+        typer.echo(
+            f"{verb} interview {item.interview_id} (opening {item.opening_id}, last activity "
+            f"{item.last_activity[:10]}, kept {item.retention_days} days): "
+            f"{item.files} file(s), {item.bytes} bytes"
+        )
+    typer.echo(f"{len(items)} interview(s) past retention{' (dry run)' if dry_run else ''}")
+
+
 def _safe(engine: Engine) -> str:
     return engine.url.render_as_string(hide_password=True)

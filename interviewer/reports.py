@@ -1,0 +1,525 @@
+"""One applicant's full report as plain data: what the recruiter page shows and the exports hold.
+
+The recruiter's applicant page, its CSV/JSON exports and the data-subject export zip all read
+:func:`build_report`, so what a person sees on screen and what leaves the system in a file are
+the same facts. The result is JSON-serialisable (datetimes as ISO strings) and never holds a
+file path a client could send back: recordings are named by database ids (answer id, camera
+part number, event id) and served by routes that check who is asking.
+
+Camera video and answers are tied together by time. A camera "part" (one page load's
+MediaRecorder stream) has no clock of its own, so its start is estimated from its first chunk's
+mtime minus the recorder's timeslice; an answer then sits at ``answer.started_at - part start``
+seconds into the part. The estimate is good to about a second, which the page says.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from interviewer.proctoring.events import summary as integrity_summary
+from interviewer.scoring import ranking
+from interviewer.store.models import (
+    Answer,
+    Applicant,
+    AuditLog,
+    CriterionScore,
+    Interview,
+    Opening,
+)
+from interviewer.store.recordings import Recordings
+from interviewer.store.repo import answers_of, bank_of
+
+PRACTICE = "practice"
+CAMERA_KIND = "camera"
+CHUNKS_PER_PART = 100_000  # as the upload route names chunks: part * 100_000 + chunk
+RECORDER_TIMESLICE_S = 4.0  # interview.js: recorder.start(4000); the first chunk lands then
+RED_FLAG_SHOWN_AT = 0.5  # a red flag is listed as raised from this probability on
+_CHUNK_NAME = re.compile(r"^(\d{8})\.(webm|mp4)$")
+
+MEDIA_TYPES = {
+    "wav": "audio/wav",
+    "webm": "video/webm",
+    "mp4": "video/mp4",
+    "ogg": "audio/ogg",
+    "jpg": "image/jpeg",
+}
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else _aware(value).isoformat()
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+# --- camera parts ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CameraPart:
+    part: int
+    chunks: tuple[Path, ...]
+    ext: str
+    started_at: datetime  # estimated
+    ended_at: datetime
+
+    @property
+    def bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.chunks)
+
+    @property
+    def media_type(self) -> str:
+        return MEDIA_TYPES.get(self.ext, "application/octet-stream")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "part": self.part,
+            "chunks": len(self.chunks),
+            "bytes": self.bytes,
+            "media_type": self.media_type,
+            "started_at_estimate": _iso(self.started_at),
+            "ended_at": _iso(self.ended_at),
+        }
+
+
+def camera_parts(recordings: Recordings, interview_id: int) -> dict[int, CameraPart]:
+    """The interview's camera recordings by part number; each chunk path checked by Recordings."""
+    folder = recordings.root / str(interview_id) / "media" / CAMERA_KIND
+    if not folder.is_dir() or folder.is_symlink():
+        return {}
+    found: dict[int, list[tuple[int, Path]]] = {}
+    for entry in folder.iterdir():
+        match = _CHUNK_NAME.match(entry.name)
+        if not match:
+            continue
+        try:
+            path = recordings.open_for_read(f"{interview_id}/media/{CAMERA_KIND}/{entry.name}")
+        except (FileNotFoundError, ValueError):
+            continue
+        seq = int(match.group(1))
+        found.setdefault(seq // CHUNKS_PER_PART, []).append((seq, path))
+    parts = {}
+    for part, chunks in sorted(found.items()):
+        ordered = tuple(p for _, p in sorted(chunks))
+        first = datetime.fromtimestamp(ordered[0].stat().st_mtime, UTC)
+        last = datetime.fromtimestamp(ordered[-1].stat().st_mtime, UTC)
+        parts[part] = CameraPart(
+            part=part,
+            chunks=ordered,
+            ext=ordered[0].suffix.lstrip("."),
+            started_at=first - timedelta(seconds=RECORDER_TIMESLICE_S),
+            ended_at=last,
+        )
+    return parts
+
+
+def camera_for(parts: dict[int, CameraPart], started_at: datetime | None) -> dict[str, Any] | None:
+    """Which camera part was recording when an answer started, and how far into it."""
+    if started_at is None:
+        return None
+    when = _aware(started_at)
+    for part in parts.values():
+        if part.started_at <= when <= part.ended_at:
+            offset = round((when - part.started_at).total_seconds(), 3)
+            return {"part": part.part, "offset_s": offset}
+    return None
+
+
+# --- the report ------------------------------------------------------------------------------
+
+
+def _media_type(path: str | None) -> str:
+    return MEDIA_TYPES.get(Path(path or "").suffix.lstrip("."), "application/octet-stream")
+
+
+def _answer(answer: Answer, parts: dict[int, CameraPart], recordings: Recordings) -> dict[str, Any]:
+    has_audio = False
+    if answer.audio_path:
+        try:
+            recordings.open_for_read(answer.audio_path)
+            has_audio = True
+        except (FileNotFoundError, ValueError):
+            has_audio = False
+    duration = None
+    if answer.started_at is not None and answer.ended_at is not None:
+        duration = round((_aware(answer.ended_at) - _aware(answer.started_at)).total_seconds(), 3)
+    return {
+        "answer_id": answer.id,
+        "attempt": answer.attempt,
+        "status": str(answer.status),
+        "transcript": answer.transcript,
+        "words": [
+            {
+                "word": str(w.get("word", "")),
+                "start": w.get("start"),
+                "end": w.get("end"),
+                "probability": w.get("probability"),
+            }
+            for w in answer.words or []
+        ],
+        "started_at": _iso(answer.started_at),
+        "ended_at": _iso(answer.ended_at),
+        "duration_s": duration,
+        "speech_duration_s": answer.speech_duration_s,
+        "onset_latency_s": answer.onset_latency_s,
+        "has_audio": has_audio,
+        "audio_type": _media_type(answer.audio_path) if has_audio else None,
+        "score": answer.score,
+        "score_confidence": answer.score_confidence,
+        "camera": camera_for(parts, answer.started_at),
+    }
+
+
+def _quotes(evidence: list[dict[str, Any]], primary_id: int | None) -> list[dict[str, Any]]:
+    return [
+        {
+            "quote": q.get("quote", ""),
+            "start": q.get("start"),
+            "end": q.get("end"),
+            "similarity": q.get("similarity"),
+            "answer_id": q.get("answer_id") or primary_id,
+            "key_point": q.get("key_point"),
+        }
+        for q in evidence or []
+    ]
+
+
+def _standing(session: Session, interview: Interview) -> dict[str, Any]:
+    """Score interval and rank, computed exactly as the opening's ranking computes them."""
+    ranked = ranking.rank(ranking.load_candidates(session, interview.opening_id))
+    for row in ranked.ranked:
+        if row.interview_id == interview.id:
+            return {
+                "rank": row.rank,
+                "tied": row.tied,
+                "ranked_of": len(ranked.ranked),
+                "low": row.low,
+                "high": row.high,
+                "confidence": ranked.confidence,
+                "unranked_reason": None,
+            }
+    reason = next((u.reason for u in ranked.unranked if u.interview_id == interview.id), None)
+    return {
+        "rank": None,
+        "tied": False,
+        "ranked_of": len(ranked.ranked),
+        "low": None,
+        "high": None,
+        "confidence": ranked.confidence,
+        "unranked_reason": reason,
+    }
+
+
+def decision_history(session: Session, interview_id: int) -> list[dict[str, Any]]:
+    """Audit entries about this interview (decisions, exports, purges), newest first."""
+    rows = session.scalars(
+        select(AuditLog)
+        .where(AuditLog.target.in_([f"interview:{interview_id}", f"interview/{interview_id}"]))
+        .order_by(AuditLog.at.desc(), AuditLog.id.desc())
+    ).all()
+    return [
+        {"at": _iso(r.at), "user_id": r.user_id, "action": r.action, "detail": r.detail}
+        for r in rows
+    ]
+
+
+def build_report(session: Session, recordings: Recordings, interview_id: int) -> dict[str, Any]:
+    """Everything about one interview a recruiter may see, as JSON-ready data."""
+    interview = session.get(Interview, interview_id)
+    if interview is None:
+        raise LookupError(f"no interview with id {interview_id}")
+    opening = session.get(Opening, interview.opening_id)
+    applicant = session.get(Applicant, interview.applicant_id)
+    bank = bank_of(session, interview.bank_version_id)
+    answers = answers_of(session, interview_id)
+    ids = [a.id for a in answers]
+    scores: dict[int, list[CriterionScore]] = {}
+    if ids:
+        for row in session.scalars(
+            select(CriterionScore)
+            .where(CriterionScore.answer_id.in_(ids))
+            .order_by(CriterionScore.id)
+        ):
+            scores.setdefault(row.answer_id, []).append(row)
+    parts = camera_parts(recordings, interview_id)
+    integrity = integrity_summary(session, interview_id).as_dict()
+    events_by_question: dict[str | None, list[int]] = {}
+    for event in integrity["timeline"]:
+        events_by_question.setdefault(event["question_id"], []).append(event["id"])
+
+    by_question: dict[str, list[Answer]] = {}
+    for answer in answers:
+        by_question.setdefault(answer.question_id, []).append(answer)
+
+    questions = []
+    practice = by_question.get(PRACTICE, [])
+    if practice:
+        questions.append(
+            {
+                "question_id": PRACTICE,
+                "number": 0,
+                "prompt": bank.practice_question,
+                "practice": True,
+                "weight": 0.0,
+                "score": None,
+                "score_confidence": None,
+                "answers": [_answer(a, parts, recordings) for a in practice],
+                "criteria": [],
+                "red_flags": [],
+                "events": events_by_question.get(PRACTICE, []),
+            }
+        )
+    for number, question in enumerate(bank.questions, start=1):
+        attempts = by_question.get(question.id, [])
+        primary = attempts[0] if attempts else None
+        rows = {
+            (r.kind, r.criterion_id): r for r in scores.get(primary.id, []) if primary is not None
+        }
+        primary_id = primary.id if primary is not None else None
+        criteria = []
+        for c in question.rubric.criteria:
+            row = rows.get(("criterion", c.id))
+            levels = [lv.score for lv in c.levels]
+            criteria.append(
+                {
+                    "criterion_id": c.id,
+                    "description": c.description,
+                    "weight": c.weight,
+                    "max_level": max(levels),
+                    "min_level": min(levels),
+                    "probability": row.probability if row else None,
+                    "level": row.level if row else None,
+                    "model": row.model if row else None,
+                    "evidence": _quotes(row.evidence, primary_id) if row else [],
+                }
+            )
+        red_flags = []
+        for flag in question.rubric.red_flags:
+            row = rows.get(("red_flag", flag.id))
+            red_flags.append(
+                {
+                    "red_flag_id": flag.id,
+                    "description": flag.description,
+                    "penalty": flag.penalty,
+                    "probability": row.probability if row else None,
+                    "raised": bool(row and row.probability >= RED_FLAG_SHOWN_AT),
+                    "evidence": _quotes(row.evidence, primary_id) if row else [],
+                }
+            )
+        questions.append(
+            {
+                "question_id": question.id,
+                "number": number,
+                "prompt": question.prompt,
+                "practice": False,
+                "weight": float(getattr(question, "weight", 1.0)),
+                "score": primary.score if primary else None,
+                "score_confidence": primary.score_confidence if primary else None,
+                "answers": [_answer(a, parts, recordings) for a in attempts],
+                "criteria": criteria,
+                "red_flags": red_flags,
+                "events": events_by_question.get(question.id, []),
+            }
+        )
+
+    return {
+        "format": "interviewer.applicant-report/1",
+        "generated_at": _iso(datetime.now(UTC)),
+        "interview": {
+            "id": interview.id,
+            "state": str(interview.state),
+            "consented_at": _iso(interview.consented_at),
+            "started_at": _iso(interview.started_at),
+            "completed_at": _iso(interview.completed_at),
+            "score": interview.score,
+            "score_confidence": interview.score_confidence,
+            "scored_at": _iso(interview.scored_at),
+            "decision": interview.decision,
+            "standing": _standing(session, interview),
+        },
+        "opening": {
+            "id": opening.id if opening else interview.opening_id,
+            "slug": opening.slug if opening else None,
+            "title": opening.title if opening else bank.title,
+            "retention_days": opening.retention_days if opening else None,
+        },
+        "bank": {"id": bank.id, "version": bank.version, "title": bank.title},
+        "applicant": {
+            "id": applicant.id if applicant else interview.applicant_id,
+            "name": applicant.name if applicant else "",
+            "email": applicant.email if applicant else "",
+        },
+        "questions": questions,
+        "integrity": integrity,
+        "camera": [p.as_dict() for p in parts.values()],
+        "history": decision_history(session, interview_id),
+    }
+
+
+# --- CSV -------------------------------------------------------------------------------------
+
+CSV_COLUMNS = [
+    "record",
+    "question_id",
+    "answer_id",
+    "attempt",
+    "item_id",
+    "text",
+    "start",
+    "end",
+    "probability",
+    "level",
+    "score",
+    "confidence",
+    "severity",
+    "at",
+    "duration_s",
+    "count",
+]
+
+
+def report_csv(report: dict[str, Any]) -> str:
+    """The report as one flat table: ``record`` says what a row is (interview, question,
+    answer, word, criterion, red_flag, evidence, integrity_count, integrity_event)."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="raise")
+    writer.writeheader()
+    iv = report["interview"]
+    standing = iv["standing"]
+    writer.writerow(
+        {
+            "record": "interview",
+            "item_id": iv["id"],
+            "text": f"{report['applicant']['name']} <{report['applicant']['email']}>",
+            "score": iv["score"],
+            "confidence": iv["score_confidence"],
+            "start": standing["low"],
+            "end": standing["high"],
+            "level": standing["rank"],
+            "at": iv["completed_at"],
+            "severity": iv["decision"] or "",
+        }
+    )
+    for q in report["questions"]:
+        writer.writerow(
+            {
+                "record": "question",
+                "question_id": q["question_id"],
+                "text": q["prompt"],
+                "score": q["score"],
+                "confidence": q["score_confidence"],
+            }
+        )
+        for a in q["answers"]:
+            writer.writerow(
+                {
+                    "record": "answer",
+                    "question_id": q["question_id"],
+                    "answer_id": a["answer_id"],
+                    "attempt": a["attempt"],
+                    "item_id": a["status"],
+                    "text": a["transcript"],
+                    "at": a["started_at"],
+                    "duration_s": a["duration_s"],
+                    "score": a["score"],
+                    "confidence": a["score_confidence"],
+                }
+            )
+            for w in a["words"]:
+                writer.writerow(
+                    {
+                        "record": "word",
+                        "question_id": q["question_id"],
+                        "answer_id": a["answer_id"],
+                        "attempt": a["attempt"],
+                        "text": w["word"],
+                        "start": w["start"],
+                        "end": w["end"],
+                        "probability": w["probability"],
+                    }
+                )
+        for kind, items, key in (
+            ("criterion", q["criteria"], "criterion_id"),
+            ("red_flag", q["red_flags"], "red_flag_id"),
+        ):
+            for item in items:
+                writer.writerow(
+                    {
+                        "record": kind,
+                        "question_id": q["question_id"],
+                        "item_id": item[key],
+                        "text": item["description"],
+                        "probability": item["probability"],
+                        "level": item.get("level"),
+                    }
+                )
+                for quote in item["evidence"]:
+                    writer.writerow(
+                        {
+                            "record": "evidence",
+                            "question_id": q["question_id"],
+                            "answer_id": quote["answer_id"],
+                            "item_id": item[key],
+                            "text": quote["quote"],
+                            "start": quote["start"],
+                            "end": quote["end"],
+                            "probability": quote["similarity"],
+                        }
+                    )
+    for kind, per in report["integrity"]["counts"].items():
+        for severity, count in per.items():
+            writer.writerow(
+                {
+                    "record": "integrity_count",
+                    "item_id": kind,
+                    "severity": severity,
+                    "count": count,
+                }
+            )
+    for event in report["integrity"]["timeline"]:
+        writer.writerow(
+            {
+                "record": "integrity_event",
+                "question_id": event["question_id"] or "",
+                "item_id": event["kind"],
+                "severity": event["severity"],
+                "at": event["at"],
+                "duration_s": event["duration_s"],
+                "text": describe_event(event),
+            }
+        )
+    return out.getvalue()
+
+
+def describe_event(event: dict[str, Any]) -> str:
+    """One line a reviewer can read: what was measured, in the event's own units."""
+    ev = event.get("evidence") or {}
+    bits = []
+    for key, unit in (
+        ("seconds", "s"),
+        ("characters", " characters"),
+        ("frames", " frames"),
+        ("count", ""),
+        ("similarity", " similarity"),
+        ("overlap", " overlap"),
+    ):
+        value = ev.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            bits.append(f"{round(value, 2):g}{unit}")
+    if ev.get("max_faces"):
+        bits.append(f"up to {ev['max_faces']} faces")
+    if ev.get("whole_answer"):
+        bits.append("whole answer")
+    if ev.get("offset_s") is not None and ev.get("part") is not None:
+        bits.append(f"camera part {ev['part']} at {ev['offset_s']:g}s")
+    return ", ".join(bits)

@@ -1,0 +1,237 @@
+"""A finished, scored, proctored interview on disk and in the database, for the report tests.
+
+Answers are real espeak-ng speech written where the voice session writes them
+(``Recordings.answer_audio``); word timings are spread over each clip's spoken span (the
+report only displays them); the camera is a real VP8 WebM from ffmpeg, cut into MediaRecorder-
+style chunks with the mtimes an uploading page would leave; a camera event has a real JPEG
+thumbnail written by ``proctoring.events.save_thumbnail``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from web_support import FIXTURE_ANSWERS, Seeded, seed_interview
+
+from interviewer.config import Settings
+from interviewer.proctoring.events import save_thumbnail
+from interviewer.store import repo
+from interviewer.store.db import session_scope
+from interviewer.store.models import (
+    Answer,
+    AnswerStatus,
+    CriterionScore,
+    IntegrityEvent,
+    Interview,
+    InterviewState,
+)
+from interviewer.store.recordings import Recordings
+
+CAMERA_PART = 1
+CHUNK_S = 4.0
+
+
+@dataclass
+class SeededReport:
+    seeded: Seeded
+    interview_id: int
+    opening_id: int
+    applicant_id: int
+    answer_ids: dict[str, int]
+    event_ids: dict[str, int]
+    files: list[Path]
+    words: dict[str, list[dict[str, Any]]]
+
+
+def _speech(text: str, path: Path) -> tuple[float, float, float]:
+    """espeak-ng ``text`` into ``path`` with 0.5 s of lead silence; (start, end, total) s."""
+    from interviewer.voice.io import answers_wav, read_wav
+
+    spans = answers_wav([text], path, lead_s=0.5, gap_s=0.5)
+    data, rate = read_wav(path)
+    return spans[0][0], spans[0][1], len(data) / rate
+
+
+def _timed_words(text: str, start: float, end: float) -> list[dict[str, Any]]:
+    tokens = text.split()
+    step = (end - start) / len(tokens)
+    return [
+        {
+            "word": (" " if i else "") + tok,
+            "start": round(start + i * step, 3),
+            "end": round(start + (i + 0.9) * step, 3),
+            "probability": 0.9,
+        }
+        for i, tok in enumerate(tokens)
+    ]
+
+
+def camera_webm(path: Path, seconds: int) -> Path:
+    subprocess.run(
+        [
+            "ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi",
+            "-i", f"testsrc=size=160x120:rate=10:duration={seconds}",
+            "-c:v", "libvpx", "-b:v", "150k", "-deadline", "realtime", str(path),
+        ],
+        check=True,
+    )  # fmt: skip
+    return path
+
+
+def seed_report(
+    settings: Settings,
+    *,
+    email: str = "ada@example.invalid",
+    slug: str = "web-report",
+    name: str = "Ada Lovelace",
+    score: float = 0.72,
+    camera: bool = True,
+    finished_days_ago: float = 0.0,
+    tmp: Path | None = None,
+) -> SeededReport:
+    seeded = seed_interview(settings, email=email, slug=slug)
+    recordings = Recordings(settings.recordings_dir)
+    iid = seeded.interview_id
+    t0 = datetime.now(UTC) - timedelta(days=finished_days_ago, minutes=5)
+    files: list[Path] = []
+    answer_ids: dict[str, int] = {}
+    words: dict[str, list[dict[str, Any]]] = {}
+    order = ["practice", "colour", "animal"]
+    with session_scope(seeded.engine) as s:
+        interview = s.get(Interview, iid)
+        opening_id = interview.opening_id
+        applicant_id = interview.applicant_id
+        applicant = interview.applicant_id
+        from interviewer.store.models import Applicant
+
+        s.get(Applicant, applicant).name = name
+        at = t0 + timedelta(seconds=2)
+        for index, qid in enumerate(order):
+            text = FIXTURE_ANSWERS[qid][0]
+            path = recordings.answer_audio(iid, qid)
+            begin, end, total = _speech(text, path)
+            files.append(path)
+            timed = _timed_words(text, begin, end)
+            words[qid] = timed
+            answer = repo.save_answer(
+                s,
+                Answer(
+                    interview_id=iid,
+                    question_id=qid,
+                    question_index=index - 1,
+                    status=AnswerStatus.answered,
+                    audio_path=recordings.relative(path),
+                    transcript=text,
+                    words=timed,
+                    started_at=at,
+                    ended_at=at + timedelta(seconds=total),
+                    speech_duration_s=end - begin,
+                    onset_latency_s=begin,
+                    score=None if qid == "practice" else score + (0.1 if qid == "colour" else -0.1),
+                    score_confidence=None if qid == "practice" else 0.8,
+                ),
+            )
+            answer_ids[qid] = answer.id
+            at += timedelta(seconds=total + 4)
+            if qid == "practice":
+                continue
+            quote_words = timed[3:6]
+            s.add(
+                CriterionScore(
+                    answer_id=answer.id,
+                    criterion_id="c",
+                    kind="criterion",
+                    probability=0.8 if qid == "colour" else 0.4,
+                    level=0.8 if qid == "colour" else 0.4,
+                    evidence=[
+                        {
+                            "quote": "".join(w["word"] for w in quote_words).strip(),
+                            "start": quote_words[0]["start"],
+                            "end": quote_words[-1]["end"],
+                            "similarity": 0.77,
+                            "char_start": 0,
+                            "char_end": 10,
+                            "answer_id": answer.id,
+                            "key_point": None,
+                        }
+                    ],
+                    model="test-judge",
+                )
+            )
+        interview.state = InterviewState.completed
+        interview.started_at = t0
+        interview.completed_at = at
+        interview.updated_at = at
+        interview.consented_at = t0
+        interview.score = score
+        interview.score_confidence = 0.8
+        interview.scored_at = at
+        s.flush()
+        events: dict[str, int] = {}
+        tab = IntegrityEvent(
+            interview_id=iid,
+            question_id="colour",
+            kind="tab_hidden",
+            severity="warning",
+            at=t0 + timedelta(seconds=20),
+            duration_s=7.5,
+            evidence={"seconds": 7.5, "key": "browser:p:1", "source": "browser"},
+        )
+        s.add(tab)
+        s.flush()
+        events["tab_hidden"] = tab.id
+        if camera:
+            frame = np.zeros((120, 160, 3), dtype=np.uint8)
+            frame[40:80, 60:100] = (0, 0, 255)
+            thumb = save_thumbnail(recordings, iid, CAMERA_PART * 10_000, frame)
+            files.append(recordings.open_for_read(thumb))
+            face = IntegrityEvent(
+                interview_id=iid,
+                question_id="animal",
+                kind="no_face",
+                severity="high",
+                at=t0 + timedelta(seconds=30),
+                duration_s=31.0,
+                evidence={
+                    "seconds": 31.0,
+                    "part": CAMERA_PART,
+                    "offset_s": 30.0,
+                    "thumbnail": thumb,
+                    "key": "faces:no_face:1:30.0",
+                    "source": "faces",
+                },
+            )
+            s.add(face)
+            s.flush()
+            events["no_face"] = face.id
+    if camera:
+        seconds = int((at - t0).total_seconds()) + 4
+        chunks = _camera(recordings, iid, seconds, t0, tmp or Path(settings.recordings_dir).parent)
+        files.extend(chunks)
+    return SeededReport(seeded, iid, opening_id, applicant_id, answer_ids, events, files, words)
+
+
+def _camera(
+    recordings: Recordings, interview_id: int, seconds: int, t0: datetime, tmp: Path
+) -> list[Path]:
+    """A WebM cut into byte chunks named and timed as the upload route leaves them."""
+    whole = camera_webm(tmp / f"camera-{interview_id}.webm", seconds)
+    data = whole.read_bytes()
+    whole.unlink()
+    count = max(1, int(seconds // CHUNK_S))
+    size = -(-len(data) // count)
+    out = []
+    for chunk in range(count):
+        seq = CAMERA_PART * 100_000 + chunk
+        path = recordings.media_chunk(interview_id, "camera", seq)
+        path.write_bytes(data[chunk * size : (chunk + 1) * size])
+        stamp = (t0 + timedelta(seconds=CHUNK_S * (chunk + 1))).timestamp()
+        os.utime(path, (stamp, stamp))
+        out.append(path)
+    return out
