@@ -63,6 +63,20 @@ class Settings(BaseSettings):
         "kept in <data_dir>/secret_key.",
     )
     transport: Literal["websocket", "livekit"] = "websocket"
+    session_hours: float = Field(
+        default=12, gt=0, description="A staff sign-in lasts this long, then asks again."
+    )
+    secure_cookies: Literal["auto", "always", "never"] = Field(
+        default="auto",
+        description="Secure flag on cookies: 'auto' sets it when the request came over https "
+        "(behind a proxy, run uvicorn with --proxy-headers); 'always' for https-only sites.",
+    )
+    login_max_failures: int = Field(
+        default=5, ge=1, description="Failed sign-ins per account before it pauses (429)."
+    )
+    login_lockout_minutes: float = Field(
+        default=15, gt=0, description="How long failed sign-ins are counted and the pause lasts."
+    )
 
     @property
     def resolved_database_url(self) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from web_support import make_settings, seed_interview
+from web_support import make_settings, seed_interview, send_csrf
 
 from interviewer.store.db import session_scope
 from interviewer.store.models import Interview, InterviewState
@@ -27,6 +27,7 @@ def app_and_seed(tmp_path: Path):
     seeded = seed_interview(settings)
     app = create_app(settings, voice=VoiceOptions(warm_up=False))
     with TestClient(app) as client:
+        send_csrf(client)
         yield client, seeded, settings
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from web_support import make_settings, seed_interview
+from web_support import make_settings, seed_interview, send_csrf
 
 from interviewer.store.db import session_scope
 from interviewer.store.models import Interview, Invite
@@ -30,6 +30,7 @@ def env(tmp_path_factory: pytest.TempPathFactory):
     seed_interview(settings)  # migrates the database before the app starts
     app = create_app(settings, voice=VoiceOptions(warm_up=False))
     with TestClient(app) as client:
+        send_csrf(client)
         yield client, settings
 
 

@@ -364,3 +364,23 @@ def timed_answers_wav(
     writer.write(np.concatenate(parts).tobytes())
     writer.close()
     return spans
+
+
+# --- CSRF and staff sign-in for HTTP tests -----------------------------------------------------
+
+
+def csrf_token(client: Any, path: str = "/login") -> str:
+    """The CSRF token a page gives this client (its cookie is kept by the client)."""
+    import re
+
+    page = client.get(path)
+    found = re.search(r'<meta name="csrf-token" content="([^"]+)"', page.text)
+    if found is None:
+        raise AssertionError(f"{path} has no csrf-token meta tag")
+    return found.group(1)
+
+
+def send_csrf(client: Any, path: str = "/login") -> Any:
+    """Make every later request of ``client`` carry a valid X-CSRF-Token header."""
+    client.headers["X-CSRF-Token"] = csrf_token(client, path)
+    return client

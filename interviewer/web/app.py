@@ -29,6 +29,7 @@ from interviewer.config import Settings, get_settings
 from interviewer.store.db import create_db_engine, migrate, session_scope
 from interviewer.store.models import Opening
 from interviewer.store.recordings import Recordings
+from interviewer.web import auth
 from interviewer.web.live import LiveInterviews, VoiceOptions, VoiceStack
 from interviewer.web.pages import STATIC_DIR, error_page, mask_path, render
 
@@ -66,6 +67,8 @@ def create_app(settings: Settings | None = None, *, voice: VoiceOptions | None =
     app.state.stack = stack
     app.state.voice = voice
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+    # Sign-in, roles and CSRF (before access_log, so it sits inside it and refusals are logged).
+    auth.install(app)
 
     @app.middleware("http")
     async def access_log(request: Request, call_next: Any) -> Response:

@@ -90,3 +90,9 @@ export function levelOf(analyser, buffer) {
   for (let i = 0; i < buffer.length; i++) sum += buffer[i] * buffer[i];
   return Math.min(1, Math.sqrt(sum / buffer.length) * 4);
 }
+
+// Every state-changing request carries the page's CSRF token (see interviewer/web/auth.py).
+export function csrfHeaders(headers = {}) {
+  const meta = document.querySelector('meta[name="csrf-token"]');
+  return meta ? { ...headers, "X-CSRF-Token": meta.content } : headers;
+}

@@ -4,7 +4,7 @@
 // The server's session is the source of truth (question, answers, resume point). This page
 // only plays, shows and reconnects: a reload or a dropped network opens a new socket, and the
 // session continues from the question it was on.
-import { hideProblem, mediaProblem, openCameraAndMic, showProblem, unsupportedReason } from "./common.js";
+import { csrfHeaders, hideProblem, mediaProblem, openCameraAndMic, showProblem, unsupportedReason } from "./common.js";
 
 const root = document.querySelector("[data-interview]");
 const $ = (id) => document.getElementById(id);
@@ -390,7 +390,7 @@ async function pumpUploads() {
     let status = 0;
     try {
       const response = await fetch(`${root.dataset.upload}?${query}`, {
-        method: "POST", body: item.blob, headers: { "Content-Type": item.type },
+        method: "POST", body: item.blob, headers: csrfHeaders({ "Content-Type": item.type }),
       });
       status = response.status;
       if (response.ok) {
