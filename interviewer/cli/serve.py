@@ -68,6 +68,27 @@ def _base_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}"
 
 
+def _first_admin(engine: Engine, base: str) -> None:
+    """With no admin in the database, create one and print its password to this console once:
+    not to the log (a file), and never again (the next start finds the admin)."""
+    from interviewer.accounts import ensure_first_admin
+
+    new = ensure_first_admin(engine)
+    if new is None:
+        return
+    console.print(Text("First run: an admin account was created.", style="bold"))
+    console.print(Text(f"  sign in at {base}/login"))
+    console.print(Text(f"  email:    {new.user.email}"))
+    console.print(Text(f"  password: {new.password}", style="bold"), soft_wrap=True)
+    console.print(
+        Text(
+            "  Shown only now: keep it somewhere safe. Lost it? "
+            f"`interviewer user set-password {new.user.email}`",
+            style="dim",
+        )
+    )
+
+
 def serve(
     seed_demo_: bool = typer.Option(
         False,
@@ -95,6 +116,7 @@ def serve(
         engine = create_db_engine(settings.resolved_database_url)
         migrate(engine)
         base = _base_url(host, port)
+        _first_admin(engine, base)
         if seed_demo_:
             links = seed_demo(engine, settings, base)
             console.print(
