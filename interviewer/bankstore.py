@@ -425,7 +425,7 @@ class BankStore:
         problems, bank = check_text(text, name)
         data = parse_yaml(text)
         lines = line_paths(text)
-        issues = [Issue(p.line, p.column, p.message, p.fix, lines.get(p.line)) for p in problems]
+        issues = [Issue(p.line, p.column, p.message, p.fix, _field(p, lines)) for p in problems]
         id_line = _key_line(text, "id")
         version_line = _key_line(text, "version")
         if bank is not None:
@@ -632,6 +632,15 @@ def _state(checked: Checked, versions: list[VersionInfo]) -> tuple[str, str]:
             f"Start a draft from version {latest.version} to edit the latest.",
         )
     return "ready", f"Version {bank.version} is ready to publish."
+
+
+def _field(problem: bankcheck.Problem, lines: dict[int, str]) -> str | None:
+    """The form field a problem is about. A missing key is reported on its parent's first line,
+    i.e. on the parent's first key: the field is then the parent itself."""
+    path = lines.get(problem.line)
+    if path is not None and "missing required key" in problem.message:
+        path = path.rsplit(".", 1)[0] if "." in path else ""
+    return path
 
 
 def _key_line(text: str, key: str) -> int:

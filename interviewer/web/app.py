@@ -125,6 +125,9 @@ def create_app(settings: Settings | None = None, *, voice: VoiceOptions | None =
     from interviewer.web import applicant
 
     app.include_router(applicant.router)
+    from interviewer.web import banks_editor
+
+    app.include_router(banks_editor.router)
     return app
 
 
