@@ -57,15 +57,9 @@ class SeededOpening:
 
 
 def password_hash(password: str = PASSWORD) -> str:
-    """The AUTH module's hash when it exists (so these accounts can log in), else argon2's."""
-    try:
-        from interviewer.web.auth import hash_password  # type: ignore[attr-defined]
+    from interviewer.accounts import hash_password
 
-        return hash_password(password)
-    except ImportError:
-        from argon2 import PasswordHasher
-
-        return PasswordHasher().hash(password)
+    return hash_password(password)
 
 
 def staff(

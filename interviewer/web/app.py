@@ -128,6 +128,9 @@ def create_app(settings: Settings | None = None, *, voice: VoiceOptions | None =
     from interviewer.web import banks_editor
 
     app.include_router(banks_editor.router)
+    from interviewer.web import openings
+
+    app.include_router(openings.router)
     return app
 
 
