@@ -25,6 +25,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import select
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from interviewer import privacy
 from interviewer.config import Settings, get_settings
 from interviewer.store.db import create_db_engine, migrate, session_scope
 from interviewer.store.models import Opening
@@ -50,16 +51,27 @@ def create_app(settings: Settings | None = None, *, voice: VoiceOptions | None =
         warm: asyncio.Task[None] | None = None
         if voice.warm_up:
             warm = asyncio.create_task(_warm(stack, engine))
+        # Recordings past their opening's retention period: deleted now and every hour.
+        purge = asyncio.create_task(privacy.retention_loop(engine, recordings))
         try:
             yield
         finally:
+            purge.cancel()
+            with contextlib.suppress(BaseException):
+                await purge
             await live.shutdown()
             if warm is not None and not warm.done():
                 warm.cancel()
                 with contextlib.suppress(BaseException):
                     await warm
 
-    app = FastAPI(title="interviewer", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="interviewer",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,  # no route listing: every route is in access.py, nothing else served
+    )
     app.state.settings = settings
     app.state.engine = engine
     app.state.recordings = recordings
@@ -128,6 +140,9 @@ def create_app(settings: Settings | None = None, *, voice: VoiceOptions | None =
     from interviewer.web import banks_editor
 
     app.include_router(banks_editor.router)
+    from interviewer.web import report
+
+    app.include_router(report.router)
     from interviewer.web import openings
 
     app.include_router(openings.router)

@@ -1,0 +1,468 @@
+"""The recruiter's applicant page, its media, exports, compare view and personal-data actions.
+
+Every route is under ``/openings/{opening_id}/...`` and starts with the same check: the caller is
+an admin or a recruiter assigned to the opening (``auth.opening_for``: 404 otherwise, so nobody
+learns which openings exist), and the interview belongs to that opening (404 otherwise). Media
+is found from database ids only: an answer id gives ``Answer.audio_path``, a part number gives
+that camera part's chunks, an event id gives the thumbnail its evidence names; each path goes
+through ``Recordings.open_for_read``. Media responses honour Range requests and are never
+stored by a cache (``Cache-Control: private, no-store``).
+
+The page itself is server-rendered from :func:`interviewer.reports.build_report`; the only script
+(``static/report.js``) ties the transcript, quotes and timeline to the players.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from sqlalchemy import select
+from starlette.exceptions import HTTPException
+
+from interviewer import privacy, reports
+from interviewer.scoring.ranking import display_score
+from interviewer.store.db import session_scope
+from interviewer.store.models import (
+    Answer,
+    Applicant,
+    IntegrityEvent,
+    Interview,
+    Opening,
+    Role,
+    User,
+)
+from interviewer.web.auth import opening_for, require_role
+from interviewer.web.media import NO_STORE, serve_files
+from interviewer.web.pages import render
+
+router = APIRouter()
+recruiter = require_role(Role.recruiter)
+BASE = "/openings/{opening_id}/applicants/{interview_id}"
+COMPARE_MIN, COMPARE_MAX = 2, 4
+
+
+def _not_found(what: str = "Not found") -> HTTPException:
+    return HTTPException(404, what)
+
+
+def _gone(what: str) -> HTTPException:
+    """The interview is there and the caller may see it, but this file is not (any more)."""
+    return HTTPException(410, what)
+
+
+def _check(request: Request, opening_id: int, interview_id: int, user: User) -> Opening:
+    """Blocking: the opening when ``user`` may see it and the interview is in it; else 404."""
+    opening = opening_for(request, opening_id, user)
+    with session_scope(request.app.state.engine) as s:
+        interview = s.get(Interview, interview_id)
+        if interview is None or interview.opening_id != opening.id:
+            raise _not_found()
+    return opening
+
+
+async def _allowed(request: Request, opening_id: int, interview_id: int, user: User) -> Opening:
+    return await asyncio.to_thread(_check, request, opening_id, interview_id, user)
+
+
+def _report(request: Request, interview_id: int) -> dict[str, Any]:
+    with session_scope(request.app.state.engine) as s:
+        return reports.build_report(s, request.app.state.recordings, interview_id)
+
+
+# --- presentation helpers ----------------------------------------------------------------------
+
+
+def pct(value: float | None) -> str:
+    return "–" if value is None else display_score(value)
+
+
+def _parse(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def timeline(report: dict[str, Any]) -> dict[str, Any]:
+    """Answers and events placed on one strip: each at its share of the interview's span."""
+    spans = []
+    for q in report["questions"]:
+        for a in q["answers"]:
+            start, end = _parse(a["started_at"]), _parse(a["ended_at"])
+            if start and end:
+                spans.append((q, a, start, end))
+    events = [(e, _parse(e["at"])) for e in report["integrity"]["timeline"]]
+    moments = [m for _, _, s, e in spans for m in (s, e)] + [m for _, m in events if m]
+    iv = report["interview"]
+    for key in ("started_at", "completed_at"):
+        if iv[key]:
+            moments.append(_parse(iv[key]))
+    if not moments:
+        return {"answers": [], "events": [], "start": None, "seconds": 0}
+    t0, t1 = min(moments), max(moments)
+    total = max((t1 - t0).total_seconds(), 1.0)
+
+    def at(moment: datetime) -> float:
+        return round(100 * (moment - t0).total_seconds() / total, 2)
+
+    return {
+        "start": t0.isoformat(),
+        "seconds": round(total),
+        "answers": [
+            {
+                "question_id": q["question_id"],
+                "label": "P" if q["practice"] else f"Q{q['number']}",
+                "answer_id": a["answer_id"],
+                "left": at(s),
+                "width": max(0.5, at(e) - at(s)),
+            }
+            for q, a, s, e in spans
+        ],
+        "events": [
+            {**e, "left": at(m) if m else 0, "offset_s": round((m - t0).total_seconds())}
+            for e, m in events
+        ],
+    }
+
+
+def _context(report: dict[str, Any]) -> dict[str, Any]:
+    events = {e["id"]: e for e in report["integrity"]["timeline"]}
+    return {
+        "r": report,
+        "pct": pct,
+        "events": events,
+        "strip": timeline(report),
+        "describe": reports.describe_event,
+        "words_json": json.dumps(
+            {
+                a["answer_id"]: a["words"]
+                for q in report["questions"]
+                for a in q["answers"]
+                if a["words"]
+            }
+        ),
+    }
+
+
+# --- the applicant page ----------------------------------------------------------------------
+
+
+@router.get(BASE, name="report_applicant")
+async def applicant_page(
+    request: Request, opening_id: int, interview_id: int, user: User = Depends(recruiter)
+) -> Response:
+    opening = await _allowed(request, opening_id, interview_id, user)
+    report = await asyncio.to_thread(_report, request, interview_id)
+    others = await asyncio.to_thread(_applicants, request, opening.id)
+    return render(
+        request,
+        "report/applicant.html",
+        opening=opening,
+        user=user,
+        others=[o for o in others if o["interview_id"] != interview_id],
+        **_context(report),
+    )
+
+
+def _applicants(request: Request, opening_id: int) -> list[dict[str, Any]]:
+    with session_scope(request.app.state.engine) as s:
+        rows = s.execute(
+            select(Interview.id, Applicant.name, Interview.state, Interview.score)
+            .join(Applicant, Applicant.id == Interview.applicant_id)
+            .where(Interview.opening_id == opening_id)
+            .order_by(Interview.score.desc(), Interview.id)
+        ).all()
+    return [{"interview_id": i, "name": n, "state": str(st), "score": sc} for i, n, st, sc in rows]
+
+
+# --- media -----------------------------------------------------------------------------------
+
+
+def _answer_file(request: Request, interview_id: int, answer_id: int) -> tuple[Any, str]:
+    with session_scope(request.app.state.engine) as s:
+        answer = s.get(Answer, answer_id)
+        if answer is None or answer.interview_id != interview_id:
+            raise _not_found("no such answer in this interview")
+        relative = answer.audio_path
+    if not relative:
+        raise _gone("no recording of this answer is stored (none was made, or it was purged)")
+    try:
+        path = request.app.state.recordings.open_for_read(relative)
+    except (FileNotFoundError, ValueError):
+        raise _gone("the recording is no longer stored (deleted or purged)") from None
+    return path, reports.MEDIA_TYPES.get(path.suffix.lstrip("."), "application/octet-stream")
+
+
+@router.get(BASE + "/media/answers/{answer_id}", name="report_answer_audio")
+async def answer_audio(
+    request: Request,
+    opening_id: int,
+    interview_id: int,
+    answer_id: int,
+    user: User = Depends(recruiter),
+) -> Response:
+    await _allowed(request, opening_id, interview_id, user)
+    path, media_type = await asyncio.to_thread(_answer_file, request, interview_id, answer_id)
+    return await asyncio.to_thread(serve_files, request, [path], media_type)
+
+
+@router.get(BASE + "/media/camera/{part}", name="report_camera")
+async def camera(
+    request: Request,
+    opening_id: int,
+    interview_id: int,
+    part: int,
+    user: User = Depends(recruiter),
+) -> Response:
+    await _allowed(request, opening_id, interview_id, user)
+    parts = await asyncio.to_thread(
+        reports.camera_parts, request.app.state.recordings, interview_id
+    )
+    found = parts.get(part)
+    if found is None:
+        raise _gone("no camera recording with this number is stored")
+    return await asyncio.to_thread(serve_files, request, list(found.chunks), found.media_type)
+
+
+def _thumbnail(request: Request, interview_id: int, event_id: int) -> Any:
+    with session_scope(request.app.state.engine) as s:
+        event = s.get(IntegrityEvent, event_id)
+        if event is None or event.interview_id != interview_id:
+            raise _not_found("no such event")
+        relative = event.evidence.get("thumbnail")
+    if not isinstance(relative, str) or not relative:
+        raise _gone("no camera frame is stored for this event")
+    try:
+        return request.app.state.recordings.open_for_read(relative)
+    except (FileNotFoundError, ValueError):
+        raise _gone("the frame is no longer stored (deleted or purged)") from None
+
+
+@router.get(BASE + "/media/events/{event_id}", name="report_thumbnail")
+async def thumbnail(
+    request: Request,
+    opening_id: int,
+    interview_id: int,
+    event_id: int,
+    user: User = Depends(recruiter),
+) -> Response:
+    await _allowed(request, opening_id, interview_id, user)
+    path = await asyncio.to_thread(_thumbnail, request, interview_id, event_id)
+    return await asyncio.to_thread(serve_files, request, [path], "image/jpeg")
+
+
+# --- exports ---------------------------------------------------------------------------------
+
+
+def _filename(report: dict[str, Any], ext: str) -> str:
+    return f"interview-{report['interview']['id']}-report.{ext}"
+
+
+@router.get(BASE + "/report.json", name="report_json")
+async def export_json(
+    request: Request, opening_id: int, interview_id: int, user: User = Depends(recruiter)
+) -> Response:
+    await _allowed(request, opening_id, interview_id, user)
+    report = await asyncio.to_thread(_report, request, interview_id)
+    return Response(
+        json.dumps(report, indent=2, ensure_ascii=False),
+        media_type="application/json",
+        headers={
+            **NO_STORE,
+            "Content-Disposition": f'attachment; filename="{_filename(report, "json")}"',
+        },
+    )
+
+
+@router.get(BASE + "/report.csv", name="report_csv")
+async def export_csv(
+    request: Request, opening_id: int, interview_id: int, user: User = Depends(recruiter)
+) -> Response:
+    await _allowed(request, opening_id, interview_id, user)
+    report = await asyncio.to_thread(_report, request, interview_id)
+    return Response(
+        reports.report_csv(report),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            **NO_STORE,
+            "Content-Disposition": f'attachment; filename="{_filename(report, "csv")}"',
+        },
+    )
+
+
+# --- compare ---------------------------------------------------------------------------------
+
+
+def _compare(request: Request, opening_id: int, ids: list[int]) -> list[dict[str, Any]]:
+    with session_scope(request.app.state.engine) as s:
+        found = {
+            iv.id
+            for iv in s.scalars(
+                select(Interview).where(Interview.id.in_(ids), Interview.opening_id == opening_id)
+            )
+        }
+        if found != set(ids):
+            raise _not_found("one of these applicants is not in this opening")
+        return [reports.build_report(s, request.app.state.recordings, i) for i in ids]
+
+
+def compare_rows(people: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per question (in the bank's order): each applicant's score, criteria, best quote and
+    flags, side by side."""
+    rows = []
+    for index, q in enumerate(people[0]["questions"] if people else []):
+        if q["practice"]:
+            continue
+        cells = []
+        for report in people:
+            mine = next(
+                (x for x in report["questions"] if x["question_id"] == q["question_id"]), None
+            )
+            if mine is None:
+                cells.append(None)
+                continue
+            quotes = [
+                (e["similarity"] or 0, e, c["criterion_id"])
+                for c in mine["criteria"]
+                for e in c["evidence"]
+            ]
+            quotes.sort(key=lambda t: -t[0])
+            events = [e for e in report["integrity"]["timeline"] if e["id"] in mine["events"]]
+            cells.append(
+                {
+                    "score": mine["score"],
+                    "confidence": mine["score_confidence"],
+                    "answered": bool(mine["answers"]),
+                    "criteria": mine["criteria"],
+                    "quotes": [(e, c) for _, e, c in quotes[:2]],
+                    "red_flags": [f for f in mine["red_flags"] if f["raised"]],
+                    "events": events,
+                }
+            )
+        rows.append({"question": q, "index": index, "cells": cells})
+    return rows
+
+
+@router.get("/openings/{opening_id}/compare", name="report_compare")
+async def compare(request: Request, opening_id: int, user: User = Depends(recruiter)) -> Response:
+    opening = await asyncio.to_thread(opening_for, request, opening_id, user)
+    others = await asyncio.to_thread(_applicants, request, opening.id)
+    raw = request.query_params.getlist("i")
+    try:
+        ids = list(dict.fromkeys(int(x) for x in raw))
+    except ValueError:
+        ids = []
+    problem = None
+    people: list[dict[str, Any]] = []
+    if raw and not COMPARE_MIN <= len(ids) <= COMPARE_MAX:
+        problem = (
+            f"Choose between {COMPARE_MIN} and {COMPARE_MAX} applicants to compare "
+            f"(you chose {len(ids)})."
+        )
+    elif ids:
+        people = await asyncio.to_thread(_compare, request, opening.id, ids)
+    return render(
+        request,
+        "report/compare.html",
+        status_code=400 if problem else 200,
+        opening=opening,
+        people=people,
+        rows=compare_rows(people),
+        chosen=set(ids),
+        others=others,
+        problem=problem,
+        pct=pct,
+        describe=reports.describe_event,
+        limits=(COMPARE_MIN, COMPARE_MAX),
+    )
+
+
+# --- personal data ---------------------------------------------------------------------------
+
+
+@router.get(BASE + "/personal-data", name="report_personal_data")
+async def personal_data(
+    request: Request, opening_id: int, interview_id: int, user: User = Depends(recruiter)
+) -> Response:
+    opening = await _allowed(request, opening_id, interview_id, user)
+    report = await asyncio.to_thread(_report, request, interview_id)
+    files, size = await asyncio.to_thread(
+        privacy.folder_usage, request.app.state.recordings, interview_id
+    )
+    return render(
+        request,
+        "report/personal_data.html",
+        opening=opening,
+        r=report,
+        files=files,
+        size=size,
+        error=None,
+    )
+
+
+@router.post(BASE + "/personal-data/export", name="report_personal_export")
+async def personal_export(
+    request: Request, opening_id: int, interview_id: int, user: User = Depends(recruiter)
+) -> Response:
+    await _allowed(request, opening_id, interview_id, user)
+    data = await asyncio.to_thread(
+        privacy.export_interviews,
+        request.app.state.engine,
+        request.app.state.recordings,
+        [interview_id],
+        user_id=user.id,
+    )
+    return Response(
+        data,
+        media_type="application/zip",
+        headers={
+            **NO_STORE,
+            "Content-Disposition": (
+                f'attachment; filename="interview-{interview_id}-personal-data.zip"'
+            ),
+        },
+    )
+
+
+@router.post(BASE + "/personal-data/delete", name="report_personal_delete")
+async def personal_delete(
+    request: Request, opening_id: int, interview_id: int, user: User = Depends(recruiter)
+) -> Response:
+    opening = await _allowed(request, opening_id, interview_id, user)
+    form = await request.form()
+    typed = str(form.get("confirm") or "").strip().lower()
+    report = await asyncio.to_thread(_report, request, interview_id)
+    expected = (report["applicant"]["email"] or "").strip().lower()
+    if not expected or typed != expected:
+        files, size = await asyncio.to_thread(
+            privacy.folder_usage, request.app.state.recordings, interview_id
+        )
+        return render(
+            request,
+            "report/personal_data.html",
+            status_code=400,
+            opening=opening,
+            r=report,
+            files=files,
+            size=size,
+            error=(
+                "Nothing was deleted: the address you typed does not match this applicant's. "
+                "Type their email address exactly as shown, then press Delete again."
+            ),
+        )
+    result = await asyncio.to_thread(
+        privacy.delete_interviews,
+        request.app.state.engine,
+        request.app.state.recordings,
+        [interview_id],
+        user_id=user.id,
+    )
+    return render(
+        request,
+        "report/deleted.html",
+        opening=opening,
+        result=result,
+        interview_id=interview_id,
+    )
