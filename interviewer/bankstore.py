@@ -115,6 +115,8 @@ def _prune(value: Any) -> Any:
         }
     if isinstance(value, list):
         return [_prune(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # a stored `weight: 2.0` reads as the `weight: 2` that was written
     return value
 
 
@@ -141,7 +143,10 @@ def leading_comments(text: str) -> str:
 
 def parse_yaml(text: str) -> Any:
     """The data in bank YAML with the validator's rules (no aliases or tags), or None."""
-    loader = bankcheck._Loader(text)
+    try:
+        loader = bankcheck._Loader(text)  # checks for unprintable characters up front
+    except yaml.YAMLError:
+        return None
     try:
         return loader.get_single_data()
     except (yaml.YAMLError, RecursionError, ValueError):
@@ -720,7 +725,8 @@ class Section:
 
 
 def word_diff(old: str, new: str) -> list[tuple[str, str]]:
-    a, b = re.findall(r"\S+|\s+", old), re.findall(r"\S+|\s+", new)
+    token = re.compile(r"\w+|[^\w\s]+|\s+")
+    a, b = token.findall(old), token.findall(new)
     out: list[tuple[str, str]] = []
     for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
         if op == "equal":
