@@ -683,7 +683,7 @@ def invite_links(
         .join(Applicant, Applicant.id == Invite.applicant_id)
         .join(Interview, Interview.invite_id == Invite.id, isouter=True)
         .where(Invite.opening_id == opening.id)
-        .order_by(Invite.created_at.desc(), Invite.id.desc())
+        .order_by(Invite.id)
     ).all()
     out = []
     for invite, applicant, interview in rows:
