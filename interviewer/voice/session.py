@@ -113,6 +113,7 @@ def save_step(engine: Engine, recordings: Recordings, interview_id: int, step: S
             core_state=step.state,
             state=InterviewState.completed if step.finished else InterviewState.in_progress,
         )
+    return ids
 
 
 class _LazyWav:

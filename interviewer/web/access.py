@@ -158,7 +158,30 @@ rule("POST", "/users/{user_id}/deactivate", ADMIN, destructive=True)
 rule("POST", "/users/{user_id}/activate", ADMIN, destructive=True)
 rule("POST", "/users/{user_id}/password", ADMIN, destructive=True)
 
-# openings.py (OPENINGS helper): add entries here
+# openings.py: a recruiter's own openings; everything under /openings/{opening_id} is OPENING
+rule("GET", "/openings", RECRUITER)
+rule("GET", "/openings/new", RECRUITER)
+rule("POST", "/openings", RECRUITER, form={"title": "Matrix opening"})
+rule("GET", "/openings/{opening_id}", OPENING)
+rule("GET", "/openings/{opening_id}/shortlist.csv", OPENING)
+rule("GET", "/openings/{opening_id}/shortlist.json", OPENING)
+rule(
+    "POST",
+    "/openings/{opening_id}/decisions/{interview_id}",
+    OPENING,
+    form={"decision": "hold", "note": "matrix"},
+    destructive=True,
+)
+rule("GET", "/openings/{opening_id}/history", OPENING)
+rule("GET", "/openings/{opening_id}/charts", OPENING)
+rule("GET", "/openings/{opening_id}/invites", OPENING)
+rule("POST", "/openings/{opening_id}/invites", OPENING, form={"name": "M", "email": "m@x.org"})
+rule("POST", "/openings/{opening_id}/invites/upload", OPENING, form={})
+rule("GET", "/openings/{opening_id}/invites.csv", OPENING)
+rule("POST", "/openings/{opening_id}/invites/{invite_id}/renew", OPENING, destructive=True)
+rule("GET", "/openings/{opening_id}/settings", OPENING)
+rule("POST", "/openings/{opening_id}/recruiters", OPENING, form={"user_id": "0"})
+rule("POST", "/openings/{opening_id}/recruiters/{user_id}/remove", OPENING, destructive=True)
 
 # report.py (REPORT helper): add entries here
 
