@@ -51,6 +51,16 @@ class Settings(BaseSettings):
     tts_voice: str = Field(default="en-us", description="espeak-ng voice used by pyttsx3.")
     tts_rate: int = Field(default=170, description="Speaking rate in words per minute.")
     scoring_model: Literal["qwen2.5-1.5b", "smollm2-135m"] = "qwen2.5-1.5b"
+    score_answers: bool = Field(
+        default=True,
+        description="Score each answer as soon as it is stored (a worker process running "
+        "scoring_model); off: run `interviewer score` later.",
+    )
+    analyze_integrity: bool = Field(
+        default=True,
+        description="After an interview ends, run the camera, voice and answer detectors "
+        "(docs/proctoring.md) off the event loop and store their integrity events.",
+    )
     silence_threshold_s: float = Field(
         default=1.2, description="Default silence that ends an answer; openings may override."
     )

@@ -15,7 +15,13 @@ from test_session_audio import ANSWERS, BANK
 
 from interviewer.store import repo
 from interviewer.store.db import create_db_engine, migrate, session_scope
-from interviewer.store.models import Answer, AnswerStatus, Interview, InterviewState
+from interviewer.store.models import (
+    Answer,
+    AnswerStatus,
+    CriterionScore,
+    Interview,
+    InterviewState,
+)
 from interviewer.voice.io import answers_wav
 
 pytestmark = pytest.mark.slow
@@ -23,13 +29,16 @@ pytestmark = pytest.mark.slow
 CLI = Path(sys.executable).with_name("interviewer")
 
 
-def _cli(tmp: Path, url: str, *args: str) -> subprocess.Popen[str]:
+def _cli(tmp: Path, url: str, *args: str, model_dir: Path | None = None) -> subprocess.Popen[str]:
     env = {
         **os.environ,
         "INTERVIEWER_DATA_DIR": str(tmp / "data"),
         "INTERVIEWER_RECORDINGS_DIR": str(tmp / "rec"),
+        "INTERVIEWER_SCORING_MODEL": "smollm2-135m",
         "HF_HUB_OFFLINE": "1",
     }
+    if model_dir is not None:
+        env["INTERVIEWER_MODEL_DIR"] = str(model_dir)
     cmd = [str(CLI), "interview", "--url", url, "--fast", "--stt-model", "tiny.en", *args]
     return subprocess.Popen(
         cmd, env=env, cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -42,7 +51,7 @@ def _answers(engine, interview_id: int) -> dict[tuple[str, int], Answer]:
         return {(a.question_id, a.attempt): a for a in rows}
 
 
-def test_sigkill_mid_interview_then_resume(tmp_path: Path) -> None:
+def test_sigkill_mid_interview_then_resume(tmp_path: Path, model_dir: Path) -> None:
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     engine = create_db_engine(url)
     migrate(engine)
@@ -56,7 +65,7 @@ def test_sigkill_mid_interview_then_resume(tmp_path: Path) -> None:
     rest = tmp_path / "rest.wav"  # what the applicant says after reconnecting
     answers_wav([texts["animal"], texts["city"]], rest, gap_s=2.5)
 
-    proc = _cli(tmp_path, url, "--opening", "resume", "--answers", str(first))
+    proc = _cli(tmp_path, url, "--opening", "resume", "--answers", str(first), "--no-score")
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -82,7 +91,10 @@ def test_sigkill_mid_interview_then_resume(tmp_path: Path) -> None:
         assert InterviewState(row.state) is InterviewState.in_progress
         assert row.next_question_index == 1  # the animal question is next
 
-    resumed = _cli(tmp_path, url, "--interview", str(interview_id), "--answers", str(rest))
+    # this run scores as it goes (SmolLM2), including the answers the killed run left unscored
+    resumed = _cli(
+        tmp_path, url, "--interview", str(interview_id), "--answers", str(rest), model_dir=model_dir
+    )
     out, _ = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, out
 
@@ -101,3 +113,9 @@ def test_sigkill_mid_interview_then_resume(tmp_path: Path) -> None:
     with session_scope(engine) as s:
         row = s.get(Interview, interview_id)
         assert row is not None and InterviewState(row.state) is InterviewState.completed
+        assert row.score is not None and "interview score" in out, out
+        for qid in ("colour", "animal", "city"):
+            answer = s.get(Answer, after[(qid, 0)].id)
+            assert answer.scored_at is not None, qid
+            rows = s.scalars(select(CriterionScore).where(CriterionScore.answer_id == answer.id))
+            assert [r.model for r in rows] == ["smollm2-135m"], qid

@@ -11,14 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from interviewer.banks import Bank
 from interviewer.store import repo
 from interviewer.store.db import create_db_engine, migrate, session_scope
-from interviewer.store.models import AnswerStatus, Interview, InterviewState
+from interviewer.store.models import Answer, AnswerStatus, CriterionScore, Interview, InterviewState
 from interviewer.store.recordings import Recordings
 from interviewer.voice.io import WavAudioInput, WavAudioOutput, answers_wav
+from interviewer.voice.scoring import LiveScoring
 from interviewer.voice.session import run_interview
 from interviewer.voice.stt import WhisperSTT
 from interviewer.voice.tts import Pyttsx3TTS
@@ -87,10 +88,17 @@ def models() -> dict[str, Any]:
 
 
 async def test_answers_land_on_their_questions(
-    tmp_path: Path, models: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+    tmp_path: Path,
+    models: dict[str, Any],
+    tmp_path_factory: pytest.TempPathFactory,
+    model_dir: Path,
 ) -> None:
-    engine = create_db_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    """...and each stored answer is scored by the worker process while the interview goes on
+    (SmolLM2: the code path, not the quality), the interview's score after the last one."""
+    db_url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    engine = create_db_engine(db_url)
     migrate(engine)
+    scoring = LiveScoring(db_url, model="smollm2-135m", model_dir=model_dir)
     interview_id = _interview(engine)
     wav = tmp_path / "answers.wav"
     answers_wav([text for text, _ in ANSWERS.values()], wav, gap_s=2.5)
@@ -107,11 +115,32 @@ async def test_answers_land_on_their_questions(
         vad_model=models["vad"],
         tts_engine=Pyttsx3TTS(cache_dir=tmp_path_factory.getbasetemp() / "tts-cache"),
         timeout_s=240,
+        on_answer=scoring.submit,
     )
     await audio_out.aclose()
+    try:
+        results = await scoring.wait(timeout=300)
+    finally:
+        await scoring.aclose()
 
     assert report.completed
     got = {a.question_id: a for a in report.answers}
+    # every stored answer went to the worker, in order, and came back without an error
+    assert scoring.submitted == [a.id for a in report.answers] and not scoring.dropped
+    assert sorted(r[0] for r in results) == sorted(scoring.submitted)
+    assert all(error is None for _, _, error in results), results
+    with session_scope(engine) as s:
+        for a in report.answers:
+            rows = s.scalars(select(CriterionScore).where(CriterionScore.answer_id == a.id)).all()
+            if a.question_id == "practice":
+                assert not rows  # the practice question is never scored
+                continue
+            assert [r.criterion_id for r in rows if r.kind == "criterion"] == ["c"]
+            assert all(r.model == "smollm2-135m" and 0 <= r.probability <= 1 for r in rows)
+            stored = s.get(Answer, a.id)
+            assert stored.score is not None and stored.scored_at is not None
+        row = s.get(Interview, interview_id)
+        assert row.score is not None and row.scored_at is not None  # after the last answer
     assert list(got) == list(ANSWERS)  # one row per question, in order, no follow-ups here
     for qid, (_text, keys) in ANSWERS.items():
         answer = got[qid]

@@ -68,6 +68,9 @@ def make_settings(tmp: Path, data_dir: Path | None = None, **overrides: Any) -> 
         "recordings_dir": tmp / "recordings",
         "secret_key": SECRET,
         "stt_model": "tiny.en",
+        # no scoring model or post-interview detectors unless a test asks for them
+        "score_answers": False,
+        "analyze_integrity": False,
     }
     values.update(overrides)
     return Settings(**values)

@@ -77,8 +77,12 @@ def _run(
     stt_model: str | None,
     max_follow_ups: int,
     no_answer_timeout_s: float,
+    score_url: str | None = None,
 ) -> Any:
+    """``score_url``: score each answer as it is stored (a worker process on that database),
+    and wait for the scores before returning."""
     from interviewer.voice.io import WavAudioInput, WavAudioOutput
+    from interviewer.voice.scoring import LiveScoring
     from interviewer.voice.session import run_interview
     from interviewer.voice.stt import WhisperSTT
 
@@ -86,8 +90,15 @@ def _run(
         speed = 6.0
         audio_in = WavAudioInput(answers, fast=fast, speed=speed)
         audio_out = WavAudioOutput(out, speed=speed if fast else 1.0)
+        scoring = None
+        if score_url is not None:
+            settings = get_settings()
+            scoring = LiveScoring(
+                score_url, model=settings.scoring_model, model_dir=settings.model_dir
+            )
+            await scoring.start_interview(engine, interview_id)
         try:
-            return await run_interview(
+            report = await run_interview(
                 engine,
                 interview_id,
                 audio_input=audio_in,
@@ -95,9 +106,21 @@ def _run(
                 stt_engine=WhisperSTT(model=stt_model) if stt_model else None,
                 max_follow_ups=max_follow_ups,
                 no_answer_timeout_s=no_answer_timeout_s,
+                on_answer=scoring.submit if scoring is not None else None,
             )
+            if scoring is not None:
+                with console.status("scoring the last answers…"):
+                    await scoring.wait()
+                if scoring.error is not None:
+                    raise UserError(
+                        f"scoring failed: {scoring.error}; the answers are stored, score them "
+                        f"with `interviewer score {interview_id}`"
+                    )
+            return report
         finally:
             await audio_out.aclose()
+            if scoring is not None:
+                await scoring.aclose()
 
     return asyncio.run(go())
 
@@ -140,6 +163,22 @@ def _print_report(report: Any, title: str) -> None:
     console.print(Text(" · ".join(parts), style="dim"))
 
 
+def _print_score(engine: Engine, interview_id: int) -> None:
+    from interviewer.store.db import session_scope
+    from interviewer.store.models import Interview
+
+    with session_scope(engine) as s:
+        row = s.get(Interview, interview_id)
+        if row is None or row.score is None:
+            return
+        console.print(
+            Text(
+                f"interview score {row.score:.3f} (confidence {row.score_confidence or 0:.2f})",
+                style="bold",
+            )
+        )
+
+
 def interview(
     opening: str | None = typer.Option(None, "--opening", help="Opening slug or id."),
     answers: Path = typer.Option(..., "--answers", help="The applicant's microphone: a WAV."),
@@ -154,6 +193,11 @@ def interview(
     follow_ups: int = typer.Option(1, "--follow-ups", help="Follow-ups per question at most."),
     no_answer_s: float = typer.Option(8.0, "--no-answer-timeout", help="Silence = no answer."),
     url: str | None = typer.Option(None, "--url", help="Database URL (default: settings)."),
+    score: bool | None = typer.Option(
+        None,
+        "--score/--no-score",
+        help="Score each answer as it is stored (default: INTERVIEWER_SCORE_ANSWERS, on).",
+    ),
 ) -> None:
     """Run a whole interview with a WAV as the applicant's microphone."""
     logging.basicConfig(level=logging.WARNING)
@@ -178,8 +222,12 @@ def interview(
             stt_model=stt_model,
             max_follow_ups=follow_ups,
             no_answer_timeout_s=no_answer_s,
+            score_url=(url or get_settings().resolved_database_url)
+            if (get_settings().score_answers if score is None else score)
+            else None,
         )
         _print_report(report, f"Interview {interview_id}")
+        _print_score(engine, interview_id)
         if out is not None:
             console.print(Text(f"agent audio: {out}", style="dim"))
 

@@ -473,10 +473,13 @@ def _worker_main(
         return
     ready.set()
     warm: list[Any] = []  # questions whose anchors are still to compute, done while idle
+    parent = multiprocessing.parent_process()
     while True:
         try:
             job = jobs.get(timeout=0.2 if warm else 0.5)
         except queue.Empty:
+            if parent is not None and not parent.is_alive():
+                break  # the interview process was killed: nobody is left to score for
             if warm:
                 judge.warm(warm.pop(0))
             else:

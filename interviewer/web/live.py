@@ -49,6 +49,7 @@ from interviewer.transports.websocket import (
 # Imported here, not lazily: livekit plugins (silero) must register on the main thread, and
 # create_app runs there while sessions start on the server's event loop thread.
 from interviewer.voice.agent import InterviewAgent
+from interviewer.voice.scoring import LiveScoring
 from interviewer.voice.session import SEGMENT_SILENCE_S, load_interview, run_interview
 from interviewer.voice.stt import WhisperSTT
 from interviewer.voice.tts import Pyttsx3TTS
@@ -216,6 +217,14 @@ class LiveInterviews:
         self.active: dict[int, Live] = {}
         self._locks: dict[int, asyncio.Lock] = {}
         self.shutting_down = False
+        self.scoring: LiveScoring | None = None
+        if settings.score_answers:
+            self.scoring = LiveScoring(
+                settings.resolved_database_url,
+                model=settings.scoring_model,
+                model_dir=settings.model_dir,
+            )
+        self._scoring_resumed = False
 
     async def claim(self, live: Live) -> bool:
         """Register ``live``; False if another tab holds the interview and is alive."""
@@ -258,6 +267,8 @@ class LiveInterviews:
         for live in lives:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(live.done.wait(), 10)
+        if self.scoring is not None:
+            await self.scoring.aclose()
 
     # -- the socket endpoint --
 
@@ -322,6 +333,7 @@ class LiveInterviews:
         models load), then run the session until it ends or the page goes."""
         transport = live.transport
         loaded = await asyncio.to_thread(load_interview, self.engine, live.interview_id)
+        self._start_scoring(live.interview_id)
         bridge = _Bridge(transport, loaded.bank)
         reader = asyncio.create_task(transport.run(bridge.on_message))
         stopped = asyncio.create_task(live.stop.wait())
@@ -356,6 +368,7 @@ class LiveInterviews:
                     max_follow_ups=self.options.max_follow_ups,
                     no_answer_timeout_s=self.options.no_answer_timeout_s,
                     on_session=bridge.bind,
+                    on_answer=self.scoring.submit if self.scoring is not None else None,
                 ),
                 name=f"interview-{live.interview_id}",
             )
@@ -393,6 +406,18 @@ class LiveInterviews:
             transport.send_json({"type": "done"})
             transport.close(CloseCode.NORMAL, "done")
 
+    def _start_scoring(self, interview_id: int) -> None:
+        """The scoring worker loads its model while the interview starts; answers a restart
+        left unscored are queued once."""
+        if self.scoring is None:
+            return
+        task = asyncio.create_task(self.scoring.start_interview(self.engine, interview_id))
+        task.add_done_callback(_log_task_error)
+        if not self._scoring_resumed:
+            self._scoring_resumed = True
+            task = asyncio.create_task(self.scoring.resubmit_pending(self.engine))
+            task.add_done_callback(_log_task_error)
+
     @staticmethod
     def _server_error(transport: WebSocketTransport) -> None:
         transport.send_json(
@@ -407,6 +432,11 @@ class LiveInterviews:
     def _mark_used(self, invite_id: int) -> None:
         with session_scope(self.engine) as s:
             invites.mark_used(s, invite_id)
+
+
+def _log_task_error(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("background task %s failed", task.get_name(), exc_info=task.exception())
 
 
 class _Bridge:
