@@ -751,10 +751,14 @@ def _l(value: Any) -> list[Any]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
+def _num(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 def _fields(prefix: str, old: dict, new: dict, names: tuple[str, ...]) -> list[Change]:
     out = []
     for name in names:
-        a, b = old.get(name), new.get(name)
+        a, b = _num(old.get(name)), _num(new.get(name))
         if a != b:
             out.append(Change("changed", f"{prefix}{name.replace('_', ' ')}", a, b))
     return out

@@ -92,7 +92,7 @@ function label(path) {
 function field(text, path, kind = "text", opts = {}) {
   const value = getAt(data, path);
   const id = "f-" + path.replaceAll(".", "-");
-  const attrs = { id, "data-path": path, "aria-describedby": `${id}-err`, readonly: opts.readonly, list: opts.list };
+  const attrs = { id, "data-path": path, "aria-describedby": `${id}-err`, readonly: opts.readonly, list: opts.list, placeholder: opts.placeholder };
   let input;
   if (kind === "textarea") {
     input = el("textarea", { ...attrs, rows: opts.rows || 3 });
@@ -172,13 +172,13 @@ function question(qp, qi, n) {
   const q = getAt(data, qp);
   const kpIds = (q.rubric?.criteria || []).flatMap((c) => (c.key_points || []).map((k) => k.id)).filter(Boolean);
   const dl = `kp-${qi}`;
-  return el("section", { class: "question panel", "data-path": qp },
+  return el("section", { class: "q-block panel", "data-path": qp },
     el("div", { class: "question-head" },
       el("h3", { text: `Question ${qi + 1}${q.id ? " · " + q.id : ""}` }),
       controls("questions", qi, n, "question")),
     el("p", { class: "field-error", hidden: true }),
     el("datalist", { id: dl }, kpIds.map((k) => el("option", { value: k }))),
-    el("div", { class: "grid2" }, field("Id", `${qp}.id`), field("Time limit (seconds)", `${qp}.time_limit_s`, "int")),
+    el("div", { class: "grid2" }, field("Id", `${qp}.id`), field("Time limit (seconds)", `${qp}.time_limit_s`, "int", { placeholder: "180 (default)" })),
     field("Prompt (spoken word for word)", `${qp}.prompt`, "textarea", { after: listenButton(`${qp}.prompt`) }),
     field("Reference answer (for the scorer)", `${qp}.reference_answer`, "textarea", { rows: 4 }),
     el("h4", { class: "group", text: "Rubric criteria" }),
@@ -194,7 +194,7 @@ function question(qp, qi, n) {
       (p) => [field("Key point", `${p}.trigger`, "text", { list: dl, cls: "narrow" }), field("Prompt", `${p}.prompt`, "text", { cls: "wide" })],
       () => ({ trigger: kpIds[0] || "", prompt: "" })),
     rows("Red flags", `${qp}.rubric.red_flags`, "red flag",
-      (p) => [field("Id", `${p}.id`, "text", { cls: "narrow" }), field("Misconception or unsafe claim", `${p}.description`, "text", { cls: "wide" }), field("Penalty (0-1)", `${p}.penalty`, "number", { cls: "tiny" })],
+      (p) => [field("Id", `${p}.id`, "text", { cls: "narrow" }), field("Misconception or unsafe claim", `${p}.description`, "text", { cls: "wide" }), field("Penalty (0-1)", `${p}.penalty`, "number", { cls: "tiny", placeholder: "0.25" })],
       () => ({ id: "", description: "", penalty: 0.25 })));
 }
 
@@ -218,10 +218,10 @@ function render() {
   root.replaceChildren(
     el("section", { class: "panel", "data-path": "" },
       el("h2", { text: "Bank" }),
-      el("div", { class: "grid3" }, field("Id", "id", "text", { readonly: true }), field("Version", "version", "int"), field("Language", "language")),
+      el("div", { class: "grid3" }, field("Id", "id", "text", { readonly: true }), field("Version", "version", "int"), field("Language", "language", "text", { placeholder: "en (default)" })),
       el("div", { class: "grid2" }, field("Title", "title"), field("Domain", "domain")),
       field("Who it is for", "description", "textarea", { rows: 2 }),
-      field("Practice question (not scored)", "practice_question", "textarea", { rows: 2, after: listenButton("practice_question") })),
+      field("Practice question (not scored)", "practice_question", "textarea", { rows: 2, placeholder: "To check your microphone, please tell me briefly about your current role. (default)", after: listenButton("practice_question") })),
     el("h2", { text: "Questions" }),
     el("div", { "data-path": "questions" }, el("p", { class: "field-error", hidden: true }),
       list("questions").map((_, qi, arr) => question(`questions.${qi}`, qi, arr.length))),
@@ -289,6 +289,12 @@ async function validate() {
   return body;
 }
 
+// "questions[colour].rubric.criteria[clarity].weight: Input should be..." -> "Input should be...":
+// next to a field (or under its label) the path says nothing new.
+function short(message) {
+  return message.replace(/^[A-Za-z_]+(\[[^\]]*\]|\.[A-Za-z_]+)*: /, "");
+}
+
 function showIssues(issues) {
   lastIssues = issues || [];
   document.querySelectorAll(".field-error").forEach((p) => { p.hidden = true; p.textContent = ""; });
@@ -297,7 +303,8 @@ function showIssues(issues) {
   listEl.replaceChildren();
   for (const issue of lastIssues) {
     const where = mode === "form" && issue.path !== null ? label(issue.path) : issue.line ? `line ${issue.line}` : "";
-    const item = el("li", {}, where ? el("span", { class: "line", text: where }) : null, ` ${issue.message} `, el("span", { class: "fix", text: `Fix: ${issue.fix}` }));
+    const message = mode === "form" && issue.path !== null ? short(issue.message) : issue.message;
+    const item = el("li", {}, where ? el("span", { class: "line", text: where }) : null, ` ${message} `, el("span", { class: "fix", text: `Fix: ${issue.fix}` }));
     item.addEventListener("click", () => goTo(issue));
     listEl.append(item);
     if (mode === "form" && issue.path !== null) attach(issue);
@@ -328,7 +335,7 @@ function attach(issue) {
   }
   if (!slot) return;
   slot.hidden = false;
-  slot.textContent = (slot.textContent ? slot.textContent + " · " : "") + `${issue.message} (fix: ${issue.fix})`;
+  slot.textContent = (slot.textContent ? slot.textContent + " · " : "") + `${short(issue.message)} (fix: ${issue.fix})`;
 }
 
 function goTo(issue) {

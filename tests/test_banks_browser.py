@@ -1,0 +1,173 @@
+"""A domain lead edits a bank in Debian's Chromium (Playwright) against the app under uvicorn:
+sign in, edit a question, see a validation error appear as they type, fix it, listen to the
+question, publish, and read the diff. Screenshots go to test-artifacts/screenshots/banks-*.png.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from web_support import CHROMIUM, CHROMIUM_FLAGS, LiveServer, make_settings
+
+from interviewer import accounts
+from interviewer.bankstore import BankStore, parse_yaml
+from interviewer.store.db import create_db_engine, migrate, session_scope
+from interviewer.web import create_app
+from interviewer.web.live import VoiceOptions
+
+sync_api = pytest.importorskip("playwright.sync_api")
+if not Path(CHROMIUM).exists():
+    pytest.skip(
+        f"{CHROMIUM} missing: `make test` installs Debian's chromium", allow_module_level=True
+    )
+
+SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
+PASSWORD = "correct horse battery staple"
+WAIT_MS = 30_000  # generous: the machine is shared
+
+BANK = """\
+# Browser test bank.
+id: browser-bank
+title: Browser bank
+domain: test
+version: 1
+description: For the browser test.
+questions:
+  - id: colour
+    prompt: What is your favourite colour?
+    reference_answer: Green.
+    rubric:
+      criteria:
+        - id: clarity
+          description: Says a colour clearly.
+          weight: 1
+          levels:
+            - {score: 0, descriptor: No colour.}
+            - {score: 1, descriptor: A colour.}
+          key_points:
+            - {id: names-colour, text: Names a colour.}
+"""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    tmp = tmp_path_factory.mktemp("banks-browser")
+    banks = tmp / "banks"
+    banks.mkdir()
+    (banks / "browser-bank.yaml").write_text(BANK)
+    settings = make_settings(tmp, banks_dir=banks)
+    engine = create_db_engine(settings.resolved_database_url)
+    migrate(engine)
+    store = BankStore(banks, engine, tmp / "locks")
+    store.publish("browser-bank", store.draft("browser-bank").sha)  # version 1 is live
+    with session_scope(engine) as s:
+        accounts.create_user(s, email="lead@example.org", role="domain_lead", password=PASSWORD)
+    app = create_app(settings, voice=VoiceOptions(warm_up=False))
+    live = LiveServer(app).start(wait_voice=False, timeout=120)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    try:
+        yield {"url": live.url, "banks": banks, "store": store}
+    finally:
+        live.stop()
+
+
+@pytest.fixture(scope="module")
+def page(server: dict[str, Any]) -> Iterator[Any]:
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        try:
+            context = browser.new_context(viewport={"width": 1200, "height": 900})
+            context.set_default_timeout(WAIT_MS)
+            yield context.new_page()
+        finally:
+            browser.close()
+
+
+def _shot(page: Any, name: str) -> None:
+    page.evaluate("window.scrollTo(0, 0)")  # the sticky edit bar then sits where a person sees it
+    page.screenshot(path=str(SHOTS / f"banks-{name}.png"), full_page=True)
+
+
+def _error_for(page: Any, path: str) -> Any:
+    field_id = "f-" + path.replace(".", "-")
+    return page.locator(f"#{field_id}-err")
+
+
+def test_domain_lead_edits_listens_publishes_and_reads_the_diff(page: Any, server) -> None:
+    url = server["url"]
+    page.goto(f"{url}/banks")
+    page.wait_for_url("**/login**")
+    page.fill("input[name=email]", "lead@example.org")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{url}/banks")
+    assert page.locator("#bank-list tr[data-bank=browser-bank]").count() == 1
+    _shot(page, "list")
+
+    page.click("text=Browser bank")
+    page.wait_for_url("**/banks/browser-bank")
+    page.click("text=Edit draft")
+    page.wait_for_url("**/banks/browser-bank/edit")
+    prompt = page.locator("#f-questions-0-prompt")
+    prompt.wait_for()
+    _shot(page, "editor")
+
+    # an edit: the prompt changes; version 1 is published, so the version must go up
+    prompt.fill("What is your favourite colour, and why?")
+    version_error = _error_for(page, "version")
+    version_error.wait_for(state="visible")
+    assert "already published with different content" in version_error.inner_text()
+    assert "version: 2" in version_error.inner_text()
+
+    # a mistake typed into a weight shows up next to that field
+    weight = page.locator("#f-questions-0-rubric-criteria-0-weight")
+    weight.fill("-1")
+    weight_error = _error_for(page, "questions.0.rubric.criteria.0.weight")
+    weight_error.wait_for(state="visible")
+    assert "greater than 0" in weight_error.inner_text()
+    assert weight.get_attribute("aria-invalid") == "true"
+    assert page.locator("#problems").is_visible()
+    _shot(page, "validation-error")
+
+    # fixing both clears every message
+    weight.fill("2")
+    page.fill("#f-version", "2")
+    page.locator("#problems").wait_for(state="hidden")
+    assert not weight_error.is_visible() and not version_error.is_visible()
+
+    # listen: the question is rendered by the interview's voice and loads in the audio element
+    page.click("button.listen[data-for='questions.0.prompt']")
+    audio = page.locator("audio[data-for='questions.0.prompt']")
+    page.wait_for_function(
+        """() => { const a = document.querySelector("audio[data-for='questions.0.prompt']");
+                   return a && a.src && a.readyState >= 1 && a.duration > 1; }""",
+        timeout=90_000,
+    )
+    assert "/api/banks/browser-bank/audio/" in audio.get_attribute("src")
+    _shot(page, "listen")
+
+    # publish: saves the draft first, then publishes it and shows what changed
+    page.click("#publish")
+    page.wait_for_url("**/banks/browser-bank/diff?a=1&b=2&published=2")
+    page.locator("#published").wait_for()
+    diff = page.locator("#diff").inner_text()
+    assert "Question colour" in diff
+    assert "criterion clarity › weight" in diff
+    assert "and why" in page.locator("#diff ins").all_inner_texts().__str__()
+    _shot(page, "diff")
+
+    saved = parse_yaml((server["banks"] / "browser-bank.yaml").read_text())
+    assert saved["version"] == 2 and saved["questions"][0]["prompt"].endswith("and why?")
+    versions = server["store"].versions("browser-bank")
+    assert [v.version for v in versions] == [1, 2]
+    first = server["store"].version_row("browser-bank", 1)
+    assert first.content["questions"][0]["prompt"] == "What is your favourite colour?"
+
+    page.click("text=← Browser bank")
+    page.wait_for_url("**/banks/browser-bank")
+    assert page.locator("#versions tr[data-version]").count() == 2
+    assert "Published" in page.locator(".badge").first.inner_text()
+    _shot(page, "overview")
