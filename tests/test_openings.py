@@ -361,3 +361,41 @@ def test_create_opening_from_the_form(tmp_path: Path) -> None:
         assert [o.id for o in openings.visible_openings(s, other)] == [opening.id]
         openings.unassign(s, rec, opening, other.id)
         assert openings.visible_openings(s, other) == []
+
+
+def test_the_service_on_sqlite_and_postgresql(db_url: str, tmp_path: Path) -> None:
+    cfg = make_settings(tmp_path, database_url=db_url)
+    seed = seed_opening(
+        cfg,
+        [("Ann", [0.9, 0.8]), ("Ben", [0.5, 0.5]), ("Cy", []), ("Dan", None)],
+        top_n=1,
+        flags={"Ben": ["warning", "info"]},
+        demographics={"Ann": ("Female", "Asian"), "Ben": ("Male", "Asian")},
+    )
+    with session_scope(seed.engine) as s:
+        opening = s.get(Opening, seed.opening_id)
+        rec = staff(s, "recruiter", opening=opening)
+        spare = staff(s, "recruiter", email="spare@example.org")
+        (card,) = openings.cards(s, openings.visible_openings(s, rec))
+        assert (card.invited, card.completed, card.scored) == (4, 3, 2)
+        assert card.recruiters == [rec.name]
+        assert [u.id for u in openings.assignable(s, opening.id)] == [spare.id]
+        assert openings.unique_slug(s, "Derm reviewer!") == "derm-reviewer-2"
+        openings.record_decision(s, rec, opening, seed.ids["Ben"], "hold", "call back")
+        flagged = openings.load_shortlist(s, opening, openings.Filters(flagged="yes"))
+        assert [(r.name, r.decision, r.decision_note) for r in flagged.rows] == [
+            ("Ben", "hold", "call back")
+        ]
+        rows = openings.load_shortlist(s, opening).rows
+        assert [(r.name, r.status) for r in rows] == [
+            ("Ann", "scored"),
+            ("Ben", "decided"),
+            ("Cy", "completed"),
+            ("Dan", "invited"),
+        ]
+        assert [h.action for h in openings.history(s, opening)] == ["decision"]
+        links = openings.invite_links(s, cfg, opening)
+        assert [link.name for link in links if link.token] == ["Dan"]
+        audit = openings.load_audit(s, opening)
+        assert audit.row("sex", "Male").selection_impact_ratio == 0.0
+        assert openings.invited_emails(s, opening.id) >= {"ann@example.org", "dan@example.org"}
