@@ -8,7 +8,10 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
 APT_RUN  := espeak-ng ffmpeg libportaudio2
-APT_TEST := $(APT_RUN) chromium chromium-driver postgresql asterisk-core-sounds-en-wav asterisk-core-sounds-en
+# ceph-mon/ceph-osd/radosgw: a real S3 server (Ceph RGW on a one-OSD memstore cluster) for the
+# S3 storage tests (tests/s3_server.py).
+APT_TEST := $(APT_RUN) chromium chromium-driver postgresql asterisk-core-sounds-en-wav asterisk-core-sounds-en \
+	ceph-mon ceph-osd radosgw
 
 .PHONY: run test test-full lint bench apt-run apt-test models clean-venv
 

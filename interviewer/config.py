@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from platformdirs import user_cache_dir, user_data_dir
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Nothing in this product may reach a model hub: weights come only from installed packages.
@@ -73,6 +73,42 @@ class Settings(BaseSettings):
         "kept in <data_dir>/secret_key.",
     )
     transport: Literal["websocket", "livekit"] = "websocket"
+
+    # --- recordings storage (interviewer/store/storage.py) ---
+    storage: Literal["local", "s3"] = Field(
+        default="local",
+        description="Where recordings go: the local recordings_dir, or an S3-compatible "
+        "bucket (recordings_dir then only stages files while they are written).",
+    )
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = Field(
+        default=None, description="e.g. http://minio:9000; unset means AWS S3."
+    )
+    s3_region: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    s3_prefix: str = Field(default="", description="Folder inside the bucket.")
+    s3_keep_local: bool = Field(
+        default=True, description="Keep the staged copy after upload (a read cache)."
+    )
+
+    # --- LiveKit transport (interviewer/worker.py, interviewer/web/livekit.py) ---
+    livekit_url: str | None = Field(
+        default=None, description="wss://... of the LiveKit server or Cloud project."
+    )
+    livekit_api_key: str | None = None
+    livekit_api_secret: SecretStr | None = None
+    livekit_token_ttl_s: int = Field(
+        default=600, ge=30, le=3600, description="Lifetime of an applicant's room token."
+    )
+    livekit_room_prefix: str = Field(
+        default="interview-", description="Room name = prefix + interview id."
+    )
+    livekit_egress: bool = Field(
+        default=False,
+        description="Also ask LiveKit Egress to record the applicant's track to the S3 "
+        "bucket (needs an Egress service and INTERVIEWER_STORAGE=s3).",
+    )
     session_hours: float = Field(
         default=12, gt=0, description="A staff sign-in lasts this long, then asks again."
     )

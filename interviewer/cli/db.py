@@ -71,10 +71,10 @@ def purge(
     every hour); transcripts and scores stay. Each deletion is written to the audit log."""
     from interviewer import privacy
     from interviewer.config import get_settings
-    from interviewer.store.recordings import Recordings
+    from interviewer.store.storage import open_storage
 
     engine = db.create_db_engine(url)
-    recordings = Recordings(get_settings().recordings_dir)
+    recordings = open_storage(get_settings())  # the bucket too when INTERVIEWER_STORAGE=s3
     items = privacy.purge_expired(engine, recordings, dry_run=dry_run)
     verb = "would delete" if dry_run else "deleted"
     for item in items:

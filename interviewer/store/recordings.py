@@ -4,6 +4,7 @@ Paths are made from server-side ids only (database ids, bank identifiers), each 
 strict pattern, and every result is resolved and checked to lie inside the root, so neither a
 crafted id nor a symlink planted in the tree can make the server write or serve another file.
 The database stores paths relative to the root (``relative``) so the folder can move.
+This is the local backend of ``interviewer.store.storage`` (which adds S3).
 
 Layout::
 
@@ -73,6 +74,11 @@ class Recordings:
     def relative(self, path: Path | str) -> str:
         """The form stored in the database: POSIX, relative to the root."""
         return self._inside(Path(path)).relative_to(self.root).as_posix()
+
+    def commit(self, path: Path | str) -> str:
+        """A finished file's key for the database. Here just ``relative``; the S3 backend
+        (``store.storage``) also uploads it. Call it off the event loop."""
+        return self.relative(path)
 
     def open_for_read(self, relative_path: str | PurePosixPath) -> Path:
         """The file a stored relative path names, refusing anything that leads outside the root.

@@ -85,8 +85,14 @@ def save_step(engine: Engine, recordings: Recordings, interview_id: int, step: S
     """Blocking: the answers of one step and the resume point, in one transaction; returns
     the stored answers' ids."""
     ids: list[int] = []
+    # finished WAVs go to storage first (an upload for S3), never inside the transaction
+    keys = {
+        i: recordings.commit(audio.path)
+        for i, (_, audio) in enumerate(step.records)
+        if audio is not None and audio.path is not None and Path(audio.path).exists()
+    }
     with session_scope(engine) as s:
-        for record, audio in step.records:
+        for i, (record, audio) in enumerate(step.records):
             answer = Answer(
                 interview_id=interview_id,
                 question_id=record.question_id,
@@ -96,8 +102,7 @@ def save_step(engine: Engine, recordings: Recordings, interview_id: int, step: S
                 transcript=record.transcript,
             )
             if audio is not None:
-                if audio.path is not None and Path(audio.path).exists():
-                    answer.audio_path = recordings.relative(audio.path)
+                answer.audio_path = keys.get(i)
                 answer.words = audio.words
                 answer.started_at = audio.started_at
                 answer.ended_at = audio.ended_at

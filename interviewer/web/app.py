@@ -29,7 +29,7 @@ from interviewer import privacy
 from interviewer.config import Settings, get_settings
 from interviewer.store.db import create_db_engine, migrate, session_scope
 from interviewer.store.models import Opening
-from interviewer.store.recordings import Recordings
+from interviewer.store.storage import open_storage
 from interviewer.web import auth
 from interviewer.web.live import LiveInterviews, VoiceOptions, VoiceStack
 from interviewer.web.pages import STATIC_DIR, error_page, mask_path, render
@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None, *, voice: VoiceOptions | None =
     settings = settings or get_settings()
     voice = voice or VoiceOptions()
     engine = create_db_engine(settings.resolved_database_url)
-    recordings = Recordings(settings.recordings_dir)
+    recordings = open_storage(settings)
     stack = VoiceStack(settings)
     live = LiveInterviews(settings, engine, recordings, stack, voice)
 

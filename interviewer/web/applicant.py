@@ -307,4 +307,6 @@ async def upload_media(request: Request, token: str, kind: str) -> Response:
             await asyncio.to_thread(_write_chunk, path, bytes(body))
         except OSError as err:
             return _upload_error(507, f"could not store the chunk: {err.strerror}")
+        # to the configured storage (an S3 upload; a failed one stays staged for `storage sync`)
+        await asyncio.to_thread(recordings.commit, path)
     return JSONResponse({"part": part, "chunk": chunk, "bytes": len(body)}, status_code=201)
