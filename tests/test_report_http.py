@@ -100,7 +100,7 @@ def test_applicant_page_shows_everything(site) -> None:
     assert "high 1" in text and "warning 1" in text
     # score with interval, rank, a link back to the shortlist
     assert 'id="interview-score">80.0<' in text and "90% interval" in text
-    assert f'href="/openings/{ada.opening_id}#interview-{ada.interview_id}"' in text
+    assert f'href="/openings/{ada.opening_id}#d-{ada.interview_id}"' in text
     assert site["root"].get(_page(site)).status_code == 200  # admin too
 
 
