@@ -349,6 +349,6 @@ def test_listen_renders_and_serves_a_wav(env, lead) -> None:
         assert w.getnframes() / w.getframerate() > 0.5
     assert env["anon"].get(url).status_code == 401
     assert lead.get("/api/banks/law/audio/../../secret_key.wav").status_code == 404
-    assert lead.get("/api/banks/law/audio/" + "a" * 64 + ".wav").status_code == 404
+    assert lead.get("/api/banks/law/audio/" + "a" * 64 + ".wav").status_code == 410
     empty = lead.post("/api/banks/law/audio", json={"text": "  "})
     assert empty.status_code == 400 and "write the question" in empty.json()["error"]

@@ -185,7 +185,34 @@ rule("POST", "/openings/{opening_id}/recruiters/{user_id}/remove", OPENING, dest
 
 # report.py (REPORT helper): add entries here
 
-# banks_editor.py (BANKS helper): add entries here
+# banks_editor.py: domain leads (and admins) only. The samples are real requests that get past
+# the role check and then change nothing: a stale sha is a 409 conflict, a second create is "already
+# exists", bad YAML a 422.
+_SHA = "0" * 64
+rule("GET", "/banks", DOMAIN_LEAD)
+rule("GET", "/banks/new", DOMAIN_LEAD)
+rule("POST", "/banks/new", DOMAIN_LEAD, form={"id": "matrix-bank", "title": "M", "domain": "d"})
+rule("GET", "/banks/import", DOMAIN_LEAD)
+rule("POST", "/banks/import", DOMAIN_LEAD, form={"yaml": "id: [unclosed"})
+rule("GET", "/banks/{bank_id}", DOMAIN_LEAD)
+rule("GET", "/banks/{bank_id}/edit", DOMAIN_LEAD)
+rule("POST", "/banks/{bank_id}/draft", DOMAIN_LEAD, form={"yaml": "x: 1", "base_sha": _SHA})
+rule("POST", "/banks/{bank_id}/publish", DOMAIN_LEAD, form={"sha": _SHA})
+# web-fixture: the matrix's published bank (no draft file until the first allowed call)
+rule(
+    "POST",
+    "/banks/{bank_id}/restore",
+    DOMAIN_LEAD,
+    path={"bank_id": "web-fixture"},
+    form={"version": "1", "base_sha": _SHA},
+)
+rule("GET", "/banks/{bank_id}/diff", DOMAIN_LEAD)
+rule("GET", "/banks/{bank_id}/export", DOMAIN_LEAD)
+rule("POST", "/api/banks/{bank_id}/validate", DOMAIN_LEAD, json={"yaml": "id: x"})
+rule("POST", "/api/banks/{bank_id}/draft", DOMAIN_LEAD, json={"yaml": "x: 1", "base_sha": _SHA})
+rule("POST", "/api/banks/{bank_id}/audio", DOMAIN_LEAD, json={"text": "Hello."})
+rule("GET", "/api/banks/{bank_id}/audio/{key}.wav", DOMAIN_LEAD, path={"key": _SHA})
+
 
 
 # --- reading the app's routes -------------------------------------------------------------------

@@ -544,7 +544,9 @@ async def audio_file(request: Request, bank_id: str, key: str, user: User = LEAD
     tts = await _tts(request)
     path = tts.cache_dir / key[:2] / f"{key}.wav"  # built here from a checked hex key
     if not await asyncio.to_thread(path.is_file):
-        return _json_error("this audio is no longer cached: press Listen again", 404)
+        # Gone, not "not found": the key is well-formed, its render just is not (or no longer)
+        # in the cache.
+        return _json_error("this audio is not rendered (any more): press Listen again", 410)
     return FileResponse(path, media_type="audio/wav", headers={"Cache-Control": "private"})
 
 
