@@ -596,6 +596,23 @@ class BankStore:
         ids = sorted(set(self.draft_files()) | set(self.published_ids()))
         return [self.summary(bank_id) for bank_id in ids]
 
+    def usable_banks(self) -> list[Bank]:
+        """One bank per id for things that need a runnable bank now (``serve --seed-demo``):
+        the draft when it would publish cleanly, otherwise the latest published version. A
+        draft that is half-edited in the browser must not stop the server from starting."""
+        out: list[Bank] = []
+        for bank_id in sorted(set(self.draft_files()) | set(self.published_ids())):
+            draft = self.draft(bank_id)
+            if draft is not None:
+                checked = self.check(bank_id, draft.text, name=draft.file)
+                if checked.ok and checked.bank is not None:
+                    out.append(checked.bank)
+                    continue
+            versions = self._versions(bank_id)
+            if versions:
+                out.append(Bank.model_validate(versions[-1].content))
+        return out
+
     def content(self, bank_id: str, which: str) -> tuple[str, dict[str, Any] | None, str]:
         """(label, bank data, YAML text) of ``which``: a version number or ``draft``."""
         if which == "draft":

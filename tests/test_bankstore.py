@@ -256,3 +256,24 @@ def test_shipped_banks_listed(db_engine, tmp_path: Path) -> None:
     summaries = store.summaries()
     assert {s.bank_id for s in summaries} >= {"law", "dermatology"}
     assert all(s.state == "ready" for s in summaries)
+
+
+def test_usable_banks_and_demo_seeding_survive_a_half_edited_draft(
+    store: BankStore, tmp_path: Path
+) -> None:
+    from web_support import make_settings
+
+    from interviewer.cli.serve import seed_demo
+
+    store.publish("small", store.draft("small").sha)
+    path = store.banks_dir / "small.yaml"
+    path.write_text(SMALL.replace("weight: 2", "weight: 0"))  # mid-edit: invalid
+    (bank,) = store.usable_banks()
+    assert bank.questions[0].rubric.criteria[0].weight == 2  # the published version 1
+    settings = make_settings(tmp_path, banks_dir=store.banks_dir)
+    (link,) = seed_demo(store.engine, settings, "http://127.0.0.1:8000")
+    assert link.title == "Small bank (demo)" and "/i/" in link.url
+
+    path.write_text(SMALL.replace("version: 1", "version: 2").replace("Small bank", "Small v2"))
+    (bank,) = store.usable_banks()
+    assert (bank.version, bank.title) == (2, "Small v2")

@@ -35,14 +35,17 @@ def seed_demo(
     """A demo opening per shipped bank (the `interviewer demo` ones) and a fresh invite link for
     a demo applicant in each. Links are new on every call: only their hashes are stored."""
     from interviewer import invites
-    from interviewer.bankcheck import load_banks
+    from interviewer.bankstore import BankStore
     from interviewer.cli.interview import _demo_opening
     from interviewer.store import repo
     from interviewer.store.db import session_scope
     from interviewer.store.models import Applicant
 
     links: list[DemoLink] = []
-    for bank in load_banks(settings.banks_dir):
+    # A draft being edited in the browser may be invalid or not yet published under a new
+    # version: the demo then uses the bank's latest published version instead.
+    store = BankStore(settings.banks_dir, engine, settings.data_dir / "locks")
+    for bank in store.usable_banks():
         if banks and bank.id not in banks:
             continue
         opening = _demo_opening(engine, bank)
