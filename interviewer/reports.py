@@ -282,9 +282,8 @@ def build_report(session: Session, recordings: Recordings, interview_id: int) ->
     for number, question in enumerate(bank.questions, start=1):
         attempts = by_question.get(question.id, [])
         primary = attempts[0] if attempts else None
-        rows = {
-            (r.kind, r.criterion_id): r for r in scores.get(primary.id, []) if primary is not None
-        }
+        stored = scores.get(primary.id, []) if primary is not None else []
+        rows = {(r.kind, r.criterion_id): r for r in stored}
         primary_id = primary.id if primary is not None else None
         criteria = []
         for c in question.rubric.criteria:

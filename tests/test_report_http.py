@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from openings_support import PASSWORD, staff
 from report_support import seed_report
 from sqlalchemy import func, select
-from web_support import csrf_token, make_settings
+from web_support import csrf_token, make_settings, seed_interview
 
 from interviewer.store.db import session_scope
 from interviewer.store.models import Answer, AuditLog, Interview, Opening
@@ -48,6 +48,7 @@ def site(tmp_path_factory: pytest.TempPathFactory):
     eve = seed_report(
         settings, email="eve@example.invalid", name="Eve Other", slug="other-opening", camera=False
     )
+    invited = seed_interview(settings, email="ivan@example.invalid", slug="web-report")
     with session_scope(ada.seeded.engine) as s:
         opening = s.get(Opening, ada.opening_id)
         other = s.get(Opening, eve.opening_id)
@@ -68,7 +69,14 @@ def site(tmp_path_factory: pytest.TempPathFactory):
             c.__enter__()
             clients[name] = login(c, email)
         try:
-            yield {"settings": settings, "ada": ada, "bob": bob, "eve": eve, **clients}
+            yield {
+                "settings": settings,
+                "ada": ada,
+                "bob": bob,
+                "eve": eve,
+                "invited": invited,
+                **clients,
+            }
         finally:
             for name in ("rita", "oscar", "root", "dora"):
                 clients[name].__exit__(None, None, None)
@@ -102,6 +110,19 @@ def test_applicant_page_shows_everything(site) -> None:
     assert 'id="interview-score">80.0<' in text and "90% interval" in text
     assert f'href="/openings/{ada.opening_id}#d-{ada.interview_id}"' in text
     assert site["root"].get(_page(site)).status_code == 200  # admin too
+
+
+def test_an_interview_not_taken_yet_has_a_page_and_exports(site) -> None:
+    ada, invited = site["ada"], site["invited"]
+    page = f"/openings/{ada.opening_id}/applicants/{invited.interview_id}"
+    response = site["rita"].get(page)
+    assert response.status_code == 200
+    assert response.text.count("Not answered.") == 2 and "not scored yet" in response.text
+    report = site["rita"].get(page + "/report.json").json()
+    assert report["interview"]["state"] == "invited"
+    assert [q["answers"] for q in report["questions"]] == [[], []]
+    assert site["rita"].get(page + "/report.csv").status_code == 200
+    assert site["rita"].get(page + "/personal-data").status_code == 200
 
 
 def test_who_may_see_the_page_and_its_media(site) -> None:
