@@ -183,7 +183,24 @@ rule("GET", "/openings/{opening_id}/settings", OPENING)
 rule("POST", "/openings/{opening_id}/recruiters", OPENING, form={"user_id": "0"})
 rule("POST", "/openings/{opening_id}/recruiters/{user_id}/remove", OPENING, destructive=True)
 
-# report.py (REPORT helper): add entries here
+# report.py (REPORT helper): the applicant page, its media, exports, compare, personal data
+_APPLICANT_PAGE = "/openings/{opening_id}/applicants/{interview_id}"
+rule("GET", _APPLICANT_PAGE, OPENING)
+rule("GET", _APPLICANT_PAGE + "/media/answers/{answer_id}", OPENING)
+rule("GET", _APPLICANT_PAGE + "/media/camera/{part}", OPENING)
+rule("GET", _APPLICANT_PAGE + "/media/events/{event_id}", OPENING)
+rule("GET", _APPLICANT_PAGE + "/report.json", OPENING)
+rule("GET", _APPLICANT_PAGE + "/report.csv", OPENING)
+rule("GET", _APPLICANT_PAGE + "/personal-data", OPENING)
+rule("POST", _APPLICANT_PAGE + "/personal-data/export", OPENING)
+rule(
+    "POST",
+    _APPLICANT_PAGE + "/personal-data/delete",
+    OPENING,
+    form={"confirm": "not-the-applicants-address"},
+    destructive=True,
+)
+rule("GET", "/openings/{opening_id}/compare", OPENING)
 
 # banks_editor.py: domain leads (and admins) only. The samples are real requests that get past
 # the role check and then change nothing: a stale sha is a 409 conflict, a second create is "already
