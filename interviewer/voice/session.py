@@ -41,6 +41,7 @@ from interviewer.store import repo
 from interviewer.store.db import session_scope
 from interviewer.store.models import Answer, AnswerStatus, Interview, InterviewState, Opening
 from interviewer.store.recordings import Recordings
+from interviewer.store.storage import open_storage
 from interviewer.voice.agent import AnswerCapture, InterviewAgent, Recording, ScriptedLLM, Step
 from interviewer.voice.io import StreamingWavWriter
 
@@ -198,8 +199,10 @@ async def run_interview(
     engine: Engine,
     interview_id: int,
     *,
-    audio_input: io.AudioInput,
-    audio_output: io.AudioOutput,
+    audio_input: io.AudioInput | None = None,
+    audio_output: io.AudioOutput | None = None,
+    room: rtc.Room | None = None,
+    room_options: Any = None,
     recordings: Recordings | None = None,
     stt_engine: stt.STT | None = None,
     tts_engine: tts.TTS | None = None,
@@ -224,9 +227,15 @@ async def run_interview(
     so a transport can follow the agent's state from its first change and reach the agent
     (``agent.repeat_question()``). ``on_answer(answer_ids)`` is awaited after each step that
     stored answers, with their database ids, once they are committed (scoring hooks in here).
+
+    Audio comes from ``audio_input``/``audio_output`` (a WAV, the browser WebSocket) or, in the
+    LiveKit worker, from ``room``: livekit's RoomIO then reads the participant that
+    ``room_options`` names and publishes the agent's voice; nothing else changes.
     """
+    if room is None and (audio_input is None or audio_output is None):
+        raise ValueError("run_interview needs audio_input and audio_output, or a LiveKit room")
     started = time.monotonic()
-    recordings = recordings or Recordings(get_settings().recordings_dir)
+    recordings = recordings or open_storage(get_settings())
     loaded = await asyncio.to_thread(load_interview, engine, interview_id)
     threshold = silence_threshold_s or loaded.silence_threshold_s
     report = InterviewReport(
@@ -316,11 +325,16 @@ async def run_interview(
             or (capture.current is not None and capture.current.prompt_end_s is None)
         )
         audio_input.hold_after_s = threshold + 0.2  # type: ignore[attr-defined]
-    session.input.audio = audio_input
-    session.output.audio = audio_output
+    if audio_input is not None:
+        session.input.audio = audio_input
+    if audio_output is not None:
+        session.output.audio = audio_output
     if on_session is not None:
         on_session(session, agent)
-    await session.start(agent)
+    if room is None:
+        await session.start(agent)
+    else:  # our own recordings (AnswerCapture), not livekit's session recorder
+        await session.start(agent, room=room, room_options=room_options, record=False)
     try:
         if timeout_s is None:
             await agent.ended.wait()
