@@ -324,6 +324,47 @@ def create_opening(session: Session, actor: User, data: OpeningInput) -> Opening
     return opening
 
 
+def opening_form(opening: Opening) -> dict[str, str]:
+    """The create/edit form's fields for an existing opening (the threshold on 0-100)."""
+    proctoring = (opening.settings or {}).get(PROCTORING_KEY) or {}
+
+    def text(value: Any) -> str:
+        return "" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+    threshold = opening.shortlist_threshold
+    return {
+        "title": opening.title,
+        "bank_version_id": str(opening.bank_version_id),
+        "shortlist_top_n": text(opening.shortlist_top_n),
+        "shortlist_threshold": "" if threshold is None else f"{round(threshold * 100, 4):g}",
+        "retention_days": text(opening.retention_days),
+        "silence_threshold_s": text(opening.silence_threshold_s),
+        "require_fullscreen": "on" if proctoring.get("require_fullscreen") else "",
+    }
+
+
+def update_opening(session: Session, actor: User, opening: Opening, data: OpeningInput) -> dict:
+    """Change the title, rule, retention, silence and fullscreen (never the bank version: its
+    interviews are pinned to it); audited with each changed field's old and new value."""
+    opening = session.get(Opening, opening.id)
+    before = opening_form(opening)
+    options = data.options()
+    opening.title = data.title
+    for name in ("shortlist_top_n", "shortlist_threshold", "retention_days", "silence_threshold_s"):
+        setattr(opening, name, options[name])
+    settings = dict(opening.settings or {})
+    proctoring = dict(settings.get(PROCTORING_KEY) or {})
+    proctoring["require_fullscreen"] = data.require_fullscreen
+    settings[PROCTORING_KEY] = proctoring
+    opening.settings = settings  # a new dict: the JSON column sees the change
+    after = opening_form(opening)
+    changed = {k: [before[k], after[k]] for k in after if before[k] != after[k]}
+    if changed:
+        repo.audit(session, actor, "opening.update", f"opening:{opening.id}", **changed)
+    session.flush()
+    return changed
+
+
 # --- recruiters of an opening --------------------------------------------------------------------
 
 
@@ -986,20 +1027,22 @@ def _filtered(rows: list[Row], f: Filters) -> list[Row]:
 
 
 def _sorted(rows: list[Row], f: Filters) -> list[Row]:
+    """Ascending is the natural order (rank 1 first, lowest score first, fewest flags first);
+    rows without the key (no rank, no score) always come last, whichever the order."""
     keys = {
-        "rank": lambda r: (r.rank is None, r.rank or 0, r.interview_id),
-        "score": lambda r: (r.score is None, -(r.score or 0), r.interview_id),
-        "name": lambda r: (r.name.casefold(), r.interview_id),
-        "flags": lambda r: (
-            -r.integrity.get("high", 0),
-            -r.integrity.get("warning", 0),
-            -r.flags,
-            r.interview_id,
-        ),
-        "status": lambda r: (STATUSES.index(r.status), r.interview_id),
+        "rank": lambda r: r.rank,
+        "score": lambda r: r.score,
+        "name": lambda r: r.name.casefold(),
+        "flags": lambda r: (r.integrity.get("high", 0), r.integrity.get("warning", 0), r.flags),
+        "status": lambda r: STATUSES.index(r.status),
     }
-    out = sorted(rows, key=keys[f.sort])
-    return out[::-1] if f.order == "desc" else out
+    key = keys[f.sort]
+    present = [r for r in rows if key(r) is not None]
+    missing = [r for r in rows if key(r) is None]
+    # Ties keep a fixed order (interview id) in both directions.
+    present.sort(key=lambda r: r.interview_id)
+    present.sort(key=key, reverse=f.order == "desc")
+    return present + missing
 
 
 # --- decisions -----------------------------------------------------------------------------------

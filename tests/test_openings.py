@@ -219,8 +219,11 @@ def test_filters_and_sorts(seeded) -> None:
         assert names(flagged="yes") == ["Eve"]
         assert names(status="invited") == ["Dan"]
         assert names(sort="name", order="desc") == ["Eve", "Cat", "Ben", "Ann", "Dan"]
-        assert names(sort="flags")[0] == "Eve"
+        assert names(sort="flags", order="desc")[0] == "Eve"
+        assert names(sort="flags")[-2:] == ["Eve", "Dan"]  # unranked rows stay after ranked
         assert names(status="bogus", sort="nonsense") == ["Ann", "Ben", "Cat", "Eve", "Dan"]
+        assert names(sort="score") == ["Eve", "Ben", "Cat", "Ann", "Dan"]  # no score: last
+        assert names(sort="score", order="desc") == ["Ann", "Ben", "Cat", "Eve", "Dan"]
         admin = staff(s, "admin")
         openings.record_decision(s, admin, opening, seed.ids["Ben"], "hold", "ask again")
         assert names(decision="hold") == ["Ben"]

@@ -165,6 +165,12 @@ def test_shortlist_page(world) -> None:
     names = re.findall(r'class="applicant">([^<]+)</a>', flagged)
     assert names == ["Eve"]
     assert 'value="yes" selected' in flagged  # the filter shows as chosen: bookmarkable
+    # column headers sort (and flip the order), keeping the filters
+    assert f'href="/openings/{seed.opening_id}?flagged=yes&amp;sort=name&amp;order=desc"' in flagged
+    assert 'aria-sort="ascending"' in flagged
+    by_score = world["rec"].get(f"/openings/{seed.opening_id}?sort=score&order=desc").text
+    names = re.findall(r'class="applicant">([^<]+)</a>', by_score)
+    assert names[:4] == ["Ann", "Ben", "Cat", "Eve"] and 'aria-sort="descending"' in by_score
     bogus = world["rec"].get(f"/openings/{seed.opening_id}?status=%3Cscript%3E&sort=x")
     assert bogus.status_code == 200 and "<script>" not in bogus.text
 
@@ -274,7 +280,11 @@ def test_create_opening(world) -> None:
     assert "Radiology reviewer" in rec.get("/openings").text
     assert world["stranger"].get(f"/openings/{new_id}").status_code == 404
     settings_page = rec.get(f"/openings/{new_id}/settings").text
-    assert "score ≥ 70.0" in settings_page and "30 days" in settings_page
+    assert 'name="shortlist_threshold" min="0" max="100" step="0.1" value="70"' in settings_page
+    assert 'name="retention_days" min="1" max="3650" value="30"' in settings_page
+    assert 'id="require_fullscreen" name="require_fullscreen" value="on" checked' in settings_page
+    assert "score ≥ 70.0" in rec.get(f"/openings/{new_id}").text
+    assert "No scored interviews yet" in rec.get(f"/openings/{new_id}/charts").text
     assert "Rita Recruiter" in settings_page  # the creator is assigned
 
 
@@ -413,3 +423,53 @@ def test_any_upload_gets_a_page_never_a_crash(world, data: bytes) -> None:
     assert response.status_code in (303, 400)
     if response.status_code == 400:
         assert "nothing was imported" in response.text or "choose a CSV" in response.text
+
+
+def test_change_settings(world) -> None:
+    rec = world["rec"]
+    with session_scope(world["seed"].engine) as s:
+        version_id = s.get(Opening, world["seed"].opening_id).bank_version_id
+    created = post(
+        rec,
+        "/openings",
+        {"title": "Settings test", "bank_version_id": str(version_id), "retention_days": "180"},
+        page="/openings/new",
+    )
+    opening_id = int(re.search(r"/openings/(\d+)/", created.headers["location"]).group(1))
+    base = f"/openings/{opening_id}/settings"
+    page = rec.get(base).text
+    assert 'value="Settings test"' in page and 'value="180"' in page
+    bad = post(rec, base, {"title": "Settings test", "retention_days": "0"}, page=base)
+    assert bad.status_code == 400 and "Retention must be between 1 and 3650" in bad.text
+    ok = post(
+        rec,
+        base,
+        {
+            "title": "Settings test",
+            "retention_days": "30",
+            "shortlist_top_n": "4",
+            "require_fullscreen": "on",
+            "bank_version_id": "999",  # ignored: the bank of an opening never changes here
+        },
+        page=base,
+    )
+    assert ok.status_code == 303
+    saved = rec.get(ok.headers["location"]).text
+    assert "Saved: shortlist top n, retention days, require fullscreen." in saved
+    with session_scope(world["seed"].engine) as s:
+        opening = s.get(Opening, opening_id)
+        assert (opening.retention_days, opening.shortlist_top_n) == (30, 4)
+        assert opening.settings["proctoring"]["require_fullscreen"] is True
+        assert opening.bank_version_id == version_id
+        entry = s.query(AuditLog).filter(AuditLog.action == "opening.update").one()
+        assert entry.detail["retention_days"] == ["180", "30"]
+    same = {
+        "title": "Settings test",
+        "retention_days": "30",
+        "shortlist_top_n": "4",
+        "require_fullscreen": "on",
+    }
+    again = post(rec, base, same, page=base)
+    assert "Saved: nothing changed" in rec.get(again.headers["location"]).text
+    assert post(world["stranger"], base, {"title": "x", "retention_days": "1"}).status_code == 404
+    assert "opening update" in rec.get(f"/openings/{opening_id}/history").text

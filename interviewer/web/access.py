@@ -180,6 +180,13 @@ rule("POST", "/openings/{opening_id}/invites/upload", OPENING, form={})
 rule("GET", "/openings/{opening_id}/invites.csv", OPENING)
 rule("POST", "/openings/{opening_id}/invites/{invite_id}/renew", OPENING, destructive=True)
 rule("GET", "/openings/{opening_id}/settings", OPENING)
+rule(
+    "POST",
+    "/openings/{opening_id}/settings",
+    OPENING,
+    form={"title": "Renamed", "retention_days": "90"},
+    destructive=True,
+)
 rule("POST", "/openings/{opening_id}/recruiters", OPENING, form={"user_id": "0"})
 rule("POST", "/openings/{opening_id}/recruiters/{user_id}/remove", OPENING, destructive=True)
 

@@ -403,6 +403,8 @@ async def _settings_page(
         }
 
     data = await _db(request, load)
+    context.setdefault("form", svc.opening_form(opening))
+    context.setdefault("errors", {})
     return _page(
         request, "settings.html", status_code, opening=opening, tab="settings", **data, **context
     )
@@ -410,8 +412,36 @@ async def _settings_page(
 
 @router.get("/openings/{opening_id}/settings", name="opening_settings")
 async def settings_page(request: Request, opening: Opening = Depends(require_opening)) -> Response:
-    changed = request.query_params.get("changed") == "1"
-    return await _settings_page(request, opening, notice="Recruiters updated." if changed else "")
+    q = request.query_params
+    notice = "Recruiters updated." if q.get("changed") == "1" else ""
+    fields = q.get("saved", "").split(",")[:8]
+    saved = ", ".join(f.replace("_", " ") for f in fields if f in SAVED)
+    if fields == ["none"]:
+        saved = "nothing changed"
+    return await _settings_page(request, opening, notice=notice, saved=saved)
+
+
+SAVED = frozenset(svc.opening_form(Opening(title="", slug="x", bank_version_id=0)))
+
+
+@router.post("/openings/{opening_id}/settings", name="opening_update")
+async def opening_update(
+    request: Request, opening: Opening = Depends(require_opening), user: User = Recruiter
+) -> Response:
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    form["bank_version_id"] = str(opening.bank_version_id)  # never changed here
+
+    def save(s: Any) -> tuple[dict[str, Any], dict[str, str]]:
+        data, errors = svc.parse_opening_form(form, svc.bank_versions(s))
+        if data is None:
+            return {}, errors
+        return svc.update_opening(s, user, opening, data), {}
+
+    changed, errors = await _db(request, save)
+    if errors:
+        return await _settings_page(request, opening, 400, form=form, errors=errors)
+    fields = ",".join(changed) or "none"
+    return _redirect(f"/openings/{opening.id}/settings?{urlencode({'saved': fields})}")
 
 
 @router.post("/openings/{opening_id}/recruiters", name="recruiter_add")
