@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
 from sqlalchemy import Engine, select
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
@@ -120,10 +121,32 @@ def _prune(value: Any) -> Any:
     return value
 
 
+def _ordered(value: Any, model: type[BaseModel] | None = Bank) -> Any:
+    """Keys in the schema's order (id, title, ... questions), whatever order the browser sent
+    them in; unknown keys (typos the validator will name) go last, kept."""
+    if isinstance(value, list):
+        return [_ordered(v, model) for v in value]
+    if not isinstance(value, dict) or model is None:
+        return value
+    fields = model.model_fields
+    keys = [k for k in fields if k in value] + [k for k in value if k not in fields]
+    out = {}
+    for key in keys:
+        inner = bankcheck._inner_type(fields[key]) if key in fields else None
+        sub = inner if isinstance(inner, type) and issubclass(inner, BaseModel) else None
+        out[key] = _ordered(value[key], sub)
+    return out
+
+
 def dump_yaml(data: Any, header: str = "") -> str:
     """YAML text for bank data (valid or not: the validator then points at the wrong line)."""
     body = yaml.dump(
-        _prune(data), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100, indent=2
+        _prune(_ordered(data)),
+        Dumper=_Dumper,
+        sort_keys=False,
+        allow_unicode=True,
+        width=100,
+        indent=2,
     )
     return header + body
 

@@ -171,3 +171,50 @@ def test_domain_lead_edits_listens_publishes_and_reads_the_diff(page: Any, serve
     assert page.locator("#versions tr[data-version]").count() == 2
     assert "Published" in page.locator(".badge").first.inner_text()
     _shot(page, "overview")
+
+
+def test_file_changed_under_the_editor_loses_nothing(page: Any, server) -> None:
+    """Someone edits the file on disk while the page is open: saving shows the conflict and
+    keeps the person's text; they choose to save theirs over it, knowingly."""
+    url = server["url"]
+    path = server["banks"] / "browser-bank.yaml"
+    page.goto(f"{url}/banks/browser-bank/edit")  # signed in by the first test
+    page.wait_for_url("**/banks/browser-bank/edit")
+    page.click("#mode-yaml")
+    yaml_box = page.locator("#yaml")
+    yaml_box.wait_for(state="visible")
+    mine = yaml_box.input_value().replace("Browser bank", "Browser bank (from the page)")
+
+    on_disk = path.read_text().replace("Browser bank", "Browser bank (from git)")
+    path.write_text(on_disk)
+    yaml_box.fill(mine)
+    page.click("#save")
+    page.locator("#conflict").wait_for(state="visible")
+    assert "changed since this page loaded" in page.locator("#conflict-message").inner_text()
+    assert path.read_text() == on_disk  # nothing overwritten
+    assert yaml_box.input_value() == mine  # nothing lost in the page
+    page.click("#conflict summary")
+    assert "(from git)" in page.locator("#conflict-diff").inner_text()
+    _shot(page, "conflict")
+
+    page.click("#conflict-overwrite")
+    page.locator("#conflict").wait_for(state="hidden")
+    assert path.read_text() == mine
+
+    # a YAML mistake is reported with its line, live
+    yaml_box.fill(mine.replace("weight: 2", "wieght: 2"))
+    item = page.locator("#problems-list li", has_text="wieght")
+    item.wait_for()
+    line = next(i for i, t in enumerate(yaml_box.input_value().splitlines(), 1) if "wieght" in t)
+    assert f"line {line}" in item.inner_text() and "did you mean 'weight'" in item.inner_text()
+    _shot(page, "yaml-error")
+    item.click()  # selects the line in the text
+    selected = page.evaluate(
+        "() => { const t = document.getElementById('yaml');"
+        " return t.value.slice(t.selectionStart, t.selectionEnd); }"
+    )
+    assert "wieght: 2" in selected
+    yaml_box.fill(mine)
+    item.wait_for(state="detached")
+    page.click("#save")
+    page.wait_for_function("document.getElementById('status').textContent.startsWith('Saved')")

@@ -207,6 +207,18 @@ def test_bank_cannot_be_renamed_or_created_twice(store: BankStore) -> None:
     assert store.summary("fresh").state == "ready"
 
 
+def test_form_dump_keeps_the_schema_order() -> None:
+    data = parse_yaml(SMALL)
+    shuffled = {k: data[k] for k in sorted(data)}  # what a browser may send back
+    shuffled["questions"][0] = {
+        k: shuffled["questions"][0][k] for k in sorted(data["questions"][0])
+    }
+    text = dump_yaml(shuffled)
+    assert text.startswith("id: small\ntitle: Small bank\ndomain: test\nversion: 1\n")
+    assert text.index("  - id: q1\n    prompt:") > 0
+    assert parse_yaml(text) == data
+
+
 def test_form_dump_round_trips_every_shipped_bank(tmp_path: Path) -> None:
     for path in sorted(SHIPPED.glob("*.yaml")):
         data = parse_yaml(path.read_text())
