@@ -375,7 +375,16 @@ class BankStore:
                 os.unlink(tmp)
         return file_sha(data)
 
-    def save_draft(self, bank_id: str, text: str, base_sha: str | None) -> Draft:
+    def save_draft(
+        self,
+        bank_id: str,
+        text: str,
+        base_sha: str | None,
+        *,
+        user_id: int | None = None,
+        action: str = "bank.draft.save",
+        **detail: Any,
+    ) -> Draft:
         """Write the draft if the file is still ``base_sha`` (None: it must not exist yet).
 
         A draft may have problems (work in progress is saved too); publishing checks it. The id
@@ -417,9 +426,23 @@ class BankStore:
                     )
                 path = current.path
             sha = self._write_atomic(path, text)
+            if user_id is not None:
+                # Git names who changed a file; for a change made in the browser, this does.
+                with session_scope(self.engine) as s:
+                    repo.audit(
+                        s, user_id, action, f"bank:{bank_id}", file=path.name, sha256=sha, **detail
+                    )
         return Draft(bank_id, path, text, sha)
 
-    def create(self, *, bank_id: str, title: str, domain: str, description: str) -> Draft:
+    def create(
+        self,
+        *,
+        bank_id: str,
+        title: str,
+        domain: str,
+        description: str,
+        user_id: int | None = None,
+    ) -> Draft:
         """A new draft file with one placeholder question, ready to edit."""
         _require_id(bank_id)
         if self.draft(bank_id) is not None:
@@ -433,16 +456,21 @@ class BankStore:
         problems, _ = check_text(text, f"{bank_id}.yaml")
         if problems:
             raise BankError(problems[0].message + f" (fix: {problems[0].fix})")
-        return self.save_draft(bank_id, text, None)
+        return self.save_draft(bank_id, text, None, user_id=user_id, action="bank.create")
 
-    def draft_from_version(self, bank_id: str, version: int, base_sha: str | None) -> Draft:
+    def draft_from_version(
+        self, bank_id: str, version: int, base_sha: str | None, *, user_id: int | None = None
+    ) -> Draft:
         """Start (or reset) the draft from a published version, as the next version number."""
         row = self.version_row(bank_id, version)
         latest = max(v.version for v in self._versions(bank_id))
         content = dict(row.content)
         content["version"] = latest + 1
         header = f"# Started from published version {version}.\n"
-        return self.save_draft(bank_id, dump_yaml(content, header), base_sha)
+        text = dump_yaml(content, header)
+        return self.save_draft(
+            bank_id, text, base_sha, user_id=user_id, action="bank.draft.restore", version=version
+        )
 
     # checking ---------------------------------------------------------------------------
 

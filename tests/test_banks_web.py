@@ -13,10 +13,12 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import select
 from web_support import make_settings
 
 from interviewer import accounts
 from interviewer.store.db import create_db_engine, migrate, session_scope
+from interviewer.store.models import AuditLog, User
 from interviewer.web import create_app
 from interviewer.web.live import VoiceOptions
 
@@ -168,6 +170,13 @@ def test_save_and_stale_save(env, lead) -> None:
     ok = lead.post("/api/banks/saves/draft", json={"yaml": mine, "base_sha": sha})
     assert ok.status_code == 200 and ok.json()["ok"]
     assert path.read_text() == mine
+    with session_scope(env["app"].state.engine) as s:
+        entry = s.scalars(
+            select(AuditLog).where(AuditLog.action == "bank.draft.save").order_by(AuditLog.id)
+        ).all()[-1]
+        assert entry.target == "bank:saves" and entry.detail["sha256"] == ok.json()["sha"]
+        lead_id = s.scalars(select(User.id).where(User.email == "lead@example.org")).one()
+        assert entry.user_id == lead_id
 
     # the file changes on disk while a second tab still holds the old sha
     git_edit = mine.replace("Saved from the form", "Edited in git")

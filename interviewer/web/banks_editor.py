@@ -135,6 +135,7 @@ async def new_bank(request: Request, user: User = LEAD) -> Response:
             title=values["title"],
             domain=values["domain"],
             description=values["description"],
+            user_id=user.id,
         )
     except UserError as err:
         return render(
@@ -216,7 +217,13 @@ async def import_bank(request: Request, user: User = LEAD) -> Response:
         )
     try:
         await asyncio.to_thread(
-            bs.save_draft, bank.id, text, base_sha if current is not None else None
+            bs.save_draft,
+            bank.id,
+            text,
+            base_sha if current is not None else None,
+            user_id=user.id,
+            action="bank.import",
+            upload=name[:200],
         )
     except DraftConflict as err:
         return _bank_error(request, err, 409)
@@ -300,7 +307,7 @@ async def save_draft_form(request: Request, bank_id: str, user: User = LEAD) -> 
     text = str(form.get("yaml", "")).replace("\r\n", "\n")
     base_sha = str(form.get("base_sha", "")) or None
     try:
-        await asyncio.to_thread(store(request).save_draft, bank_id, text, base_sha)
+        await asyncio.to_thread(store(request).save_draft, bank_id, text, base_sha, user_id=user.id)
     except DraftConflict as err:
         return render(
             request,
@@ -356,7 +363,9 @@ async def restore(request: Request, bank_id: str, user: User = LEAD) -> Response
     if not version.isdigit():
         return _bank_error(request, BankError("choose a published version number"))
     try:
-        await asyncio.to_thread(store(request).draft_from_version, bank_id, int(version), base_sha)
+        await asyncio.to_thread(
+            store(request).draft_from_version, bank_id, int(version), base_sha, user_id=user.id
+        )
     except DraftConflict as err:
         return _bank_error(request, err, 409)
     except UnknownBank as err:
@@ -489,7 +498,7 @@ async def save_draft(request: Request, bank_id: str, user: User = LEAD) -> JSONR
     try:
         text, body = await _payload_text(request, bs, bank_id)
         base_sha = body.get("base_sha") or None
-        draft = await asyncio.to_thread(bs.save_draft, bank_id, text, base_sha)
+        draft = await asyncio.to_thread(bs.save_draft, bank_id, text, base_sha, user_id=user.id)
     except DraftConflict as err:
         return _json_error(
             str(err),
