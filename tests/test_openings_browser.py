@@ -183,6 +183,17 @@ def _flow(page: Any, url: str, seed: Any, tmp: Path) -> None:
     expect(page.locator("svg[data-chart=impact-sex]")).to_be_visible()
     _shot(page, "charts")
 
+    page.click("nav.tabs >> text=Settings & recruiters")
+    expect(page.locator("li[data-recruiter='rita@example.org']")).to_be_visible()
+    expect(page.locator("#shortlist_top_n")).to_have_value("2")
+    _shot(page, "settings")
+
+    # on a phone the wide tables scroll inside their own box, the page itself does not
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{url}/openings/{seed.opening_id}")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    _shot(page, "shortlist-phone")
+
     with session_scope(seed.engine) as s:
         eli_id = next(i for n, i in seed.ids.items() if n == "Eli Novak")
         assert s.get(Interview, eli_id).decision == "reject"
