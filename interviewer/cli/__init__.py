@@ -12,6 +12,7 @@ from interviewer.cli.interview import demo, interview
 from interviewer.cli.score import score
 from interviewer.cli.serve import serve
 from interviewer.cli.transcribe import transcribe
+from interviewer.cli.worker import worker
 
 app = typer.Typer(
     name="interviewer",
@@ -32,4 +33,5 @@ app.command("audit")(scoring.audit)
 app.command("score")(score)
 app.add_typer(scoring.eval_app, name="eval")
 app.command("serve")(serve)
+app.command("worker")(worker)
 app.add_typer(users.app, name="user")

@@ -1,0 +1,44 @@
+"""`interviewer worker`: the LiveKit transport's agent worker (see interviewer/worker.py)."""
+
+from __future__ import annotations
+
+import typer
+
+from interviewer.cli._common import run_or_exit
+
+
+def worker(
+    load_threshold: float = typer.Option(
+        0.75,
+        "--load-threshold",
+        min=0.05,
+        max=1.0,
+        help="CPU load (0-1) past which this worker takes no new interviews; LiveKit sends "
+        "them to another worker, or they wait for one.",
+    ),
+    http_port: int = typer.Option(
+        8081, "--http-port", help="Health-check port (GET /); 0 = any free port."
+    ),
+    log_level: str = typer.Option("INFO", "--log-level", help="DEBUG, INFO, WARNING, ERROR."),
+    dev: bool = typer.Option(False, "--dev", help="livekit-agents development mode."),
+) -> None:
+    """Join LiveKit rooms as the interviewer (INTERVIEWER_LIVEKIT_URL, _API_KEY, _API_SECRET).
+
+    Runs the same interview session as the embedded WebSocket transport; start as many as you
+    need on as many machines as you like (docs/deploy.md).
+    """
+
+    # livekit-agents' own runner (what `python -m livekit.agents start` does): signal
+    # handling, job processes, reconnects
+    from livekit.agents.cli import proto
+    from livekit.agents.cli.cli import _run_worker
+
+    from interviewer.config import get_settings
+    from interviewer.worker import build_server
+
+    with run_or_exit():
+        server = build_server(get_settings(), load_threshold=load_threshold, http_port=http_port)
+    _run_worker(
+        server=server,
+        args=proto.CliArgs(log_level=log_level.upper(), log_format="colored", dev=dev),
+    )
