@@ -49,13 +49,22 @@ class SeededReport:
     words: dict[str, list[dict[str, Any]]]
 
 
+_SPEECH: dict[str, tuple[bytes, float, float, float]] = {}
+_WEBM: dict[int, bytes] = {}
+
+
 def _speech(text: str, path: Path) -> tuple[float, float, float]:
-    """espeak-ng ``text`` into ``path`` with 0.5 s of lead silence; (start, end, total) s."""
+    """espeak-ng ``text`` into ``path`` with 0.5 s of lead silence; (start, end, total) s.
+    Synthesised once per test session, then copied (seeding stays fast on a busy machine)."""
     from interviewer.voice.io import answers_wav, read_wav
 
-    spans = answers_wav([text], path, lead_s=0.5, gap_s=0.5)
-    data, rate = read_wav(path)
-    return spans[0][0], spans[0][1], len(data) / rate
+    if text not in _SPEECH:
+        spans = answers_wav([text], path, lead_s=0.5, gap_s=0.5)
+        data, rate = read_wav(path)
+        _SPEECH[text] = (path.read_bytes(), spans[0][0], spans[0][1], len(data) / rate)
+    data, start, end, total = _SPEECH[text]
+    path.write_bytes(data)
+    return start, end, total
 
 
 def _timed_words(text: str, start: float, end: float) -> list[dict[str, Any]]:
@@ -221,9 +230,11 @@ def _camera(
     recordings: Recordings, interview_id: int, seconds: int, t0: datetime, tmp: Path
 ) -> list[Path]:
     """A WebM cut into byte chunks named and timed as the upload route leaves them."""
-    whole = camera_webm(tmp / f"camera-{interview_id}.webm", seconds)
-    data = whole.read_bytes()
-    whole.unlink()
+    if seconds not in _WEBM:
+        whole = camera_webm(tmp / f"camera-{interview_id}.webm", seconds)
+        _WEBM[seconds] = whole.read_bytes()
+        whole.unlink()
+    data = _WEBM[seconds]
     count = max(1, int(seconds // CHUNK_S))
     size = -(-len(data) // count)
     out = []

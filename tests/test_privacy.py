@@ -1,4 +1,5 @@
-"""Personal data: the retention purge and erasure/access requests, on real files and SQLite.
+"""Personal data: the retention purge and erasure/access requests, on real files, on SQLite and
+PostgreSQL.
 
 Each test seeds two applicants of one opening (real espeak-ng answers, a real WebM camera
 recording, a real JPEG thumbnail) and checks that exactly one of them is affected."""
@@ -36,7 +37,16 @@ from interviewer.store.recordings import Recordings
 
 @pytest.fixture
 def two(tmp_path: Path):
-    settings = make_settings(tmp_path)
+    return _two(make_settings(tmp_path))
+
+
+@pytest.fixture
+def two_db(tmp_path: Path, db_url: str):
+    """On SQLite and on the real PostgreSQL server (JSON columns and casts differ)."""
+    return _two(make_settings(tmp_path, database_url=db_url))
+
+
+def _two(settings):
     a = seed_report(settings, email="ada@example.invalid", name="Ada Lovelace")
     b = seed_report(settings, email="bob@example.invalid", name="Bob Babbage")
     with session_scope(a.seeded.engine) as s:
@@ -78,8 +88,8 @@ def test_report_holds_answers_scores_events_and_camera(two) -> None:
     assert {"interview", "answer", "word", "criterion", "evidence", "integrity_event"} <= kinds
 
 
-def test_retention_purges_only_expired_recordings(two) -> None:
-    settings, a, b = two
+def test_retention_purges_only_expired_recordings(two_db) -> None:
+    settings, a, b = two_db
     recordings = Recordings(settings.recordings_dir)
     engine = a.seeded.engine
     with session_scope(engine) as s:
@@ -110,8 +120,8 @@ def test_retention_purges_only_expired_recordings(two) -> None:
     assert privacy.purge_expired(engine, recordings) == []
 
 
-def test_delete_one_applicant_leaves_the_other_whole(two) -> None:
-    settings, a, b = two
+def test_delete_one_applicant_leaves_the_other_whole(two_db) -> None:
+    settings, a, b = two_db
     recordings = Recordings(settings.recordings_dir)
     engine = a.seeded.engine
     result = privacy.delete_interviews(engine, recordings, [a.interview_id], user_id=None)
