@@ -173,6 +173,16 @@ def _flow(page: Any, url: str, seed: Any, tmp: Path) -> None:
     expect(page.locator("tr", has_text="Eli Novak")).to_contain_text("answers read from notes")
     _shot(page, "decision")
 
+    # compare two applicants (the REPORT helper's page), then come back
+    page.goto(f"{url}/openings/{seed.opening_id}")
+    page.check(f"#c-{seed.ids['Ana Pereira']}")
+    page.check(f"#c-{seed.ids['Ben Okafor']}")
+    page.click("#compare-button")
+    page.wait_for_url("**/compare?i=*")
+    assert page.url.endswith(f"?i={seed.ids['Ana Pereira']}&i={seed.ids['Ben Okafor']}")
+    expect(page.locator("main")).to_contain_text("Ben Okafor")
+    page.go_back()
+
     page.click("nav.tabs >> text=History")
     expect(page.locator("#history tbody tr").first).to_contain_text("answers read from notes")
     expect(page.locator("#history tbody tr").first).to_contain_text("Rita Recruiter")

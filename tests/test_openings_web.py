@@ -158,6 +158,8 @@ def test_shortlist_page(world) -> None:
     assert f'href="/openings/{seed.opening_id}/applicants/{seed.ids["Ann"]}"' in ranked
     assert 'class="minibars"' in ranked and "Per-question scores of Ann: Q1 90.0, Q2 80.0" in ranked
     assert "high 1" in ranked and "warning 1" in ranked
+    assert f'name="i" value="{seed.ids["Ann"]}" form="compare"' in ranked
+    assert f'id="compare" method="get" action="/openings/{seed.opening_id}/compare"' in html
     unranked = html[html.index('id="not-ranked"') :]
     assert "Dan" in unranked and "not started" in unranked
     assert "/i/" not in html  # invite links only on the invites page
