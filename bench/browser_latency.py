@@ -47,6 +47,7 @@ from web_support import (
     make_settings,
     make_video,
     seed_interview,
+    send_csrf,
     timed_answers_wav,
     whisper_seconds,
 )
@@ -141,8 +142,10 @@ def run_level(
         for i in range(n)
     ]
     agree = {"recording": "yes", "scoring": "yes", "retention": "yes"}
-    for s in seeded:
-        httpx.post(f"{server.url}/i/{s.token}/consent", data=agree)
+    for s in seeded:  # consent as the page does: with the CSRF token its invite page gives
+        with httpx.Client(base_url=server.url, follow_redirects=True) as client:
+            send_csrf(client, f"/i/{s.token}")
+            client.post(f"/i/{s.token}/consent", data=agree).raise_for_status()
     browser = playwright.chromium.launch(
         executable_path=CHROMIUM, headless=True, args=chromium_args(wav, video)
     )
