@@ -101,8 +101,7 @@ def set_password(
     ),
     url: str | None = UrlOption,
 ) -> None:
-    """Set a new password (generated and printed once unless --password-stdin); signs the
-    account out everywhere."""
+    """Set a new password (printed once unless --password-stdin); ends every session."""
     from interviewer import accounts
     from interviewer.store.db import session_scope
 
