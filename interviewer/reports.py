@@ -195,29 +195,39 @@ def _quotes(evidence: list[dict[str, Any]], primary_id: int | None) -> list[dict
 
 
 def _standing(session: Session, interview: Interview) -> dict[str, Any]:
-    """Score interval and rank, computed exactly as the opening's ranking computes them."""
-    ranked = ranking.rank(ranking.load_candidates(session, interview.opening_id))
-    for row in ranked.ranked:
-        if row.interview_id == interview.id:
-            return {
-                "rank": row.rank,
-                "tied": row.tied,
-                "ranked_of": len(ranked.ranked),
-                "low": row.low,
-                "high": row.high,
-                "confidence": ranked.confidence,
-                "unranked_reason": None,
-            }
-    reason = next((u.reason for u in ranked.unranked if u.interview_id == interview.id), None)
-    return {
+    """Score interval and rank, as the opening's ranking computes them.
+
+    Only this applicant's interval is bootstrapped (it is seeded per interview, so it equals the
+    one on the shortlist); the rank is the competition rank of the displayed score among the
+    opening's ranked interviews, as ``ranking.rank`` assigns it.
+    """
+    candidates = ranking.load_candidates(session, interview.opening_id)
+    mine = next((c for c in candidates if c.interview_id == interview.id), None)
+    ranked_keys = [round(c.score, ranking.DISPLAY_DECIMALS) for c in candidates if c.rankable]
+    alone = ranking.rank([mine]) if mine is not None else None
+    out: dict[str, Any] = {
         "rank": None,
         "tied": False,
-        "ranked_of": len(ranked.ranked),
+        "ranked_of": len(ranked_keys),
         "low": None,
         "high": None,
-        "confidence": ranked.confidence,
-        "unranked_reason": reason,
+        "confidence": ranking.CONFIDENCE,
+        "unranked_reason": None,
     }
+    if alone is None:
+        return out
+    if alone.ranked:
+        row = alone.ranked[0]
+        key = round(row.score, ranking.DISPLAY_DECIMALS)
+        out.update(
+            rank=1 + sum(k > key for k in ranked_keys),
+            tied=ranked_keys.count(key) > 1,
+            low=row.low,
+            high=row.high,
+        )
+    elif alone.unranked:
+        out["unranked_reason"] = alone.unranked[0].reason
+    return out
 
 
 def decision_history(session: Session, interview_id: int) -> list[dict[str, Any]]:
@@ -369,6 +379,7 @@ def build_report(session: Session, recordings: Recordings, interview_id: int) ->
 
 CSV_COLUMNS = [
     "record",
+    "status",
     "question_id",
     "answer_id",
     "attempt",
@@ -380,6 +391,10 @@ CSV_COLUMNS = [
     "level",
     "score",
     "confidence",
+    "low",
+    "high",
+    "rank",
+    "decision",
     "severity",
     "at",
     "duration_s",
@@ -389,7 +404,10 @@ CSV_COLUMNS = [
 
 def report_csv(report: dict[str, Any]) -> str:
     """The report as one flat table: ``record`` says what a row is (interview, question,
-    answer, word, criterion, red_flag, evidence, integrity_count, integrity_event)."""
+    answer, word, criterion, red_flag, evidence, integrity_count, integrity_event).
+
+    Evidence rows hold the quote's similarity in ``probability``; word, evidence and answer
+    times are seconds from the answer's start; ``at`` is an ISO time."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="raise")
     writer.writeheader()
@@ -402,11 +420,12 @@ def report_csv(report: dict[str, Any]) -> str:
             "text": f"{report['applicant']['name']} <{report['applicant']['email']}>",
             "score": iv["score"],
             "confidence": iv["score_confidence"],
-            "start": standing["low"],
-            "end": standing["high"],
-            "level": standing["rank"],
+            "low": standing["low"],
+            "high": standing["high"],
+            "rank": standing["rank"],
             "at": iv["completed_at"],
-            "severity": iv["decision"] or "",
+            "status": iv["state"],
+            "decision": iv["decision"] or "",
         }
     )
     for q in report["questions"]:
@@ -426,7 +445,7 @@ def report_csv(report: dict[str, Any]) -> str:
                     "question_id": q["question_id"],
                     "answer_id": a["answer_id"],
                     "attempt": a["attempt"],
-                    "item_id": a["status"],
+                    "status": a["status"],
                     "text": a["transcript"],
                     "at": a["started_at"],
                     "duration_s": a["duration_s"],

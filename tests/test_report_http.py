@@ -215,6 +215,11 @@ def test_exports_parse_back(site) -> None:
     table = site["rita"].get(f"{_page(site)}/report.csv")
     assert table.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(table.text)))
+    head = rows[0]
+    assert head["record"] == "interview" and head["rank"] == "1" and head["status"] == "completed"
+    assert float(head["low"]) <= float(head["score"]) == 0.8 <= float(head["high"])
+    answers = [r for r in rows if r["record"] == "answer"]
+    assert [r["question_id"] for r in answers] == ["practice", "colour", "animal"]
     words = [r for r in rows if r["record"] == "word" and r["question_id"] == "colour"]
     assert [r["text"] for r in words] == [w["word"] for w in ada.words["colour"]]
     assert float(words[0]["start"]) == ada.words["colour"][0]["start"]
@@ -273,10 +278,18 @@ def test_delete_from_the_page_needs_csrf_and_confirmation(fresh) -> None:
         assert f"interview-{ada.interview_id}/report.json" in zf.namelist()
         assert sum(n.endswith(".wav") for n in zf.namelist()) == 3
 
-    done = client.post(
-        f"{page}/personal-data/delete",
-        data={"confirm": "ADA@example.invalid ", "csrf_token": token},
-    )
+    confirm = {"confirm": "ADA@example.invalid ", "csrf_token": token}
+    # while the applicant's voice session is open in this server, nothing is deleted (the
+    # registry entry stands in for a live session: the guard only reads the registry)
+    live = client.app.state.live.active
+    live[ada.interview_id] = object()
+    try:
+        busy = client.post(f"{page}/personal-data/delete", data=confirm)
+    finally:
+        del live[ada.interview_id]
+    assert busy.status_code == 409 and "taking this interview right now" in busy.text
+    assert all(p.exists() for p in ada.files)
+    done = client.post(f"{page}/personal-data/delete", data=confirm)
     assert done.status_code == 200 and "was deleted" in done.text
     assert not any(p.exists() for p in ada.files) and all(p.exists() for p in bob.files)
     assert client.get(page).status_code == 404

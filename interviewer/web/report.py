@@ -452,6 +452,24 @@ async def personal_delete(
                 "Type their email address exactly as shown, then press Delete again."
             ),
         )
+    if interview_id in _live_ids(request):
+        files, size = await asyncio.to_thread(
+            privacy.folder_usage, request.app.state.recordings, interview_id
+        )
+        return render(
+            request,
+            "report/personal_data.html",
+            status_code=409,
+            opening=opening,
+            r=report,
+            files=files,
+            size=size,
+            error=(
+                "Nothing was deleted: the applicant is taking this interview right now. "
+                "Try again once the interview has ended (its state will be completed or "
+                "abandoned)."
+            ),
+        )
     result = await asyncio.to_thread(
         privacy.delete_interviews,
         request.app.state.engine,
@@ -466,3 +484,8 @@ async def personal_delete(
         result=result,
         interview_id=interview_id,
     )
+
+
+def _live_ids(request: Request) -> set[int]:
+    """Interviews with a voice session open in this server right now."""
+    return set(request.app.state.live.active)
