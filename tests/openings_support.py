@@ -20,7 +20,6 @@ from interviewer.store import repo
 from interviewer.store.db import create_db_engine, migrate, session_scope
 from interviewer.store.models import (
     Answer,
-    ApplicantDemographics,
     IntegrityEvent,
     Interview,
     InterviewState,
@@ -153,5 +152,4 @@ def seed_opening(
                     IntegrityEvent(interview_id=interview.id, kind="tab_hidden", severity=severity)
                 )
         s.flush()
-        assert s.get(ApplicantDemographics, 0) is None
     return seeded
