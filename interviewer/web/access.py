@@ -146,6 +146,11 @@ rule(
     content=b"x",
 )
 
+# livekit.py (SCALE): a LiveKit room token for this invite (409 unless the transport is livekit),
+# and the livekit-client SDK from node_modules (503 with a fix when it is not installed)
+rule("GET", "/i/{token}/livekit", APPLICANT)
+rule("GET", "/vendor/livekit-client.mjs", PUBLIC)
+
 # auth.py, users.py
 rule("GET", "/login", PUBLIC)
 rule("POST", "/login", PUBLIC, form={"email": "", "password": ""})

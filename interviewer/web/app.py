@@ -146,6 +146,9 @@ def create_app(settings: Settings | None = None, *, voice: VoiceOptions | None =
     from interviewer.web import openings
 
     app.include_router(openings.router)
+    from interviewer.web import livekit
+
+    app.include_router(livekit.router)
     return app
 
 
