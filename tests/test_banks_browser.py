@@ -91,6 +91,16 @@ def _shot(page: Any, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"banks-{name}.png"), full_page=True)
 
 
+def _sign_in(page: Any, url: str) -> None:
+    """Open the bank list, signing in on the way when the browser is not signed in yet."""
+    page.goto(f"{url}/banks")
+    if "/login" in page.url:
+        page.fill("input[name=email]", "lead@example.org")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("form:has(input[name=password]) button[type=submit]")
+    page.wait_for_url(f"{url}/banks")
+
+
 def _error_for(page: Any, path: str) -> Any:
     field_id = "f-" + path.replace(".", "-")
     return page.locator(f"#{field_id}-err")
@@ -99,11 +109,8 @@ def _error_for(page: Any, path: str) -> Any:
 def test_domain_lead_edits_listens_publishes_and_reads_the_diff(page: Any, server) -> None:
     url = server["url"]
     page.goto(f"{url}/banks")
-    page.wait_for_url("**/login**")
-    page.fill("input[name=email]", "lead@example.org")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{url}/banks")
+    page.wait_for_url("**/login**")  # anonymous: sent to sign in, and back after
+    _sign_in(page, url)
     assert page.locator("#bank-list tr[data-bank=browser-bank]").count() == 1
     _shot(page, "list")
 
@@ -178,7 +185,8 @@ def test_file_changed_under_the_editor_loses_nothing(page: Any, server) -> None:
     keeps the person's text; they choose to save theirs over it, knowingly."""
     url = server["url"]
     path = server["banks"] / "browser-bank.yaml"
-    page.goto(f"{url}/banks/browser-bank/edit")  # signed in by the first test
+    _sign_in(page, url)
+    page.goto(f"{url}/banks/browser-bank/edit")
     page.wait_for_url("**/banks/browser-bank/edit")
     page.click("#mode-yaml")
     yaml_box = page.locator("#yaml")
@@ -202,7 +210,7 @@ def test_file_changed_under_the_editor_loses_nothing(page: Any, server) -> None:
     assert path.read_text() == mine
 
     # a YAML mistake is reported with its line, live
-    yaml_box.fill(mine.replace("weight: 2", "wieght: 2"))
+    yaml_box.fill(mine.replace("weight:", "wieght:", 1))
     item = page.locator("#problems-list li", has_text="wieght")
     item.wait_for()
     line = next(i for i, t in enumerate(yaml_box.input_value().splitlines(), 1) if "wieght" in t)
@@ -213,8 +221,38 @@ def test_file_changed_under_the_editor_loses_nothing(page: Any, server) -> None:
         "() => { const t = document.getElementById('yaml');"
         " return t.value.slice(t.selectionStart, t.selectionEnd); }"
     )
-    assert "wieght: 2" in selected
+    assert selected.strip().startswith("wieght:")
     yaml_box.fill(mine)
     item.wait_for(state="detached")
     page.click("#save")
     page.wait_for_function("document.getElementById('status').textContent.startsWith('Saved')")
+
+
+def test_create_and_import_pages(page: Any, server, tmp_path: Path) -> None:
+    url = server["url"]
+    _sign_in(page, url)
+    page.goto(f"{url}/banks/new")
+    page.fill("input[name=id]", "cardiology")
+    page.fill("input[name=title]", "Cardiology screen")
+    page.fill("input[name=domain]", "medicine")
+    page.fill("textarea[name=description]", "For cardiologists.")
+    _shot(page, "new")
+    page.click("#create")
+    page.wait_for_url("**/banks/cardiology/edit")
+    page.locator("#f-questions-0-prompt").wait_for()
+    assert (server["banks"] / "cardiology.yaml").exists()
+
+    bad = tmp_path / "broken.yaml"
+    bad.write_text(BANK.replace("id: browser-bank", "id: broken").replace("weight: 1", "weight: 0"))
+    page.goto(f"{url}/banks/import")
+    page.set_input_files("input[name=file]", str(bad))
+    page.click("#import-submit")
+    problems = page.locator("#import-problems")
+    problems.wait_for()
+    text = problems.inner_text()
+    line = next(i for i, t in enumerate(bad.read_text().splitlines(), 1) if "weight: 0" in t)
+    assert "nothing was imported" in text and f"line {line}" in text and "greater than 0" in text
+    hit = page.locator("#import-problems .hit").first.inner_text().split()
+    assert hit[:3] == [str(line), "weight:", "0"]  # the excerpt marks the line
+    _shot(page, "import-error")
+    assert not (server["banks"] / "broken.yaml").exists()
