@@ -532,6 +532,8 @@ def describe_event(event: dict[str, Any]) -> str:
         ("overlap", " overlap"),
     ):
         value = ev.get(key)
+        if key == "seconds" and event.get("duration_s") is not None:
+            continue  # shown as the event's duration already
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             bits.append(f"{round(value, 2):g}{unit}")
     if ev.get("max_faces"):

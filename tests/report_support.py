@@ -35,6 +35,7 @@ from interviewer.store.recordings import Recordings
 
 CAMERA_PART = 1
 CHUNK_S = 4.0
+TAB_HIDDEN_AT_S = 1.5  # into the "colour" answer
 
 
 @dataclass
@@ -112,6 +113,7 @@ def seed_report(
     answer_ids: dict[str, int] = {}
     words: dict[str, list[dict[str, Any]]] = {}
     order = ["practice", "colour", "animal"]
+    starts: dict[str, datetime] = {}
     with session_scope(seeded.engine) as s:
         interview = s.get(Interview, iid)
         opening_id = interview.opening_id
@@ -147,6 +149,7 @@ def seed_report(
                 ),
             )
             answer_ids[qid] = answer.id
+            starts[qid] = at
             at += timedelta(seconds=total + 4)
             if qid == "practice":
                 continue
@@ -188,7 +191,7 @@ def seed_report(
             question_id="colour",
             kind="tab_hidden",
             severity="warning",
-            at=t0 + timedelta(seconds=20),
+            at=starts["colour"] + timedelta(seconds=TAB_HIDDEN_AT_S),
             duration_s=7.5,
             evidence={"seconds": 7.5, "key": "browser:p:1", "source": "browser"},
         )

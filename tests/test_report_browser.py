@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from openings_support import PASSWORD, staff
-from report_support import seed_report
+from report_support import TAB_HIDDEN_AT_S, seed_report
 from web_support import CHROMIUM, CHROMIUM_FLAGS, LiveServer, make_settings
 
 from interviewer.store.db import session_scope
@@ -122,6 +122,9 @@ def test_recruiter_plays_an_answer_seeks_by_word_and_compares(site, page) -> Non
     start = float(quote.get_attribute("data-start"))
     quote.click()
     assert start - 0.05 <= _audio_time(page, answer) <= start + 1.0
+    # an integrity event during an answer plays that moment of the answer
+    page.click(f"#event-{ada.event_ids['tab_hidden']} button.seek")
+    assert TAB_HIDDEN_AT_S - 0.05 <= _audio_time(page, answer) <= TAB_HIDDEN_AT_S + 1.0
     page.evaluate("for (const a of document.querySelectorAll('audio')) a.pause()")
 
     # the thumbnail of the camera event loads through its authorised route

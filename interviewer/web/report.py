@@ -121,10 +121,26 @@ def timeline(report: dict[str, Any]) -> dict[str, Any]:
             for q, a, s, e in spans
         ],
         "events": [
-            {**e, "left": at(m) if m else 0, "offset_s": round((m - t0).total_seconds())}
+            {
+                **e,
+                "left": at(m) if m else 0,
+                "offset_s": round((m - t0).total_seconds()) if m else 0,
+                **_inside_answer(spans, m),
+            }
             for e, m in events
         ],
     }
+
+
+def _inside_answer(spans: list[Any], moment: datetime | None) -> dict[str, Any]:
+    """The answer (with a recording) an event happened in, and how far into it: the page
+    offers to play from there."""
+    if moment is None:
+        return {}
+    for _q, a, start, end in spans:
+        if a["has_audio"] and start <= moment <= end:
+            return {"answer_id": a["answer_id"], "answer_at": (moment - start).total_seconds()}
+    return {}
 
 
 def _context(report: dict[str, Any]) -> dict[str, Any]:
