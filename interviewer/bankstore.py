@@ -41,7 +41,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, get_origin
 
 import yaml
 from pydantic import BaseModel
@@ -136,6 +136,31 @@ def _ordered(value: Any, model: type[BaseModel] | None = Bank) -> Any:
         sub = inner if isinstance(inner, type) and issubclass(inner, BaseModel) else None
         out[key] = _ordered(value[key], sub)
     return out
+
+
+def form_shape_ok(value: Any, model: type[BaseModel] = Bank) -> bool:
+    """Whether the form can show ``value`` without dropping anything: every list and mapping
+    where the schema has one (a scalar where a list belongs would be replaced by an empty list
+    as soon as the form touched it). Scalars may be wrong; the validator says so."""
+    if not isinstance(value, dict):
+        return False
+    for key, info in model.model_fields.items():
+        if key not in value or value[key] is None:
+            continue
+        inner = bankcheck._inner_type(info)
+        nested = isinstance(inner, type) and issubclass(inner, BaseModel)
+        item = value[key]
+        if get_origin(info.annotation) is list:
+            if not isinstance(item, list):
+                return False
+            if nested and not all(form_shape_ok(x, inner) for x in item):
+                return False
+        elif nested:
+            if not form_shape_ok(item, inner):
+                return False
+        elif isinstance(item, dict | list):
+            return False
+    return True
 
 
 def dump_yaml(data: Any, header: str = "") -> str:

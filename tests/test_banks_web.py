@@ -361,3 +361,16 @@ def test_listen_renders_and_serves_a_wav(env, lead) -> None:
     assert lead.get("/api/banks/law/audio/" + "a" * 64 + ".wav").status_code == 410
     empty = lead.post("/api/banks/law/audio", json={"text": "  "})
     assert empty.status_code == 400 and "write the question" in empty.json()["error"]
+
+
+def test_unreadable_draft_opens_in_yaml_mode(env, lead) -> None:
+    _new_bank(lead, "unreadable")
+    path = env["banks"] / "unreadable.yaml"
+    path.write_text("id: unreadable\nquestions: [unclosed\n")
+    page = lead.get("/banks/unreadable/edit")
+    assert page.status_code == 200
+    assert "not readable as a bank yet, so the form is off" in page.text
+    assert '<script type="application/json" id="bank-data">null</script>' in page.text
+    assert "questions: [unclosed" in page.text  # the text itself, to fix
+    listed = lead.get("/banks").text
+    assert 'data-bank="unreadable"' in listed and "Has problems" in listed

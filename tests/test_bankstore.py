@@ -219,6 +219,22 @@ def test_form_dump_keeps_the_schema_order() -> None:
     assert parse_yaml(text) == data
 
 
+def test_form_only_opens_on_the_shape_of_a_bank() -> None:
+    from interviewer.bankstore import form_shape_ok
+
+    data = parse_yaml(SMALL)
+    assert form_shape_ok(data)
+    data["questions"][0]["rubric"]["criteria"][0]["weight"] = "heavy"  # wrong, but shown
+    assert form_shape_ok(data)
+    for broken in (
+        SMALL.replace("questions:\n", "questions: none\nx:\n"),
+        SMALL.replace("    rubric:\n", "    rubric: tbd\n    y:\n"),
+        SMALL.replace("description: For tests.", "description: [a, b]"),
+    ):
+        assert not form_shape_ok(parse_yaml(broken)), broken
+    assert not form_shape_ok(None) and not form_shape_ok(["a"])
+
+
 def test_form_dump_round_trips_every_shipped_bank(tmp_path: Path) -> None:
     for path in sorted(SHIPPED.glob("*.yaml")):
         data = parse_yaml(path.read_text())

@@ -28,6 +28,7 @@ from interviewer.bankstore import (
     check_text,
     diff_banks,
     dump_yaml,
+    form_shape_ok,
     leading_comments,
     parse_yaml,
     unified_diff,
@@ -295,7 +296,7 @@ async def edit_page(request: Request, bank_id: str, user: User = LEAD) -> HTMLRe
         user=user,
         s=summary,
         draft=summary.draft,
-        data=checked.data if isinstance(checked.data, dict) else None,
+        data=checked.data if form_shape_ok(checked.data) else None,
         issues=[i.as_dict() for i in checked.issues],
     )
 
@@ -486,7 +487,7 @@ async def validate(request: Request, bank_id: str, user: User = LEAD) -> JSONRes
             "ok": checked.ok,
             "issues": [i.as_dict() for i in checked.issues],
             "yaml": text,
-            "data": checked.data if isinstance(checked.data, dict) else None,
+            "data": checked.data if form_shape_ok(checked.data) else None,
             "disk_sha": draft.sha if draft is not None else None,
         }
     )

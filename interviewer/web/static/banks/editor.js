@@ -395,8 +395,8 @@ async function switchMode(next) {
   if (next === "yaml") {
     $("yaml").value = body.yaml;
   } else {
-    if (!body.data || !Array.isArray(body.data.questions)) {
-      setStatus("The form can open only when the YAML reads as a bank: fix the problems listed first.", "error");
+    if (!body.data) {
+      setStatus("The form can open only when the YAML has the shape of a bank (lists and sections where the format has them): fix the problems listed first.", "error");
       return;
     }
     data = body.data;
