@@ -39,6 +39,7 @@ from interviewer.web.pages import STATIC_DIR
 REPO = Path(__file__).resolve().parents[1]
 FORGED_TOKEN = "not-a-real-invite-token"
 APPLICANT_A = ("Zyxwvu Applicant-Alpha", "zyxwvu-alpha@example.invalid")
+MAY_SEE_APPLICANT_A = frozenset({"applicant_this", "recruiter_this", "admin"})
 STAFF_ACTORS = {
     "recruiter_this": "r1@example.invalid",
     "recruiter_other": "r2@example.invalid",
@@ -287,10 +288,15 @@ def test_route_matrix(world, key: tuple[str, str]) -> None:
             wrong.append(
                 f"  {actor}: {verdict} ({what}), expected {'allow' if expected else 'deny'}"
             )
-        if not allowed:
+        # Applicant A's name and email reach only A, A's recruiters and admins: never a refusal,
+        # and never another applicant, another opening's recruiter or a domain lead, even on a
+        # page they may open (a list, a search, an export).
+        if not allowed or actor not in MAY_SEE_APPLICANT_A:
             for secret in APPLICANT_A:
                 if secret in body:
-                    wrong.append(f"  {actor}: the refusal shows the applicant's {secret!r}")
+                    wrong.append(
+                        f"  {actor}: the response ({what}) shows the applicant's {secret!r}"
+                    )
     assert not wrong, f"{rule.method} {rule.path} ({rule.policy}):\n" + "\n".join(wrong)
 
 
@@ -416,3 +422,14 @@ def test_opening_access_is_by_assignment(world) -> None:
         opening_for(_Req(), 999_999, users["admin"])
     with session_scope(w.engine) as s:
         assert s.scalars(select(OpeningRecruiter)).first() is not None
+
+
+def test_the_personal_data_check_can_fail(world) -> None:
+    """Positive control: the seeded applicant's name really is on the pages A's recruiter opens,
+    so its absence from everyone else's responses in the matrix means something."""
+    client, w = world
+    shortlist = RULES[("GET", "/openings/{opening_id}")]
+    allowed, _, body = _call(client, w, shortlist, w.shared, "recruiter_this")
+    assert allowed and APPLICANT_A[0] in body
+    allowed, _, body = _call(client, w, shortlist, w.shared, "recruiter_other")
+    assert not allowed and APPLICANT_A[0] not in body

@@ -361,6 +361,7 @@ async def _form_token(scope: Scope, body: bytes) -> str | None:
     except Exception:  # a malformed body has no token; the route never sees it
         return None
     value = form.get(CSRF_FIELD)
+    await form.close()  # the route parses its own copy of the body
     return value if isinstance(value, str) else None
 
 
