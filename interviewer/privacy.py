@@ -58,17 +58,34 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def folder_usage(recordings: Recordings, interview_id: int) -> tuple[int, int]:
-    """(files, bytes) under one interview's recordings folder; symlinks are not followed."""
+def stored_keys(recordings: Recordings, interview_id: int) -> list[str]:
+    """Every stored file of one interview, as keys relative to the root: the local folder's
+    files (symlinks not followed, staged uploads skipped) and, for a bucket backend
+    (``store/storage.py``), the bucket's objects too."""
+    keys: set[str] = set()
     folder = recordings.root / str(interview_id)
-    if folder.is_symlink() or not folder.is_dir():
-        return (1, 0) if folder.is_symlink() else (0, 0)
-    files = total = 0
-    for path in folder.rglob("*"):
-        if path.is_file() and not path.is_symlink():
-            files += 1
-            total += path.stat().st_size
-    return files, total
+    if folder.is_dir() and not folder.is_symlink():
+        for path in folder.rglob("*"):
+            if path.is_file() and not path.is_symlink() and not path.name.startswith("."):
+                keys.add(path.relative_to(recordings.root).as_posix())
+    list_keys = getattr(recordings, "list_keys", None)
+    if callable(list_keys):
+        keys.update(list_keys(interview_id))
+    return sorted(keys)
+
+
+def folder_usage(recordings: Recordings, interview_id: int) -> tuple[int, int]:
+    """(files, bytes) stored for one interview; bytes count the local copies."""
+    keys = stored_keys(recordings, interview_id)
+    folder = recordings.root / str(interview_id)
+    if not keys and folder.is_symlink():
+        return 1, 0  # a planted link: purge_interview removes it
+    total = 0
+    for key in keys:
+        local = recordings.root / key
+        if local.is_file() and not local.is_symlink():
+            total += local.stat().st_size
+    return len(keys), total
 
 
 def _audit(session: Session, user_id: int | None, action: str, target: str, **detail: Any) -> None:
@@ -255,15 +272,13 @@ def export_interviews(
             report = build_report(s, recordings, interview_id)
             zf.writestr(f"interview-{interview_id}/report.json", _json(report))
             files += 1
-            folder = recordings.root / str(interview_id)
-            if folder.is_dir() and not folder.is_symlink():
-                for path in sorted(folder.rglob("*")):
-                    if not path.is_file() or path.is_symlink():
-                        continue
-                    rel = recordings.relative(path)
-                    checked = recordings.open_for_read(rel)
-                    zf.write(checked, f"interview-{interview_id}/recordings/{rel.split('/', 1)[1]}")
-                    files += 1
+            for key in stored_keys(recordings, interview_id):
+                try:
+                    checked = recordings.open_for_read(key)
+                except (FileNotFoundError, ValueError):
+                    continue
+                zf.write(checked, f"interview-{interview_id}/recordings/{key.split('/', 1)[1]}")
+                files += 1
         for applicant_id in sorted(set(people) | set(applicant_ids or [])):
             applicant = s.get(Applicant, applicant_id)
             if applicant is None:

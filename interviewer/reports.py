@@ -93,17 +93,21 @@ class CameraPart:
 
 
 def camera_parts(recordings: Recordings, interview_id: int) -> dict[int, CameraPart]:
-    """The interview's camera recordings by part number; each chunk path checked by Recordings."""
-    folder = recordings.root / str(interview_id) / "media" / CAMERA_KIND
-    if not folder.is_dir() or folder.is_symlink():
-        return {}
+    """The interview's camera recordings by part number; each chunk path checked by Recordings.
+
+    Timing comes from the chunks' mtimes (written as they were uploaded). A chunk fetched back
+    from a bucket carries its download time instead, so with ``INTERVIEWER_STORAGE=s3`` and no
+    local copy the camera's alignment with the answers is off (the video itself plays)."""
+    from interviewer.privacy import stored_keys
+
+    prefix = f"{interview_id}/media/{CAMERA_KIND}/"
     found: dict[int, list[tuple[int, Path]]] = {}
-    for entry in folder.iterdir():
-        match = _CHUNK_NAME.match(entry.name)
+    for key in stored_keys(recordings, interview_id):
+        match = _CHUNK_NAME.match(key.removeprefix(prefix)) if key.startswith(prefix) else None
         if not match:
             continue
         try:
-            path = recordings.open_for_read(f"{interview_id}/media/{CAMERA_KIND}/{entry.name}")
+            path = recordings.open_for_read(key)  # a bucket backend fetches it first
         except (FileNotFoundError, ValueError):
             continue
         seq = int(match.group(1))
