@@ -331,6 +331,13 @@ class BankSummary:
         return self.versions[-1] if self.versions else None
 
 
+@dataclass(frozen=True)
+class Published:
+    row: BankVersion
+    created: bool
+    """False when exactly this content was already published under its version."""
+
+
 class BankStore:
     """Drafts in ``banks_dir``, published versions in the database behind ``engine``."""
 
@@ -563,8 +570,9 @@ class BankStore:
 
     # publishing -------------------------------------------------------------------------
 
-    def publish(self, bank_id: str, expected_sha: str, user_id: int | None = None) -> BankVersion:
-        """Publish the draft as the person saw it (``expected_sha``), or refuse with why."""
+    def publish(self, bank_id: str, expected_sha: str, user_id: int | None = None) -> Published:
+        """Publish the draft as the person saw it (``expected_sha``), or refuse with why.
+        Content already published under its version is not an error: ``created`` is False."""
         with self._locked(bank_id):
             draft = self.draft(bank_id)
             if draft is None:
@@ -607,7 +615,7 @@ class BankStore:
                         sha256=row.sha256,
                         file=draft.file,
                     )
-            return row
+            return Published(row, before is None)
 
     # reading ----------------------------------------------------------------------------
 

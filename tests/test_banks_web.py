@@ -211,6 +211,8 @@ def test_publish_diff_export(env, lead) -> None:
     first = lead.post("/banks/pubs/publish", data=_form(lead, sha=_sha(lead, "pubs")))
     assert first.status_code == 200 and "Published version 1" in first.text
     assert "Publish version" not in first.text  # nothing left to publish
+    again = lead.post("/banks/pubs/publish", data=_form(lead, sha=_sha(lead, "pubs")))
+    assert "already published with exactly this content" in again.text
 
     edited = (
         path.read_text()

@@ -74,9 +74,13 @@ def _versions(store: BankStore) -> list[BankVersion]:
 
 def test_publish_then_file_edit_needs_a_new_version(store: BankStore) -> None:
     draft = store.draft("small")
-    row = store.publish("small", draft.sha, user_id=None)
+    published = store.publish("small", draft.sha, user_id=None)
+    assert published.created
+    row = published.row
     assert (row.bank_id, row.version) == ("small", 1)
     assert store.summary("small").state == "published"
+    again = store.publish("small", draft.sha)
+    assert not again.created and again.row.id == row.id
     with session_scope(store.engine) as s:
         audit = s.scalars(select(AuditLog).where(AuditLog.action == "bank.publish")).one()
         assert audit.target == "bank:small:v1"

@@ -244,6 +244,7 @@ NOTICES = {
     "unchanged": "The uploaded file is identical to the draft: nothing changed.",
     "saved": "Draft saved.",
     "restored": "A new draft was started from the published version.",
+    "already": "This draft is already published with exactly this content: nothing to do.",
 }
 
 
@@ -333,7 +334,7 @@ async def publish(request: Request, bank_id: str, user: User = LEAD) -> Response
     sha = str(form.get("sha", ""))
     bs = store(request)
     try:
-        row = await asyncio.to_thread(bs.publish, bank_id, sha, user.id)
+        published = await asyncio.to_thread(bs.publish, bank_id, sha, user.id)
     except (DraftConflict, PublishRefused) as err:
         return error_page(
             request,
@@ -345,6 +346,9 @@ async def publish(request: Request, bank_id: str, user: User = LEAD) -> Response
         )
     except UserError as err:
         return _bank_error(request, err)
+    row = published.row
+    if not published.created:
+        return RedirectResponse(f"/banks/{bank_id}?notice=already", status_code=303)
     versions = await asyncio.to_thread(bs.versions, bank_id)
     older = [v.version for v in versions if v.version < row.version]
     if older:
