@@ -88,7 +88,8 @@ def _first_admin(engine: Engine, base: str) -> None:
             "  Shown only now: keep it somewhere safe. Lost it? "
             f"`interviewer user set-password {new.user.email}`",
             style="dim",
-        )
+        ),
+        soft_wrap=True,
     )
 
 
