@@ -41,6 +41,7 @@ from interviewer.store.models import (
     Opening,
     OpeningRecruiter,
     Role,
+    StaffSession,
     User,
 )
 from interviewer.store.recordings import Recordings
@@ -241,9 +242,23 @@ def test_every_table_round_trips(db_engine: Engine) -> None:
             )
         )
         s.add(AuditLog(user_id=user.id, action="publish", target="bank:dermatology@1", detail={}))
+        staff_session = StaffSession(
+            id="f" * 64, user_id=user.id, created_at=now, expires_at=now + timedelta(hours=12)
+        )
+        s.add(staff_session)
+        s.flush()
         written = {
             type(obj): obj.model_dump()
-            for obj in [user, bank_version, opening, applicant, invite, second, answer]
+            for obj in [
+                user,
+                bank_version,
+                opening,
+                applicant,
+                invite,
+                second,
+                answer,
+                staff_session,
+            ]
         }
     covered = {"applicantdemographics", "openingrecruiter", "criterionscore", "integrityevent"}
     covered |= {"auditlog", *(cls.__tablename__ for cls in written)}
