@@ -309,3 +309,28 @@ def test_usable_banks_and_demo_seeding_survive_a_half_edited_draft(
     path.write_text(SMALL.replace("version: 1", "version: 2").replace("Small bank", "Small v2"))
     (bank,) = store.usable_banks()
     assert (bank.version, bank.title) == (2, "Small v2")
+
+
+def test_cli_status_and_publish(db_url: str, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from interviewer.cli import app
+
+    banks = tmp_path / "banks"
+    banks.mkdir()
+    (banks / "small.yaml").write_text(SMALL)
+    args = ["--url", db_url, "--banks-dir", str(banks)]
+    runner = CliRunner(env={"COLUMNS": "160"})
+    status = runner.invoke(app, ["bank", "status", *args])
+    assert status.exit_code == 0, status.output
+    assert "small.yaml v1" in status.output and "ready to publish" in status.output
+    first = runner.invoke(app, ["bank", "publish", "small", *args])
+    assert first.exit_code == 0 and "published small version 1" in first.output
+    again = runner.invoke(app, ["bank", "publish", "small", *args])
+    assert "already published with this content" in again.output
+    (banks / "small.yaml").write_text(SMALL.replace("Small bank", "Changed"))
+    refused = runner.invoke(app, ["bank", "publish", "small", *args])
+    assert refused.exit_code == 1 and "Traceback" not in refused.output
+    assert "set `version: 2`" in refused.output
+    missing = runner.invoke(app, ["bank", "publish", "nope", *args])
+    assert missing.exit_code == 1 and "interviewer bank status" in missing.output

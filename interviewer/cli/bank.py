@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from interviewer.bankcheck import CheckResult, LoadedBank, check, schema_reference
+from interviewer.bankstore import BankStore
 from interviewer.cli._common import run_or_exit
 from interviewer.config import get_settings
 from interviewer.errors import BankError
@@ -151,6 +152,78 @@ def _print_bank(loaded: LoadedBank) -> None:
                 Text.assemble(("  follow-up ", "cyan"), f"if {follow_up.trigger} is missed: ")
                 + Text(follow_up.prompt)
             )
+
+
+UrlOption = typer.Option(
+    None, "--url", help="SQLAlchemy URL; default: INTERVIEWER_DATABASE_URL or the SQLite file."
+)
+
+
+def _store(url: str | None, banks_dir: Path | None) -> BankStore:
+    from interviewer.store import db
+
+    settings = get_settings()
+    engine = db.create_db_engine(url)
+    db.migrate(engine)
+    return BankStore(banks_dir or settings.banks_dir, engine, settings.data_dir / "locks")
+
+
+STATE_TEXT = {
+    "published": "published",
+    "ready": "ready to publish",
+    "invalid": "has problems",
+    "older": "older than the latest version",
+    "no-draft": "no draft file",
+}
+
+
+@app.command()
+def status(
+    url: str | None = UrlOption,
+    banks_dir: Path | None = typer.Option(None, "--banks-dir", help="Default: question_banks/."),
+) -> None:
+    """Each bank's draft (its YAML file) against its published versions (the database)."""
+    with run_or_exit():
+        summaries = _store(url, banks_dir).summaries()
+    table = Table()
+    for column in ("id", "draft", "state", "published", "openings"):
+        table.add_column(column)
+    for summary in summaries:
+        table.add_row(
+            Text(summary.bank_id),
+            Text(f"{summary.draft.file} v{summary.draft_version or '?'}" if summary.draft else "-"),
+            Text(STATE_TEXT.get(summary.state, summary.state)),
+            ", ".join(str(v.version) for v in summary.versions) or "-",
+            str(sum(len(v.openings) for v in summary.versions)),
+        )
+    Console().print(table)
+
+
+@app.command()
+def publish(
+    bank_id: str = typer.Argument(
+        ..., metavar="ID", help="Bank id, as in `interviewer bank list`."
+    ),
+    url: str | None = UrlOption,
+    banks_dir: Path | None = typer.Option(None, "--banks-dir", help="Default: question_banks/."),
+) -> None:
+    """Publish a bank's draft file as its version (immutable afterwards), as the web editor's
+    Publish button does: validated first; a version number already used for other content is
+    refused with the next free number."""
+    with run_or_exit():
+        store = _store(url, banks_dir)
+        draft = store.draft(bank_id)
+        if draft is None:
+            raise BankError(
+                f"no draft file with `id: {bank_id}` in {store.banks_dir}; run "
+                "`interviewer bank status` to see the banks"
+            )
+        published = store.publish(bank_id, draft.sha)
+    row = published.row
+    if published.created:
+        typer.echo(f"published {bank_id} version {row.version} (sha256 {row.sha256[:12]})")
+    else:
+        typer.echo(f"{bank_id} version {row.version} is already published with this content")
 
 
 @app.command()
