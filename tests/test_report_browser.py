@@ -4,6 +4,8 @@ two applicants. Screenshots go to test-artifacts/screenshots/report-*.png."""
 
 from __future__ import annotations
 
+import base64
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,8 @@ from report_support import TAB_HIDDEN_AT_S, seed_report
 from web_support import CHROMIUM, CHROMIUM_FLAGS, LiveServer, make_settings
 
 from interviewer.store.db import session_scope
-from interviewer.store.models import Opening
+from interviewer.store.models import Answer, Opening
+from interviewer.store.recordings import Recordings
 from interviewer.web import create_app
 from interviewer.web.live import VoiceOptions
 
@@ -34,13 +37,16 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     settings = make_settings(tmp)
     ada = seed_report(settings, email="ada@example.invalid", name="Ada Lovelace", score=0.78)
     bob = seed_report(settings, email="bob@example.invalid", name="Bob Babbage", score=0.55)
+    cam = seed_report(
+        settings, email="cam@example.invalid", name="Cam Recorder", score=0.5, camera=False
+    )
     with session_scope(ada.seeded.engine) as s:
         staff(s, "recruiter", email="rita@example.org", opening=s.get(Opening, ada.opening_id))
     server = LiveServer(create_app(settings, voice=VoiceOptions(warm_up=False)))
     server.start(wait_voice=False)
     SHOTS.mkdir(parents=True, exist_ok=True)
     try:
-        yield {"server": server, "ada": ada, "bob": bob}
+        yield {"server": server, "ada": ada, "bob": bob, "cam": cam, "settings": settings}
     finally:
         server.stop()
 
@@ -103,7 +109,7 @@ def test_recruiter_plays_an_answer_seeks_by_word_and_compares(site, page) -> Non
         timeout=WAIT_MS,
     )
     lit = page.evaluate(
-        f"[...document.querySelectorAll(\"{block} .w\")]"
+        f'[...document.querySelectorAll("{block} .w")]'
         ".findIndex(w => w.classList.contains('now'))"
     )
     assert lit >= 4
@@ -152,3 +158,74 @@ def test_recruiter_plays_an_answer_seeks_by_word_and_compares(site, page) -> Non
             .slice(0, 5).map(e => e.tagName + '.' + e.className)"""
     )
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), wide
+
+
+RECORD_JS = """async (seconds) => {
+  const canvas = document.createElement("canvas");
+  canvas.width = 160; canvas.height = 120;
+  const ctx = canvas.getContext("2d");
+  let n = 0;
+  const draw = setInterval(() => {
+    ctx.fillStyle = `hsl(${(n * 7) % 360}, 80%, 50%)`; ctx.fillRect(0, 0, 160, 120);
+    ctx.fillStyle = "#000"; ctx.font = "40px sans-serif"; ctx.fillText(String(n++), 40, 75);
+  }, 50);
+  const recorder = new MediaRecorder(
+    canvas.captureStream(20), { mimeType: "video/webm;codecs=vp8" });
+  const blobs = [];
+  recorder.ondataavailable = (e) => { if (e.data.size) blobs.push(e.data); };
+  recorder.start(1000);
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  await new Promise((r) => { recorder.onstop = r; recorder.stop(); });
+  clearInterval(draw);
+  const out = [];
+  for (const blob of blobs) {
+    const bytes = new Uint8Array(await blob.arrayBuffer());
+    let text = "";
+    for (let i = 0; i < bytes.length; i += 8192) {
+      text += String.fromCharCode(...bytes.subarray(i, i + 8192));
+    }
+    out.push(btoa(text));
+  }
+  return out;
+}"""
+
+
+def test_a_mediarecorder_camera_recording_follows_the_audio(site, page) -> None:
+    """The browser's own recording format (WebM without cues or duration, in 1 s chunks) is
+    what the camera player gets in production: it must load and seek with the audio."""
+    cam, url = site["cam"], site["server"].url
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(url + "/login")  # any page of the app: MediaRecorder needs a document
+    chunks = [base64.b64decode(c) for c in page.evaluate(RECORD_JS, 7)]
+    assert len(chunks) >= 5
+    with session_scope(cam.seeded.engine) as s:
+        started = s.get(Answer, cam.answer_ids["practice"]).started_at
+    recordings = Recordings(site["settings"].recordings_dir)
+    # as the upload route stores them: part 1, one file per chunk, mtime = arrival; the
+    # recorder started 1 s before the answer (the page assumes a 4 s first chunk)
+    first = started.timestamp() - 1.0 + 4.0
+    for i, data in enumerate(chunks):
+        path = recordings.media_chunk(cam.interview_id, "camera", 100_000 + i)
+        path.write_bytes(data)
+        os.utime(path, (first + i, first + i))
+    page.goto(url + f"/openings/{cam.opening_id}/applicants/{cam.interview_id}")
+    if "/login" in page.url:
+        page.fill("#email", "rita@example.org")
+        page.fill("#password", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url("**/applicants/*")
+    block = f".answer[data-answer='{cam.answer_ids['practice']}']"
+    assert abs(float(page.get_attribute(block, "data-video-offset")) - 1.0) < 0.01
+    page.wait_for_function(
+        f'document.querySelector("{block} video").readyState >= 1', timeout=WAIT_MS
+    )
+    page.click(f"{block} .w >> nth=2")
+    page.wait_for_function(
+        f"""(() => {{
+            const b = document.querySelector("{block}");
+            const v = b.querySelector("video"), a = b.querySelector("audio");
+            return v.readyState >= 2 && Math.abs(v.currentTime - (1.0 + a.currentTime)) < 0.6;
+        }})()""",
+        timeout=WAIT_MS,
+    )
+    _shot(page, "report-mediarecorder-camera")
