@@ -114,3 +114,45 @@ def test_admin_adds_a_recruiter(site) -> None:
             assert cookies["interviewer_session"]["sameSite"] == "Lax"
         finally:
             browser.close()
+
+
+def test_an_applicant_page_recovers_when_the_csrf_cookie_changes(site) -> None:
+    """Someone signs in in another tab of the same browser while an interview page is open: the
+    cookie's CSRF secret changes, the page's next upload is refused, and renewCsrf() (what the
+    interview page calls on that refusal) fetches the new token so the chunk goes through."""
+    base, seeded = site
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        try:
+            context = browser.new_context()
+            context.set_default_timeout(WAIT_MS)
+            applicant = context.new_page()
+            applicant.goto(f"{base}/i/{seeded.token}")
+            for box in ("#c-recording", "#c-scoring", "#c-retention"):
+                applicant.check(box)
+            applicant.click("button[type=submit]")
+            applicant.wait_for_url("**/check")
+
+            staff = context.new_page()
+            staff.goto(f"{base}/login")
+            _sign_in(staff, "admin@example.org", PASSWORD)
+            staff.wait_for_url("**/staff")
+
+            statuses = applicant.evaluate(
+                """async () => {
+                  const m = await import("/static/common.js");
+                  const url = location.pathname.replace(/\\/check$/, "/media/camera") + "?chunk=0";
+                  const send = () => fetch(url, {
+                    method: "POST",
+                    body: new Blob(["x"], { type: "video/webm" }),
+                    headers: m.csrfHeaders({ "Content-Type": "video/webm" }),
+                  });
+                  const first = await send();
+                  const renewed = await m.renewCsrf(first);
+                  const second = await send();
+                  return [first.status, renewed, second.status];
+                }"""
+            )
+            assert statuses == [403, True, 201], statuses
+        finally:
+            browser.close()

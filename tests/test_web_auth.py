@@ -270,6 +270,8 @@ def test_csrf_on_the_applicants_consent_and_uploads(env) -> None:
     page = client.get(base)
     assert 'name="csrf_token"' in page.text and '<meta name="csrf-token"' in page.text
     token = csrf_token(client, base)
+    fresh = client.get("/csrf")  # what a page with a stale token asks for
+    assert fresh.json() == {"token": token} and fresh.headers["cache-control"] == "no-store"
     ok = client.post(base + "/consent", data={**AGREE, "csrf_token": token}, follow_redirects=False)
     assert ok.status_code == 303
     webm = {"content-type": "video/webm"}

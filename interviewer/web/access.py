@@ -155,6 +155,7 @@ rule("GET", "/vendor/livekit-client.mjs", PUBLIC)
 rule("GET", "/login", PUBLIC)
 rule("POST", "/login", PUBLIC, form={"email": "", "password": ""})
 rule("POST", "/logout", PUBLIC)
+rule("GET", "/csrf", PUBLIC)
 rule("GET", "/staff", STAFF)
 rule("GET", "/users", ADMIN)
 rule("POST", "/users", ADMIN, form={"email": "new-user@example.invalid", "role": "recruiter"})
@@ -241,7 +242,6 @@ rule("POST", "/api/banks/{bank_id}/validate", DOMAIN_LEAD, json={"yaml": "id: x"
 rule("POST", "/api/banks/{bank_id}/draft", DOMAIN_LEAD, json={"yaml": "x: 1", "base_sha": _SHA})
 rule("POST", "/api/banks/{bank_id}/audio", DOMAIN_LEAD, json={"text": "Hello."})
 rule("GET", "/api/banks/{bank_id}/audio/{key}.wav", DOMAIN_LEAD, path={"key": _SHA})
-
 
 
 # --- reading the app's routes -------------------------------------------------------------------

@@ -668,6 +668,14 @@ async def logout(request: Request) -> Response:
     return response
 
 
+@router.get("/csrf", name="csrf")
+async def csrf(request: Request) -> Response:
+    """This browser's current CSRF token, for a page whose token went stale (the cookie changed
+    in another tab). Harmless to anyone else: reading it needs the cookie itself, and a
+    cross-site page cannot read the answer."""
+    return JSONResponse({"token": csrf_token(request)}, headers={"Cache-Control": "no-store"})
+
+
 @router.get("/staff", name="staff_home")
 async def staff_home(request: Request, user: User = Depends(require_role())) -> Response:
     """Each role to its area; an admin gets a page with all three."""

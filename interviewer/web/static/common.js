@@ -96,3 +96,25 @@ export function csrfHeaders(headers = {}) {
   const meta = document.querySelector('meta[name="csrf-token"]');
   return meta ? { ...headers, "X-CSRF-Token": meta.content } : headers;
 }
+
+// After a 403 that names a CSRF problem, fetch this browser's current token into the page's
+// <meta>; true when the request is worth sending again.
+export async function renewCsrf(response) {
+  try {
+    const body = await response.clone().json();
+    if (!body || !body.csrf) return false;
+    const fresh = await fetch("/csrf", { cache: "no-store", headers: { Accept: "application/json" } });
+    if (!fresh.ok) return false;
+    const { token } = await fresh.json();
+    let meta = document.querySelector('meta[name="csrf-token"]');
+    if (!meta) {
+      meta = document.createElement("meta");
+      meta.name = "csrf-token";
+      document.head.append(meta);
+    }
+    meta.content = token;
+    return true;
+  } catch (_) {
+    return false;
+  }
+}

@@ -4,7 +4,7 @@
 // The server's session is the source of truth (question, answers, resume point). This page
 // only plays, shows and reconnects: a reload or a dropped network opens a new socket, and the
 // session continues from the question it was on.
-import { csrfHeaders, hideProblem, mediaProblem, openCameraAndMic, showProblem, unsupportedReason } from "./common.js";
+import { csrfHeaders, hideProblem, renewCsrf, mediaProblem, openCameraAndMic, showProblem, unsupportedReason } from "./common.js";
 
 const root = document.querySelector("[data-interview]");
 const $ = (id) => document.getElementById(id);
@@ -399,6 +399,12 @@ async function pumpUploads() {
         s.queue.shift();
         delay = 1000;
         ui.recStatus.textContent = "Recording";
+        continue;
+      }
+      // The browser's CSRF cookie changed (e.g. someone signed in or out in another tab):
+      // fetch the new token once and send the same chunk again.
+      if (status === 403 && !item.csrfRenewed && (await renewCsrf(response))) {
+        item.csrfRenewed = true;
         continue;
       }
     } catch (_) { /* network down: retry below */ }
