@@ -354,6 +354,7 @@ def build_report(session: Session, recordings: Recordings, interview_id: int) ->
             "consented_at": _iso(interview.consented_at),
             "started_at": _iso(interview.started_at),
             "completed_at": _iso(interview.completed_at),
+            "updated_at": _iso(interview.updated_at),
             "score": interview.score,
             "score_confidence": interview.score_confidence,
             "scored_at": _iso(interview.scored_at),

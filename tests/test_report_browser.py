@@ -229,3 +229,7 @@ def test_a_mediarecorder_camera_recording_follows_the_audio(site, page) -> None:
         timeout=WAIT_MS,
     )
     _shot(page, "report-mediarecorder-camera")
+    # the personal-data page: export and the confirmed deletion
+    page.click("text=Personal data…")
+    page.wait_for_selector("#confirm")
+    _shot(page, "report-personal-data")

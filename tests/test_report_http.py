@@ -9,6 +9,7 @@ import json
 import re
 import time
 import zipfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -263,6 +264,8 @@ def test_delete_from_the_page_needs_csrf_and_confirmation(fresh) -> None:
     page = f"/openings/{ada.opening_id}/applicants/{ada.interview_id}"
     form = client.get(f"{page}/personal-data")
     assert form.status_code == 200 and 'name="confirm"' in form.text
+    purge_on = (datetime.now(UTC) + timedelta(days=180)).date().isoformat()
+    assert f"on {purge_on} for this one" in form.text
     token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
     no_token = client.post(f"{page}/personal-data/delete", data={"confirm": "ada@example.invalid"})
     assert no_token.status_code == 403

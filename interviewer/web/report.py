@@ -410,6 +410,7 @@ async def personal_data(
     return render(
         request,
         "report/personal_data.html",
+        purge_on=purge_date(report),
         opening=opening,
         r=report,
         files=files,
@@ -458,6 +459,7 @@ async def personal_delete(
         return render(
             request,
             "report/personal_data.html",
+            purge_on=purge_date(report),
             status_code=400,
             opening=opening,
             r=report,
@@ -475,6 +477,7 @@ async def personal_delete(
         return render(
             request,
             "report/personal_data.html",
+            purge_on=purge_date(report),
             status_code=409,
             opening=opening,
             r=report,
@@ -500,6 +503,18 @@ async def personal_delete(
         result=result,
         interview_id=interview_id,
     )
+
+
+def purge_date(report: dict[str, Any]) -> str | None:
+    """When the retention purge will take this interview's recordings (ISO date)."""
+    from datetime import timedelta
+
+    days = report["opening"]["retention_days"]
+    iv = report["interview"]
+    last = _parse(iv["completed_at"] or iv.get("updated_at"))
+    if days is None or last is None:
+        return None
+    return (last + timedelta(days=days)).date().isoformat()
 
 
 def _live_ids(request: Request) -> set[int]:
