@@ -348,10 +348,11 @@ class BankStore:
 
     # drafts -----------------------------------------------------------------------------
 
-    def draft_files(self) -> dict[str, Path]:
-        """Bank id -> draft file. The id is read from the ``id:`` line (so a file that does not
-        validate still has a page); the file name stands in when there is none."""
-        found: dict[str, Path] = {}
+    def all_draft_files(self) -> dict[str, list[Path]]:
+        """Bank id -> its files, in name order. The id is read from the ``id:`` line (so a file
+        that does not validate still has a page); the file name stands in when there is none.
+        More than one file for an id is a problem the bank's page shows."""
+        found: dict[str, list[Path]] = {}
         if not self.banks_dir.is_dir():
             return found
         for path in bank_files(self.banks_dir):
@@ -361,8 +362,14 @@ class BankStore:
                 continue
             match = _ID_LINE.search(head)
             bank_id = match.group(1) if match else path.stem.lower()
-            found.setdefault(bank_id, path)
+            found.setdefault(bank_id, []).append(path)
+        for bank_id, paths in found.items():  # <id>.yaml first: the file the editor writes
+            paths.sort(key=lambda p: (p.stem != bank_id, p.name))
         return found
+
+    def draft_files(self) -> dict[str, Path]:
+        """Bank id -> its draft file (``<id>.yaml`` when a copy shares the id)."""
+        return {bank_id: paths[0] for bank_id, paths in self.all_draft_files().items()}
 
     def draft(self, bank_id: str) -> Draft | None:
         path = self.draft_files().get(bank_id)
@@ -527,7 +534,21 @@ class BankStore:
                         "id",
                     )
                 )
-            other = self.draft_files().get(bank.id)
+            files = self.all_draft_files().get(bank.id, [])
+            if bank_id is not None and len(files) > 1:
+                copies = ", ".join(p.name for p in files[1:])
+                issues.append(
+                    Issue(
+                        id_line,
+                        None,
+                        f"bank id {bank.id!r} is also used by {copies}: it is not clear which "
+                        "file is the draft",
+                        f"give each bank file its own id, or delete the copy; {files[0].name} "
+                        "is the one edited here",
+                        "id",
+                    )
+                )
+            other = files[0] if files else None
             if bank_id is None and other is not None:
                 issues.append(
                     Issue(

@@ -200,6 +200,18 @@ def test_deleted_draft_while_editing_is_a_conflict(store: BankStore) -> None:
     assert (store.banks_dir / "small.yaml").read_text() == SMALL
 
 
+def test_a_copy_with_the_same_id_blocks_publishing(store: BankStore) -> None:
+    (store.banks_dir / "small-copy.yaml").write_text(SMALL.replace("Small bank", "Copy"))
+    summary = store.summary("small")
+    assert summary.state == "invalid" and summary.draft.file == "small.yaml"
+    (issue,) = store.check("small", summary.draft.text).issues
+    assert "also used by small-copy.yaml" in issue.message
+    with pytest.raises(PublishRefused, match=r"small-copy\.yaml"):
+        store.publish("small", summary.draft.sha)
+    (store.banks_dir / "small-copy.yaml").unlink()
+    assert store.summary("small").state == "ready"
+
+
 def test_bank_cannot_be_renamed_or_created_twice(store: BankStore) -> None:
     sha = store.draft("small").sha
     with pytest.raises(BankError, match="cannot be renamed"):
