@@ -10,9 +10,10 @@ export TRANSFORMERS_OFFLINE := 1
 APT_RUN  := espeak-ng ffmpeg libportaudio2
 NODE_STAMP := node_modules/.installed
 # ceph-mon/ceph-osd/radosgw: a real S3 server (Ceph RGW on a one-OSD memstore cluster) for the
-# S3 storage tests (tests/s3_server.py).
+# S3 storage tests (tests/s3_server.py); docker-compose: validates deploy/docker-compose.yml
+# against the Compose schema (no Docker daemon needed).
 APT_TEST := $(APT_RUN) chromium chromium-driver postgresql asterisk-core-sounds-en-wav asterisk-core-sounds-en \
-	ceph-mon ceph-osd radosgw
+	ceph-mon ceph-osd radosgw docker-compose
 
 .PHONY: run test test-full lint bench apt-run apt-test models clean-venv js
 

@@ -104,6 +104,11 @@ class Settings(BaseSettings):
     livekit_room_prefix: str = Field(
         default="interview-", description="Room name = prefix + interview id."
     )
+    node_modules_dir: Path | None = Field(
+        default=None,
+        description="Where `make js` (npm ci) put node_modules (the livekit-client SDK); "
+        "unset: the repository's node_modules, else ./node_modules.",
+    )
     livekit_egress: bool = Field(
         default=False,
         description="Also ask LiveKit Egress to record the applicant's track to the S3 "

@@ -148,6 +148,10 @@ def test_sdk_is_served_from_node_modules(client: Any, tmp_path: Path) -> None:
     assert res.headers["content-type"].startswith("text/javascript")
     assert b"registerTextStreamHandler" in res.content
     assert web_lk.sdk_path(tmp_path) is None  # nothing installed there -> the 503 branch
+    settings = make_settings(tmp_path / "x", node_modules_dir=tmp_path)
+    with TestClient(create_app(settings, voice=NO_VOICE)) as bare:
+        res = bare.get("/vendor/livekit-client.mjs")
+        assert res.status_code == 503 and b"make js" in res.content
     _consent(seeded)
     page = c.get(f"/i/{seeded.token}/interview").text
     assert "livekit-interview.js" in page and "/vendor/livekit-client.mjs" in page

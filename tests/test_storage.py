@@ -208,3 +208,34 @@ def test_settings_select_the_backend(s3: s3_server.CephS3, tmp_path: Path) -> No
                       access_key_id=s3.access_key, secret_access_key=s3.secret_key)  # fmt: skip
     with pytest.raises(StorageConfigError, match="INTERVIEWER_STORAGE=local"):
         wrong.check()
+
+
+def test_cli_check_and_sync(s3: s3_server.CephS3, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from interviewer.cli import app
+    from interviewer.config import get_settings
+
+    made = _s3_storage(s3, tmp_path / "stage")
+    _speak(made.answer_audio(21, "q"))  # staged, never committed (as after an outage)
+    env = {
+        "INTERVIEWER_STORAGE": "s3",
+        "INTERVIEWER_S3_BUCKET": made.bucket,
+        "INTERVIEWER_S3_ENDPOINT_URL": s3.endpoint,
+        "INTERVIEWER_S3_ACCESS_KEY_ID": s3.access_key,
+        "INTERVIEWER_S3_SECRET_ACCESS_KEY": s3.secret_key,
+        "INTERVIEWER_RECORDINGS_DIR": str(tmp_path / "stage"),
+    }
+    runner = CliRunner()
+    get_settings.cache_clear()
+    try:
+        res = runner.invoke(app, ["storage", "check"], env=env)
+        assert res.exit_code == 0 and made.bucket in res.output, res.output
+        res = runner.invoke(app, ["storage", "sync"], env=env)
+        assert res.exit_code == 0 and "uploaded 1 recording" in res.output, res.output
+        assert made.list_keys(21) == ["21/q.wav"]
+        get_settings.cache_clear()  # settings are read once per process
+        res = runner.invoke(app, ["storage", "check"], env={**env, "INTERVIEWER_S3_BUCKET": "nope"})
+        assert res.exit_code == 1 and "INTERVIEWER_STORAGE=local" in res.output
+    finally:
+        get_settings.cache_clear()

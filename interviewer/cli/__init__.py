@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from interviewer.cli import applicant, bank, db, models, scoring, users
+from interviewer.cli import applicant, bank, db, models, scoring, storage, users
 from interviewer.cli.interview import demo, interview
 from interviewer.cli.score import score
 from interviewer.cli.serve import serve
@@ -34,4 +34,5 @@ app.command("score")(score)
 app.add_typer(scoring.eval_app, name="eval")
 app.command("serve")(serve)
 app.command("worker")(worker)
+app.add_typer(storage.app, name="storage")
 app.add_typer(users.app, name="user")

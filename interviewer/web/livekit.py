@@ -31,15 +31,21 @@ from interviewer.transports import livekit as lk
 
 router = APIRouter()
 
-NODE_MODULES = Path(__file__).resolve().parents[2] / "node_modules"
+REPO_NODE_MODULES = Path(__file__).resolve().parents[2] / "node_modules"
 SDK_FILE = "livekit-client/dist/livekit-client.esm.mjs"
 
 _NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 
-def sdk_path(node_modules: Path = NODE_MODULES) -> Path | None:
-    path = node_modules / SDK_FILE
-    return path if path.is_file() else None
+def sdk_path(node_modules: Path | None = None) -> Path | None:
+    """The SDK file: in ``node_modules`` (INTERVIEWER_NODE_MODULES_DIR), else the repository's
+    node_modules (a checkout), else ./node_modules; None when none has it."""
+    folders = [node_modules] if node_modules else [REPO_NODE_MODULES, Path.cwd() / "node_modules"]
+    for folder in folders:
+        path = folder / SDK_FILE
+        if path.is_file():
+            return path
+    return None
 
 
 def _problem(status: int, code: str, message: str, next_step: str, **extra: Any) -> JSONResponse:
@@ -116,8 +122,8 @@ async def livekit_token(request: Request, token: str) -> Response:
 
 
 @router.get("/vendor/livekit-client.mjs", name="livekit_sdk")
-async def livekit_sdk() -> Response:
-    path = sdk_path()
+async def livekit_sdk(request: Request) -> Response:
+    path = sdk_path(request.app.state.settings.node_modules_dir)
     if path is None:
         return Response(
             "// The LiveKit browser SDK is not installed on this server: run `make js` "

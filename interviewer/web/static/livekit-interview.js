@@ -163,7 +163,7 @@ async function start() {
   ui.recStatus.textContent = "Recording";
   ui.progress.textContent = "Interview in progress";
   ui.repeat.hidden = true; // say "could you repeat the question?" instead
-  setState("initializing");
+  setState("waiting"); // until the worker joins and reports its state
   ui.question.focus();
 }
 
