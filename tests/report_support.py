@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from web_support import FIXTURE_ANSWERS, Seeded, seed_interview
+from web_support import FIXTURE_ANSWERS, FIXTURE_BANK, Seeded, seed_interview
 
+from interviewer.banks import Bank
 from interviewer.config import Settings
 from interviewer.proctoring.events import save_thumbnail
 from interviewer.store import repo
@@ -32,6 +33,52 @@ from interviewer.store.models import (
     InterviewState,
 )
 from interviewer.store.recordings import Recordings
+
+
+def _levels(top: int) -> list[dict[str, Any]]:
+    return [{"score": n, "descriptor": f"level {n} of {top}"} for n in range(top + 1)]
+
+
+# The web fixture bank's two questions with rubrics a recruiter would recognise, and a red flag.
+REPORT_BANK = Bank.model_validate(
+    {
+        **FIXTURE_BANK.model_dump(mode="json"),
+        "id": "report-fixture",
+        "title": "Report test screen",
+        "questions": [
+            {
+                **FIXTURE_BANK.questions[0].model_dump(mode="json"),
+                "rubric": {
+                    "criteria": [
+                        {
+                            "id": "names-colour",
+                            "description": "Names one colour and says why.",
+                            "weight": 1,
+                            "levels": _levels(2),
+                        }
+                    ]
+                },
+            },
+            {
+                **FIXTURE_BANK.questions[1].model_dump(mode="json"),
+                "rubric": {
+                    "criteria": [
+                        {
+                            "id": "features",
+                            "description": "Mentions the trunk and the size.",
+                            "weight": 2,
+                            "levels": _levels(2),
+                        }
+                    ],
+                    "red_flags": [
+                        {"id": "tiny", "description": "Says elephants are small.", "penalty": 0.3}
+                    ],
+                },
+            },
+        ],
+    }
+)
+CRITERIA = {"colour": "names-colour", "animal": "features"}
 
 CAMERA_PART = 1
 CHUNK_S = 4.0
@@ -102,10 +149,11 @@ def seed_report(
     name: str = "Ada Lovelace",
     score: float = 0.72,
     camera: bool = True,
+    red_flag: bool = False,
     finished_days_ago: float = 0.0,
     tmp: Path | None = None,
 ) -> SeededReport:
-    seeded = seed_interview(settings, email=email, slug=slug)
+    seeded = seed_interview(settings, REPORT_BANK, email=email, slug=slug)
     recordings = Recordings(settings.recordings_dir)
     iid = seeded.interview_id
     t0 = datetime.now(UTC) - timedelta(days=finished_days_ago, minutes=5)
@@ -154,13 +202,33 @@ def seed_report(
             if qid == "practice":
                 continue
             quote_words = timed[3:6]
+            if qid == "animal" and red_flag:
+                flagged = timed[4:7]
+                s.add(
+                    CriterionScore(
+                        answer_id=answer.id,
+                        criterion_id="tiny",
+                        kind="red_flag",
+                        probability=0.7,
+                        evidence=[
+                            {
+                                "quote": "".join(w["word"] for w in flagged).strip(),
+                                "start": flagged[0]["start"],
+                                "end": flagged[-1]["end"],
+                                "similarity": 0.6,
+                                "answer_id": answer.id,
+                            }
+                        ],
+                        model="test-judge",
+                    )
+                )
             s.add(
                 CriterionScore(
                     answer_id=answer.id,
-                    criterion_id="c",
+                    criterion_id=CRITERIA[qid],
                     kind="criterion",
                     probability=0.8 if qid == "colour" else 0.4,
-                    level=0.8 if qid == "colour" else 0.4,
+                    level=1.6 if qid == "colour" else 0.8,
                     evidence=[
                         {
                             "quote": "".join(w["word"] for w in quote_words).strip(),

@@ -35,7 +35,9 @@ WAIT_MS = 30_000
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("report-browser")
     settings = make_settings(tmp)
-    ada = seed_report(settings, email="ada@example.invalid", name="Ada Lovelace", score=0.78)
+    ada = seed_report(
+        settings, email="ada@example.invalid", name="Ada Lovelace", score=0.78, red_flag=True
+    )
     bob = seed_report(settings, email="bob@example.invalid", name="Bob Babbage", score=0.55)
     cam = seed_report(
         settings, email="cam@example.invalid", name="Cam Recorder", score=0.5, camera=False

@@ -44,7 +44,9 @@ def login(client: TestClient, email: str) -> TestClient:
 def site(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("report-http")
     settings = make_settings(tmp)
-    ada = seed_report(settings, email="ada@example.invalid", name="Ada Lovelace", score=0.8)
+    ada = seed_report(
+        settings, email="ada@example.invalid", name="Ada Lovelace", score=0.8, red_flag=True
+    )
     bob = seed_report(settings, email="bob@example.invalid", name="Bob Babbage", score=0.6)
     eve = seed_report(
         settings, email="eve@example.invalid", name="Eve Other", slug="other-opening", camera=False
@@ -110,6 +112,10 @@ def test_applicant_page_shows_everything(site) -> None:
     # score with interval, rank, a link back to the shortlist
     assert 'id="interview-score">80.0<' in text and "90% interval" in text
     assert f'href="/openings/{ada.opening_id}#d-{ada.interview_id}"' in text
+    # criteria with their level on their own scale, and the raised red flag with its quote
+    assert "Names one colour and says why." in text and "1.6 / 2" in text
+    assert "Red flags" in text and "Says elephants are small." in text
+    assert 'class="quote flag"' in text
     assert site["root"].get(_page(site)).status_code == 200  # admin too
 
 
@@ -239,6 +245,7 @@ def test_compare_side_by_side(site) -> None:
     assert table.index("Ada Lovelace") < table.index("Bob Babbage")
     assert "What is your favourite colour?" in table and "Describe an elephant." in table
     assert table.count('class="best"') == 2  # Ada's colour and animal scores are the higher
+    assert table.count("red flag: tiny") == 1  # Ada's, not Bob's
     one = site["rita"].get(f"{base}?i={ada.interview_id}")
     assert one.status_code == 400 and "between 2 and 4" in one.text
     foreign = site["rita"].get(f"{base}?i={ada.interview_id}&i={eve.interview_id}")
