@@ -94,9 +94,13 @@ function field(text, path, kind = "text", opts = {}) {
   const id = "f-" + path.replaceAll(".", "-");
   const attrs = { id, "data-path": path, "aria-describedby": `${id}-err`, readonly: opts.readonly, list: opts.list, placeholder: opts.placeholder };
   let input;
-  if (kind === "textarea") {
-    input = el("textarea", { ...attrs, rows: opts.rows || 3 });
+  if (kind === "textarea" || kind === "line") {
+    // "line": one line of text that wraps (and grows) instead of scrolling out of sight.
+    input = el("textarea", { ...attrs, rows: kind === "line" ? 1 : opts.rows || 3, class: kind === "line" ? "line" : null });
     input.value = value ?? "";
+    if (kind === "line") input.addEventListener("keydown", (e) => { if (e.key === "Enter") e.preventDefault(); });
+    input.addEventListener("input", () => grow(input));
+    requestAnimationFrame(() => grow(input));
   } else {
     input = el("input", { ...attrs, type: "text", inputmode: kind === "int" ? "numeric" : kind === "number" ? "decimal" : null, class: kind !== "text" ? "short" : null, autocomplete: "off" });
     input.value = value ?? "";
@@ -108,6 +112,11 @@ function field(text, path, kind = "text", opts = {}) {
   input.addEventListener("blur", () => validateSoon(0));
   return el("div", { class: `field ${opts.cls || ""}`, "data-field": path },
     el("label", { for: id, text }), input, opts.after, el("p", { class: "field-error", id: `${id}-err`, hidden: true }));
+}
+
+function grow(area) {
+  area.style.height = "auto";
+  area.style.height = `${area.scrollHeight + 2}px`;
 }
 
 function controls(arrPath, i, n, what) {
@@ -191,10 +200,10 @@ function question(qp, qi, n) {
         render();
       } }, "+ Add criterion")),
     rows("Follow-ups (asked when the answer misses the key point)", `${qp}.follow_ups`, "follow-up",
-      (p) => [field("Key point", `${p}.trigger`, "text", { list: dl, cls: "narrow" }), field("Prompt", `${p}.prompt`, "text", { cls: "wide" })],
+      (p) => [field("Key point", `${p}.trigger`, "text", { list: dl, cls: "narrow" }), field("Prompt", `${p}.prompt`, "line", { cls: "wide" })],
       () => ({ trigger: kpIds[0] || "", prompt: "" })),
     rows("Red flags", `${qp}.rubric.red_flags`, "red flag",
-      (p) => [field("Id", `${p}.id`, "text", { cls: "narrow" }), field("Misconception or unsafe claim", `${p}.description`, "text", { cls: "wide" }), field("Penalty (0-1)", `${p}.penalty`, "number", { cls: "tiny", placeholder: "0.25" })],
+      (p) => [field("Id", `${p}.id`, "text", { cls: "narrow" }), field("Misconception or unsafe claim", `${p}.description`, "line", { cls: "wide" }), field("Penalty (0-1)", `${p}.penalty`, "number", { cls: "tiny", placeholder: "0.25" })],
       () => ({ id: "", description: "", penalty: 0.25 })));
 }
 
@@ -205,10 +214,10 @@ function criterion(cp, ci, n, arrPath) {
     el("div", { class: "grid3" }, field("Id", `${cp}.id`), field("Weight", `${cp}.weight`, "number")),
     field("What it measures", `${cp}.description`, "textarea", { rows: 2 }),
     rows("Levels", `${cp}.levels`, "level",
-      (p) => [field("Score", `${p}.score`, "int", { cls: "tiny" }), field("What an answer at this level looks like", `${p}.descriptor`, "text", { cls: "wide" })],
+      (p) => [field("Score", `${p}.score`, "int", { cls: "tiny" }), field("What an answer at this level looks like", `${p}.descriptor`, "line", { cls: "wide" })],
       () => ({ score: list(`${cp}.levels`).length, descriptor: "" })),
     rows("Key points", `${cp}.key_points`, "key point",
-      (p) => [field("Id", `${p}.id`, "text", { cls: "narrow" }), field("Point a strong answer makes", `${p}.text`, "text", { cls: "wide" })],
+      (p) => [field("Id", `${p}.id`, "text", { cls: "narrow" }), field("Point a strong answer makes", `${p}.text`, "line", { cls: "wide" })],
       () => ({ id: "", text: "" })));
 }
 
@@ -434,6 +443,11 @@ $("publish-form").addEventListener("submit", async (event) => {
   }
   dirty = false;
   event.target.submit();
+});
+let resizeTimer = null;
+window.addEventListener("resize", () => {
+  clearTimeout(resizeTimer);
+  resizeTimer = setTimeout(() => document.querySelectorAll("#bank-form textarea").forEach(grow), 150);
 });
 window.addEventListener("beforeunload", (event) => {
   if (dirty) {
