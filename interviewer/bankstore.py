@@ -396,6 +396,15 @@ class BankStore:
                 f"the bank is {len(data) / 1_000_000:.1f} MB; a bank may be at most 2 MB: "
                 "split it into several banks"
             )
+        try:
+            return self._replace(path, data)
+        except OSError as err:
+            raise BankError(
+                f"cannot write {path}: {err.strerror or err}; nothing was changed. Make "
+                f"{path.parent} writable by the server, or edit the file in git"
+            ) from err
+
+    def _replace(self, path: Path, data: bytes) -> str:
         path.parent.mkdir(parents=True, exist_ok=True)
         # A dot-name without .yaml: never mistaken for a bank while it exists.
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

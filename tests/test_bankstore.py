@@ -149,6 +149,14 @@ def test_concurrent_saves_one_wins(store: BankStore) -> None:
     assert not [p for p in store.banks_dir.iterdir() if p.name != "small.yaml"]  # no temp files
 
 
+def test_unwritable_folder_is_a_clear_error(store: BankStore, tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    broken = BankStore(tmp_path / "a-file" / "banks", store.engine, tmp_path / "locks")
+    with pytest.raises(BankError, match="writable by the server") as caught:
+        broken.create(bank_id="x", title="X", domain="d", description="For x.")
+    assert "nothing was changed" in str(caught.value)
+
+
 def test_publish_checks_the_reviewed_sha(store: BankStore) -> None:
     reviewed = store.draft("small").sha
     (store.banks_dir / "small.yaml").write_text(SMALL.replace("Small bank", "Changed after review"))
