@@ -376,3 +376,23 @@ def test_unreadable_draft_opens_in_yaml_mode(env, lead) -> None:
     assert "questions: [unclosed" in page.text  # the text itself, to fix
     listed = lead.get("/banks").text
     assert 'data-bank="unreadable"' in listed and "Has problems" in listed
+
+
+def test_pages_show_which_openings_use_each_version(env, lead) -> None:
+    from interviewer.store import repo
+    from interviewer.store.models import BankVersion
+
+    _new_bank(lead, "used")
+    lead.post("/banks/used/publish", data=_form(lead, sha=_sha(lead, "used")))
+    with session_scope(env["app"].state.engine) as s:
+        version = s.scalars(select(BankVersion).where(BankVersion.bank_id == "used")).one()
+        opening = repo.create_opening(
+            s, slug="used-opening", title="Reviewer opening", bank_version=version
+        )
+        applicant = repo.create_applicant(s, name="A", email="a@example.org")
+        repo.create_interview(s, opening=opening, applicant=applicant)
+    page = lead.get("/banks/used").text
+    row = page.split('data-version="1"')[1].split("</tr>")[0]
+    assert "Reviewer opening" in row and "used-opening" in row and "used (locked)" in row
+    listed = lead.get("/banks").text.split('data-bank="used"')[1].split("</tr>")[0]
+    assert listed.rstrip().endswith("<td>1</td>")
