@@ -34,6 +34,7 @@ from interviewer.store.models import (
     CriterionScore,
     Interview,
     Opening,
+    User,
 )
 from interviewer.store.recordings import Recordings
 from interviewer.store.repo import answers_of, bank_of
@@ -234,16 +235,32 @@ def _standing(session: Session, interview: Interview) -> dict[str, Any]:
     return out
 
 
+ACTION_LABELS = {
+    "decision": "Decision",
+    "report.export": "Report exported",
+    "applicant.export": "Personal data exported",
+    "retention.purge": "Recordings deleted (retention period)",
+}
+
+
 def decision_history(session: Session, interview_id: int) -> list[dict[str, Any]]:
     """Audit entries about this interview (decisions, exports, purges), newest first."""
-    rows = session.scalars(
-        select(AuditLog)
+    rows = session.execute(
+        select(AuditLog, User.name, User.email)
+        .outerjoin(User, User.id == AuditLog.user_id)
         .where(AuditLog.target.in_([f"interview:{interview_id}", f"interview/{interview_id}"]))
         .order_by(AuditLog.at.desc(), AuditLog.id.desc())
     ).all()
     return [
-        {"at": _iso(r.at), "user_id": r.user_id, "action": r.action, "detail": r.detail}
-        for r in rows
+        {
+            "at": _iso(r.at),
+            "user_id": r.user_id,
+            "by": (name or email or "") if r.user_id else "system",
+            "action": r.action,
+            "label": ACTION_LABELS.get(r.action, r.action),
+            "detail": r.detail,
+        }
+        for r, name, email in rows
     ]
 
 

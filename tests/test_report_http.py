@@ -20,6 +20,7 @@ from report_support import seed_report
 from sqlalchemy import func, select
 from web_support import csrf_token, make_settings, seed_interview
 
+from interviewer.openings import record_decision
 from interviewer.store.db import session_scope
 from interviewer.store.models import Answer, AuditLog, Interview, Opening
 from interviewer.store.recordings import Recordings
@@ -55,7 +56,8 @@ def site(tmp_path_factory: pytest.TempPathFactory):
     with session_scope(ada.seeded.engine) as s:
         opening = s.get(Opening, ada.opening_id)
         other = s.get(Opening, eve.opening_id)
-        staff(s, "recruiter", email="rita@example.org", opening=opening)
+        rita = staff(s, "recruiter", email="rita@example.org", opening=opening, name="Rita")
+        record_decision(s, rita, opening, ada.interview_id, "hold", "Check the trunk answer.")
         staff(s, "recruiter", email="oscar@example.org", opening=other)
         staff(s, "admin", email="root@example.org")
         staff(s, "domain_lead", email="dora@example.org")
@@ -112,6 +114,10 @@ def test_applicant_page_shows_everything(site) -> None:
     # score with interval, rank, a link back to the shortlist
     assert 'id="interview-score">80.0<' in text and "90% interval" in text
     assert f'href="/openings/{ada.opening_id}#d-{ada.interview_id}"' in text
+    # the decision made on the shortlist, and its history entry with the note and who
+    assert 'id="decision">hold<' in text
+    assert "Decision: <strong>hold</strong> — “Check the trunk answer.”" in text
+    assert "by Rita" in text
     # criteria with their level on their own scale, and the raised red flag with its quote
     assert "Names one colour and says why." in text and "1.6 / 2" in text
     assert "Red flags" in text and "Says elephants are small." in text
@@ -233,6 +239,14 @@ def test_exports_parse_back(site) -> None:
     counts = {
         (r["item_id"], r["severity"]): r["count"] for r in rows if r["record"] == "integrity_count"
     }
+    with session_scope(ada.seeded.engine) as s:
+        logged = s.scalars(
+            select(AuditLog.detail).where(
+                AuditLog.action == "report.export",
+                AuditLog.target == f"interview:{ada.interview_id}",
+            )
+        ).all()
+    assert {d["format"] for d in logged} == {"json", "csv"}
     assert counts == {("no_face", "high"): "1", ("tab_hidden", "warning"): "1"}
 
 

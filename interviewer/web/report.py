@@ -272,6 +272,14 @@ async def thumbnail(
 # --- exports ---------------------------------------------------------------------------------
 
 
+def _audit_export(request: Request, user: User, interview_id: int, fmt: str) -> None:
+    """Exports carry personal data out of the system: who took which one is logged."""
+    from interviewer.store import repo
+
+    with session_scope(request.app.state.engine) as s:
+        repo.audit(s, user, "report.export", f"interview:{interview_id}", format=fmt)
+
+
 def _filename(report: dict[str, Any], ext: str) -> str:
     return f"interview-{report['interview']['id']}-report.{ext}"
 
@@ -282,6 +290,7 @@ async def export_json(
 ) -> Response:
     await _allowed(request, opening_id, interview_id, user)
     report = await asyncio.to_thread(_report, request, interview_id)
+    await asyncio.to_thread(_audit_export, request, user, interview_id, "json")
     return Response(
         json.dumps(report, indent=2, ensure_ascii=False),
         media_type="application/json",
@@ -298,6 +307,7 @@ async def export_csv(
 ) -> Response:
     await _allowed(request, opening_id, interview_id, user)
     report = await asyncio.to_thread(_report, request, interview_id)
+    await asyncio.to_thread(_audit_export, request, user, interview_id, "csv")
     return Response(
         reports.report_csv(report),
         media_type="text/csv; charset=utf-8",
