@@ -81,7 +81,10 @@ def page(server: dict[str, Any]) -> Iterator[Any]:
         try:
             context = browser.new_context(viewport={"width": 1200, "height": 900})
             context.set_default_timeout(WAIT_MS)
-            yield context.new_page()
+            page = context.new_page()
+            page.js_errors = []
+            page.on("pageerror", lambda err: page.js_errors.append(str(err)))
+            yield page
         finally:
             browser.close()
 
@@ -89,6 +92,14 @@ def page(server: dict[str, Any]) -> Iterator[Any]:
 def _shot(page: Any, name: str) -> None:
     page.evaluate("window.scrollTo(0, 0)")  # the sticky edit bar then sits where a person sees it
     page.screenshot(path=str(SHOTS / f"banks-{name}.png"), full_page=True)
+
+
+@pytest.fixture(autouse=True)
+def no_script_errors(page: Any) -> Iterator[None]:
+    """Every test also fails on an uncaught error in the page's scripts."""
+    page.js_errors.clear()
+    yield
+    assert page.js_errors == []
 
 
 def _sign_in(page: Any, url: str) -> None:
