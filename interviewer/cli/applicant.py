@@ -15,6 +15,7 @@ from interviewer.config import get_settings
 from interviewer.errors import UserError
 from interviewer.store.db import create_db_engine, session_scope
 from interviewer.store.recordings import Recordings
+from interviewer.store.storage import open_storage
 
 app = typer.Typer(help="An applicant's personal data: export or delete on request.")
 
@@ -32,7 +33,7 @@ def _find(email: str) -> tuple[object, Recordings, list[int], list[int]]:
             f"no applicant with email {email!r} in the database: check the address "
             "(the opening's shortlist lists its applicants)"
         )
-    return engine, Recordings(settings.recordings_dir), interviews, applicants
+    return engine, open_storage(settings), interviews, applicants
 
 
 @app.command()
