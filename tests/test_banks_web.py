@@ -330,7 +330,7 @@ YAMLISH = st.text(
 
 
 @settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(text=YAMLISH | st.binary(max_size=200).map(lambda b: b.decode("latin-1")))
 def test_bad_input_never_breaks_validate_or_import(lead, text: str) -> None:
@@ -344,6 +344,36 @@ def test_bad_input_never_breaks_validate_or_import(lead, text: str) -> None:
     upload = _upload(lead, text.encode("utf-8", "surrogatepass"), "fuzz.yaml")
     assert upload.status_code in (400, 422), upload.status_code
     assert "line" in upload.text or "Choose a .yaml file" in upload.text
+
+
+JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(["id", "questions", "rubric", "criteria", "levels", "weight", "x"]),
+            inner,
+            max_size=4,
+        )
+    ),
+    max_leaves=20,
+)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=JSON)
+def test_any_form_data_gets_messages_not_errors(lead, data) -> None:
+    """Whatever a (broken or hostile) page sends as the form's data, the answer is the
+    validator's messages."""
+    body = lead.post("/api/banks/law/validate", json={"bank": data})
+    assert body.status_code == 200
+    assert body.json()["issues"] and not body.json()["ok"]
 
 
 # --- listening --------------------------------------------------------------------------------
