@@ -179,6 +179,10 @@ def test_cli_purge_and_applicant_requests(two, tmp_path: Path, monkeypatch) -> N
 
     get_settings.cache_clear()
     runner = CliRunner()
+    empty = f"sqlite:///{tmp_path / 'empty.sqlite'}"
+    fresh = runner.invoke(app, ["db", "purge", "--url", empty])
+    assert fresh.exit_code == 1 and "run `interviewer db upgrade`" in fresh.output
+    assert "Traceback" not in fresh.output
     with session_scope(a.seeded.engine) as s:
         s.get(Opening, a.opening_id).retention_days = 0
     dry = runner.invoke(app, ["db", "purge", "--dry-run"])

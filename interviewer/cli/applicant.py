@@ -25,6 +25,7 @@ def _find(email: str) -> tuple[object, Recordings, list[int], list[int]]:
 
     settings = get_settings()
     engine = create_db_engine(settings.resolved_database_url)
+    privacy.check_database(engine)
     with session_scope(engine) as s:
         interviews = privacy.interviews_of_email(s, email)
         applicants = privacy.applicants_of_email(s, email)

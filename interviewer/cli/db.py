@@ -6,6 +6,7 @@ import typer
 from alembic import command
 from sqlalchemy import Engine
 
+from interviewer.cli._common import run_or_exit
 from interviewer.store import db
 
 app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
@@ -75,7 +76,9 @@ def purge(
 
     engine = db.create_db_engine(url)
     recordings = open_storage(get_settings())  # the bucket too when INTERVIEWER_STORAGE=s3
-    items = privacy.purge_expired(engine, recordings, dry_run=dry_run)
+    with run_or_exit():
+        privacy.check_database(engine)
+        items = privacy.purge_expired(engine, recordings, dry_run=dry_run)
     verb = "would delete" if dry_run else "deleted"
     for item in items:
         typer.echo(
