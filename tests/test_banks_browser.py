@@ -150,9 +150,10 @@ def test_domain_lead_edits_listens_publishes_and_reads_the_diff(page: Any, serve
     assert page.locator("#problems").is_visible()
     _shot(page, "validation-error")
 
-    # fixing both clears every message
+    # fixing both clears every message (the version with the button its message offers)
     weight.fill("2")
-    page.fill("#f-version", "2")
+    page.click("#bump-version")
+    assert page.input_value("#f-version") == "2"
     page.locator("#problems").wait_for(state="hidden")
     assert not weight_error.is_visible() and not version_error.is_visible()
 

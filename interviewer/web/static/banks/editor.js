@@ -344,7 +344,15 @@ function attach(issue) {
   }
   if (!slot) return;
   slot.hidden = false;
-  slot.textContent = (slot.textContent ? slot.textContent + " · " : "") + `${short(issue.message)} (fix: ${issue.fix})`;
+  slot.append((slot.textContent ? " · " : "") + `${short(issue.message)} (fix: ${issue.fix})`);
+  const next = issue.path === "version" && /version: (\d+)/.exec(issue.fix);
+  if (next) {
+    slot.append(" ", el("button", { type: "button", class: "secondary small", id: "bump-version", onclick: () => {
+      data.version = Number(next[1]);
+      changed();
+      render();
+    } }, `Set version to ${next[1]}`));
+  }
 }
 
 function goTo(issue) {
@@ -426,6 +434,7 @@ $("yaml").addEventListener("blur", () => { if (mode === "yaml") validateSoon(0);
 $("mode-form").addEventListener("click", () => switchMode("form"));
 $("mode-yaml").addEventListener("click", () => switchMode("yaml"));
 $("save").addEventListener("click", save);
+$("conflict-reload").addEventListener("click", () => { dirty = false; });
 $("conflict-overwrite").addEventListener("click", () => {
   baseSha = $("conflict").dataset.sha || null;
   save();
