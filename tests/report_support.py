@@ -149,7 +149,7 @@ def seed_report(
     name: str = "Ada Lovelace",
     score: float = 0.72,
     camera: bool = True,
-    red_flag: bool = False,
+    red_flag: bool | None = False,  # None: checked but not raised
     finished_days_ago: float = 0.0,
     tmp: Path | None = None,
 ) -> SeededReport:
@@ -202,14 +202,14 @@ def seed_report(
             if qid == "practice":
                 continue
             quote_words = timed[3:6]
-            if qid == "animal" and red_flag:
+            if qid == "animal" and red_flag is not False:
                 flagged = timed[4:7]
                 s.add(
                     CriterionScore(
                         answer_id=answer.id,
                         criterion_id="tiny",
                         kind="red_flag",
-                        probability=0.7,
+                        probability=0.7 if red_flag is True else 0.2,
                         evidence=[
                             {
                                 "quote": "".join(w["word"] for w in flagged).strip(),

@@ -48,7 +48,9 @@ def site(tmp_path_factory: pytest.TempPathFactory):
     ada = seed_report(
         settings, email="ada@example.invalid", name="Ada Lovelace", score=0.8, red_flag=True
     )
-    bob = seed_report(settings, email="bob@example.invalid", name="Bob Babbage", score=0.6)
+    bob = seed_report(
+        settings, email="bob@example.invalid", name="Bob Babbage", score=0.6, red_flag=None
+    )
     eve = seed_report(
         settings, email="eve@example.invalid", name="Eve Other", slug="other-opening", camera=False
     )
@@ -260,6 +262,8 @@ def test_compare_side_by_side(site) -> None:
     assert "What is your favourite colour?" in table and "Describe an elephant." in table
     assert table.count('class="best"') == 2  # Ada's colour and animal scores are the higher
     assert table.count("red flag: tiny") == 1  # Ada's, not Bob's
+    bob_page = site["rita"].get(_page(site, "bob")).text
+    assert "No red flag raised. Checked, below 50%: Says elephants are small. (20%)" in bob_page
     one = site["rita"].get(f"{base}?i={ada.interview_id}")
     assert one.status_code == 400 and "between 2 and 4" in one.text
     foreign = site["rita"].get(f"{base}?i={ada.interview_id}&i={eve.interview_id}")

@@ -151,14 +151,7 @@ def _context(report: dict[str, Any]) -> dict[str, Any]:
         "events": events,
         "strip": timeline(report),
         "describe": reports.describe_event,
-        "words_json": json.dumps(
-            {
-                a["answer_id"]: a["words"]
-                for q in report["questions"]
-                for a in q["answers"]
-                if a["words"]
-            }
-        ),
+        "red_flag_at": reports.RED_FLAG_SHOWN_AT,
     }
 
 
