@@ -25,6 +25,7 @@ it (``load_threshold``), and every worker shares the database and the bucket.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -55,6 +56,7 @@ class Target:
 
     interview_id: int
     identity: str
+    invite_id: int
 
 
 def target_of_room(engine: Engine, room_name: str, settings: Settings) -> Target | None:
@@ -68,7 +70,7 @@ def target_of_room(engine: Engine, room_name: str, settings: Settings) -> Target
             return None
         if InterviewState(row.state) is InterviewState.completed:
             return None
-        return Target(interview_id, lk.applicant_identity(row.invite_id))
+        return Target(interview_id, lk.applicant_identity(row.invite_id), row.invite_id)
 
 
 def room_options(identity: str) -> room_io.RoomOptions:
@@ -124,6 +126,8 @@ class InterviewWorker:
             stt_engine=stt_engine,
             **io,
         )
+        if report.completed:  # the link is spent, as with the embedded transport
+            await asyncio.to_thread(self._mark_used, target.invite_id)
         log.info(
             "interview %d %s: %d answers",
             target.interview_id,
@@ -132,6 +136,12 @@ class InterviewWorker:
         )
         ctx.shutdown(reason="interview completed" if report.completed else "interview stopped")
         return report
+
+    def _mark_used(self, invite_id: int) -> None:
+        from interviewer import invites
+
+        with session_scope(self.engine) as s:
+            invites.mark_used(s, invite_id)
 
     async def _start_egress(self, ctx: JobContext, target: Target) -> None:
         """Best effort: Egress failing never stops the interview (the worker records too)."""
@@ -194,3 +204,31 @@ def build_server(
     )
     server.rtc_session(entrypoint, agent_name=lk.AGENT_NAME, on_request=accept)
     return server
+
+
+# --- scoring what the workers stored ------------------------------------------------------------
+
+
+async def score_pending(
+    engine: Engine,
+    scoring: Any,
+    *,
+    interval_s: float = 5.0,
+    stop: asyncio.Event | None = None,
+    seen: set[int] | None = None,
+) -> None:
+    """Feed answers that workers stored (unscored) to ``scoring`` (a ``LiveScoring``) until
+    ``stop``; the deployment's one scorer (``interviewer scorer``). Workers do not score: each
+    job process would load its own judge model."""
+    from interviewer.voice.scoring import pending_answers
+
+    seen = set() if seen is None else seen
+    stop = stop or asyncio.Event()
+    while not stop.is_set():
+        fresh = [i for i in await asyncio.to_thread(pending_answers, engine) if i not in seen]
+        if fresh:
+            seen.update(fresh)
+            log.info("scoring %d stored answers", len(fresh))
+            await scoring.submit(fresh)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval_s)

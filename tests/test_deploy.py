@@ -96,6 +96,9 @@ def test_app_and_workers_get_real_settings(compose: dict[str, Any]) -> None:
     assert app["command"][:2] == ["interviewer", "serve"] and "serve" in commands
     assert worker["command"][:2] == ["interviewer", "worker"] and "worker" in commands
     assert worker["deploy"]["replicas"] == "${WORKERS:-2}"
+    scorer = compose["services"]["scorer"]
+    assert scorer["command"] == ["interviewer", "scorer"] and "scorer" in commands
+    assert "deploy" not in scorer  # one scorer: answers are never judged twice
     for svc in (app, worker):
         env = svc["environment"]
         for key in env:

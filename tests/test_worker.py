@@ -10,6 +10,7 @@ storage into a real S3 server (Ceph RGW, tests/s3_server.py).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import wave
 from collections.abc import Iterator
@@ -27,7 +28,7 @@ from interviewer import invites
 from interviewer.errors import UserError
 from interviewer.store import repo
 from interviewer.store.db import session_scope
-from interviewer.store.models import Answer, AnswerStatus, Interview, InterviewState
+from interviewer.store.models import Answer, AnswerStatus, Interview, InterviewState, Invite
 from interviewer.store.storage import S3Storage
 from interviewer.transports import livekit as lk
 from interviewer.worker import InterviewWorker, build_server, room_options, target_of_room
@@ -175,6 +176,7 @@ async def test_worker_runs_the_interview_session_and_stores_answers_in_s3(
             assert a.status is AnswerStatus.answered
             assert any(k in a.transcript.lower() for k in FIXTURE_ANSWERS[a.question_id][1])
         assert s.get(Interview, seeded.interview_id).state == InterviewState.completed
+        assert s.get(Invite, seeded.invite_id).used_at is not None  # the link is spent
     # every answer's WAV is in the bucket (and only there), readable through the interface
     iid = seeded.interview_id
     assert storage.list_keys(iid) == sorted(f"{iid}/{q}.wav" for q in FIXTURE_ANSWERS)
@@ -189,3 +191,51 @@ async def test_worker_runs_the_interview_session_and_stores_answers_in_s3(
     for qid, key in keys.items():
         with wave.open(str(app_side.open_for_read(key))) as w:
             assert w.getnframes() / w.getframerate() > 1.0, qid
+
+
+@pytest.mark.slow
+async def test_scorer_scores_what_workers_stored(tmp_path: Path, model_dir: Path) -> None:
+    """`interviewer scorer`: answers a worker stored unscored get judged (SmolLM2: the code
+    path), each once."""
+    from interviewer.store.models import CriterionScore
+    from interviewer.voice.scoring import LiveScoring
+    from interviewer.worker import score_pending
+
+    settings = make_settings(tmp_path)
+    seeded = seed_interview(settings)
+    with session_scope(seeded.engine) as s:
+        s.get(Interview, seeded.interview_id).state = InterviewState.in_progress
+        for i, qid in enumerate(["practice", "colour"]):
+            answer = Answer(
+                interview_id=seeded.interview_id,
+                question_id=qid,
+                question_index=i - 1,
+                attempt=0,
+                status=AnswerStatus.answered,
+                transcript=FIXTURE_ANSWERS[qid][0],
+            )
+            repo.save_answer(s, answer)
+    scoring = LiveScoring(settings.resolved_database_url, model="smollm2-135m",
+                          model_dir=model_dir)  # fmt: skip
+    stop = asyncio.Event()
+    seen: set[int] = set()
+    loop = asyncio.create_task(score_pending(seeded.engine, scoring, interval_s=0.2,
+                                             stop=stop, seen=seen))  # fmt: skip
+    try:
+        for _ in range(600):
+            with session_scope(seeded.engine) as s:
+                rows = s.scalars(select(Answer).where(Answer.interview_id == seeded.interview_id))
+                if all(a.scored_at for a in rows if a.question_id != "practice"):
+                    break
+            await asyncio.sleep(0.5)
+        await asyncio.sleep(1.0)  # a few more polls: nothing is submitted twice
+    finally:
+        stop.set()
+        await loop
+        await scoring.aclose()
+    assert len(scoring.submitted) == 1 == len(seen)
+    with session_scope(seeded.engine) as s:
+        colour = s.scalars(select(Answer).where(Answer.question_id == "colour")).one()
+        assert colour.scored_at is not None
+        crit = s.scalars(select(CriterionScore).where(CriterionScore.answer_id == colour.id)).all()
+        assert crit and all(c.model == "smollm2-135m" for c in crit)

@@ -12,7 +12,7 @@ from interviewer.cli.interview import demo, interview
 from interviewer.cli.score import score
 from interviewer.cli.serve import serve
 from interviewer.cli.transcribe import transcribe
-from interviewer.cli.worker import worker
+from interviewer.cli.worker import scorer, worker
 
 app = typer.Typer(
     name="interviewer",
@@ -34,5 +34,6 @@ app.command("score")(score)
 app.add_typer(scoring.eval_app, name="eval")
 app.command("serve")(serve)
 app.command("worker")(worker)
+app.command("scorer")(scorer)
 app.add_typer(storage.app, name="storage")
 app.add_typer(users.app, name="user")

@@ -42,3 +42,37 @@ def worker(
         server=server,
         args=proto.CliArgs(log_level=log_level.upper(), log_format="colored", dev=dev),
     )
+
+
+def scorer(
+    interval_s: float = typer.Option(5.0, "--interval", help="Seconds between database polls."),
+) -> None:
+    """Score the answers LiveKit workers store, as they arrive (run one per deployment).
+
+    Uses INTERVIEWER_SCORING_MODEL in one worker process; answers that were already scored are
+    never judged again, and a restart picks up whatever is still unscored.
+    """
+    import asyncio
+
+    from interviewer.config import get_settings
+    from interviewer.store.db import create_db_engine
+    from interviewer.voice.scoring import LiveScoring
+    from interviewer.worker import score_pending
+
+    settings = get_settings()
+
+    async def go() -> None:
+        engine = create_db_engine(settings.resolved_database_url)
+        scoring = LiveScoring(
+            settings.resolved_database_url,
+            model=settings.scoring_model,
+            model_dir=settings.model_dir,
+            threads=None,
+        )
+        try:
+            await score_pending(engine, scoring, interval_s=interval_s)
+        finally:
+            await scoring.aclose()
+
+    with run_or_exit():
+        asyncio.run(go())

@@ -16,6 +16,7 @@ const ui = {
   banner: $("banner"),
 };
 const CONNECT_TIMEOUT_MS = 15000;
+const BUSY_AFTER_MS = 12000; // no interviewer yet: every worker is busy (LiveKit queues the room)
 const s = { stream: null, sdk: null, room: null, connected: false, agentLeftAt: null, finished: false };
 
 const STATES = {
@@ -165,6 +166,12 @@ async function start() {
   ui.repeat.hidden = true; // say "could you repeat the question?" instead
   setState("waiting"); // until the worker joins and reports its state
   ui.question.focus();
+  setTimeout(() => {
+    if (s.connected && room.remoteParticipants.size === 0) {
+      banner("All interviewers are busy right now. Please stay on this page: your place is kept " +
+        "and the interview starts as soon as one is free.");
+    }
+  }, BUSY_AFTER_MS);
 }
 
 async function openMedia() {
