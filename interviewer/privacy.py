@@ -361,6 +361,23 @@ def _count_delete(session: Session, rows: dict[str, int], name: str, statement: 
         rows[name] = rows.get(name, 0) + int(result.rowcount)
 
 
+def _unlink_duplicates(session: Session, interview_ids: list[int]) -> None:
+    """Other applicants' "duplicate answer" events point at the deleted interview's answer:
+    keep the event (it is about *their* answer) but drop the pointer."""
+    gone = set(interview_ids)
+    query = select(IntegrityEvent).where(
+        IntegrityEvent.kind == "duplicate_answer", IntegrityEvent.interview_id.not_in(gone)
+    )
+    for event in session.scalars(query):
+        if event.evidence.get("other_interview_id") in gone:
+            event.evidence = {
+                **{k: v for k, v in event.evidence.items() if not k.startswith("other_")},
+                "other_deleted": True,
+            }
+            attributes.flag_modified(event, "evidence")
+    session.flush()
+
+
 def _still_used(session: Session, applicant_id: int) -> bool:
     for model in (Interview, Invite):
         query = select(func.count()).select_from(model).where(model.applicant_id == applicant_id)
@@ -407,6 +424,7 @@ def delete_interviews(
         events = delete(IntegrityEvent).where(IntegrityEvent.interview_id.in_(ids))
         _count_delete(s, rows, "integrityevent", events)
         _count_delete(s, rows, "interview", delete(Interview).where(Interview.id.in_(ids)))
+        _unlink_duplicates(s, ids)
         # The invites of these interviews, and any unused invite the same applicant still has
         # for the same openings (it names them just as well).
         openings = {iv.opening_id for iv in interviews}

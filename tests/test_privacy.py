@@ -124,6 +124,24 @@ def test_delete_one_applicant_leaves_the_other_whole(two_db) -> None:
     settings, a, b = two_db
     recordings = Recordings(settings.recordings_dir)
     engine = a.seeded.engine
+    with session_scope(engine) as s:  # b's answer was found to duplicate a's
+        dup = IntegrityEvent(
+            interview_id=b.interview_id,
+            question_id="animal",
+            kind="duplicate_answer",
+            severity="warning",
+            evidence={
+                "answer_id": b.answer_ids["animal"],
+                "other_interview_id": a.interview_id,
+                "other_answer_id": a.answer_ids["animal"],
+                "similarity": 0.95,
+                "key": "duplicates:animal",
+                "source": "duplicates",
+            },
+        )
+        s.add(dup)
+        s.flush()
+        dup_id = dup.id
     result = privacy.delete_interviews(engine, recordings, [a.interview_id], user_id=None)
     assert result.interviews == [a.interview_id] and result.applicants == [a.applicant_id]
     assert not any(f.exists() for f in a.files)
@@ -140,7 +158,10 @@ def test_delete_one_applicant_leaves_the_other_whole(two_db) -> None:
         assert s.get(Interview, b.interview_id) is not None
         assert _count(s, Answer, Answer.interview_id == b.interview_id) == 3
         assert _count(s, CriterionScore, CriterionScore.answer_id.in_(b.answer_ids.values())) == 2
-        assert _count(s, IntegrityEvent, IntegrityEvent.interview_id == b.interview_id) == 2
+        assert _count(s, IntegrityEvent, IntegrityEvent.interview_id == b.interview_id) == 3
+        evidence = s.get(IntegrityEvent, dup_id).evidence
+        assert evidence["other_deleted"] and "other_interview_id" not in evidence
+        assert evidence["similarity"] == 0.95
         # the audit keeps what happened, without personal data
         entry = s.scalars(select(AuditLog).where(AuditLog.action == "applicant.delete")).one()
         assert entry.target == f"interview:{a.interview_id}"
