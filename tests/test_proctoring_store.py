@@ -3,6 +3,7 @@ whole-interview analysis run twice over real speech and transcripts."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import wave
@@ -16,7 +17,7 @@ from sqlalchemy import Engine, func, select
 
 from interviewer.banks import Bank
 from interviewer.proctoring import voices
-from interviewer.proctoring.analyze import analyze_interview
+from interviewer.proctoring.analyze import SUMMARY_ACTION, analyze_interview
 from interviewer.proctoring.browser import to_drafts
 from interviewer.proctoring.events import (
     EventKind,
@@ -28,9 +29,10 @@ from interviewer.proctoring.events import (
     summary,
 )
 from interviewer.proctoring.thresholds import ProctoringThresholds
+from interviewer.proctoring.worker import AnalysisPool
 from interviewer.store import repo
 from interviewer.store.db import session_scope
-from interviewer.store.models import Answer, IntegrityEvent, Interview
+from interviewer.store.models import Answer, AuditLog, IntegrityEvent, Interview
 from interviewer.store.recordings import Recordings
 from interviewer.voice.tts import render_with_espeak_binary
 
@@ -165,7 +167,7 @@ def _timed(text: str, gaps: list[float]) -> list[dict]:
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
 def test_analyze_interview_finds_the_signals_and_is_idempotent(
-    db_engine: Engine, tmp_path: Path, model_dir: Path
+    db_engine: Engine, db_url: str, tmp_path: Path, model_dir: Path
 ) -> None:
     first, second = new_interviews(db_engine, 2)
     recordings = Recordings(tmp_path / "recordings")
@@ -244,3 +246,20 @@ def test_analyze_interview_finds_the_signals_and_is_idempotent(
         assert sorted(e.id for e in rows) == ids
         assert s.scalar(select(func.count()).select_from(IntegrityEvent)) == len(ids)
         assert s.get(Interview, first) is not None
+
+    # what the web server runs after an interview: the same analysis in a worker process,
+    # every detector, then the summary stored; still idempotent
+    pool = AnalysisPool(db_url, recordings.root, model_dir)
+    try:
+        detail = asyncio.run(pool.analyze(first))
+    finally:
+        pool.close()
+    assert {k: detail["events"][k] for k in sources} == report.events
+    assert detail["events"].get("faces", 0) == 0  # no camera recording, no camera events
+    assert detail["total"] == len(ids) and detail["by_severity"]["high"] >= 1
+    with session_scope(db_engine) as s:
+        rows = s.scalars(select(IntegrityEvent).where(IntegrityEvent.interview_id == first))
+        assert sorted(e.id for e in rows) == ids
+        logged = s.scalars(select(AuditLog).where(AuditLog.action == SUMMARY_ACTION)).all()
+        assert [(a.target, a.user_id) for a in logged] == [(f"interview:{first}", None)]
+        assert logged[0].detail["counts"][EventKind.speaker_change] == {"warning": 1}

@@ -10,6 +10,7 @@ moment on a busy machine shifts the interview instead of breaking it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -27,6 +28,7 @@ from web_support import (
     LiveServer,
     agent_turns,
     chromium_args,
+    free_port,
     make_settings,
     make_video,
     reply_seconds,
@@ -571,3 +573,148 @@ def test_repeat_button_asks_the_question_again(
     finally:
         browser.close()
     assert _answers(seeded) == {}  # a repeat request is not an answer
+
+
+# --- proctoring: what the page notices -------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _tabbed_browser(playwright: Any, wav: Path, video: Path, tmp: Path) -> Iterator[Any]:
+    """Chromium started by the test and driven over CDP with Playwright's default overrides
+    off. Playwright otherwise keeps every page focused and visible (each of its pages is a
+    window of its own, by design: microsoft/playwright#2286), so no tab switch would ever
+    reach the page; here pages are real tabs of one window, and switching hides the other."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            CHROMIUM,
+            "--headless=new",
+            f"--remote-debugging-port={port}",
+            f"--user-data-dir={tmp / 'chromium-profile'}",
+            f"--window-size={DESKTOP['width']},{DESKTOP['height']}",
+            *chromium_args(wav, video),
+            "about:blank",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    browser = None
+    try:
+        deadline = time.monotonic() + 60
+        while browser is None:
+            try:
+                browser = playwright.chromium.connect_over_cdp(
+                    f"http://127.0.0.1:{port}", no_defaults=True
+                )
+            except sync_api.Error:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.3)
+        yield browser
+    finally:
+        if browser is not None:
+            browser.close()
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _integrity_acked(page: Any, at_least: int) -> None:
+    """Until the page has reported ``at_least`` events and the server acknowledged them all."""
+    page.wait_for_function(
+        "([n]) => window.interviewIntegrity && window.interviewIntegrity.seq >= n"
+        " && window.interviewIntegrity.pending.every((p) => p.events.length === 0)",
+        arg=[at_least],
+        timeout=60_000,
+    )
+
+
+def test_tab_switch_paste_fullscreen_and_reload_are_recorded(
+    web: dict[str, Any], playwright: Any, tmp_path: Path
+) -> None:
+    import numpy as np
+    from sqlalchemy import select
+
+    from interviewer.store.models import IntegrityEvent, Opening
+    from interviewer.voice.io import StreamingWavWriter
+
+    settings, server = web["settings"], web["server"]
+    seeded = seed_interview(settings, email="integrity@example.invalid", slug="web-integrity")
+    with session_scope(seeded.engine) as s:
+        opening = s.scalars(select(Opening).where(Opening.slug == "web-integrity")).one()
+        opening.settings = {"proctoring": {"require_fullscreen": True}}
+    silent = tmp_path / "silent.wav"
+    writer = StreamingWavWriter(silent, 16_000)
+    writer.write(np.zeros(16_000 * 240, dtype=np.int16).tobytes())
+    writer.close()
+    pasted = "A model answer copied from somewhere else."
+    listening = (
+        "document.getElementById('progress').textContent.startsWith('Practice question')"
+        " && document.getElementById('state').dataset.state === 'listening'"
+    )
+
+    with _tabbed_browser(playwright, silent, web["video"], tmp_path) as browser:
+        context = browser.contexts[0]
+        context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
+        page = context.pages[0]
+        page.goto(f"{server.url}/i/{seeded.token}")
+        _consent(page)
+        page.goto(f"{server.url}/i/{seeded.token}/interview")
+        page.wait_for_selector("#start:enabled", timeout=60_000)
+        page.click("#start")
+        page.wait_for_function(listening, timeout=120_000)
+
+        # the opening asks for full screen: the page offers it, then notices leaving it
+        page.wait_for_selector("#fullscreen-ask:visible")
+        _shot(page, "21-fullscreen-asked")
+        page.click("#fullscreen")
+        page.wait_for_function("document.fullscreenElement !== null")
+        page.evaluate("document.exitFullscreen()")
+        page.wait_for_selector("#fullscreen-ask:visible")
+        time.sleep(1.5)
+        page.click("#fullscreen")
+        page.wait_for_function("document.fullscreenElement !== null")
+        page.evaluate("document.exitFullscreen()")
+
+        # another tab in front for a few seconds, then back
+        other = context.new_page()
+        other.goto(f"{server.url}/")
+        assert page.evaluate("document.visibilityState") == "hidden"
+        time.sleep(3.0)
+        _shot(other, "22-another-tab")
+        page.bring_to_front()
+        other.close()
+
+        # a paste into the page: only its length is reported, never the text
+        page.evaluate("(text) => navigator.clipboard.writeText(text)", pasted)
+        page.keyboard.press("Control+V")
+        _integrity_acked(page, 3)
+        _shot(page, "23-after-tab-switch-and-paste")
+
+        # a reload mid-interview: the interview continues, the reload is recorded
+        page.reload()
+        page.wait_for_selector("#start:enabled", timeout=60_000)
+        page.click("#start")
+        page.wait_for_function(listening, timeout=120_000)
+        _integrity_acked(page, 1)
+        _shot(page, "24-resumed-after-reload")
+
+    with session_scope(seeded.engine) as s:
+        rows = s.scalars(
+            select(IntegrityEvent)
+            .where(IntegrityEvent.interview_id == seeded.interview_id)
+            .order_by(IntegrityEvent.at)
+        ).all()
+        got = [(e.kind, e.question_id, e.duration_s, e.severity, e.evidence) for e in rows]
+    kinds = [g[0] for g in got]
+    assert kinds == ["fullscreen_exited", "tab_hidden", "paste", "page_reloaded"], got
+    fullscreen, hidden, paste, reload = got
+    assert fullscreen[1] == "practice" and 1.0 <= fullscreen[2] < 20, fullscreen
+    assert fullscreen[3] == "warning"  # any exit counts when the opening asks for full screen
+    assert hidden[1] == "practice" and 2.5 <= hidden[2] < 30, hidden
+    assert hidden[3] == "info"  # under 5 s: worth listing, usually innocent
+    assert paste[1] == "practice" and paste[4]["characters"] == len(pasted), paste
+    assert paste[3] == "warning" and pasted not in json.dumps(paste[4])
+    assert reload[4]["count"] == 1 and reload[3] == "info", reload

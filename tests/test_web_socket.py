@@ -11,10 +11,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
 from web_support import make_settings, seed_interview, send_csrf
 
 from interviewer.store.db import session_scope
-from interviewer.store.models import Interview, Invite
+from interviewer.store.models import IntegrityEvent, Interview, Invite
 from interviewer.transports.websocket import CloseCode
 from interviewer.web import create_app
 from interviewer.web.live import VoiceOptions
@@ -162,6 +165,10 @@ def test_a_second_tab_is_refused_and_a_reload_takes_over(env) -> None:
         assert seen[-1]["code"] == "other_tab"
         assert "another tab" in seen[-1]["message"]
         assert _pong(first), "the first tab must keep its interview"
+        # the server itself records the second session (the first is not affected)
+        events = _events(seeded)
+        assert [(e.kind, e.severity) for e in events] == [("concurrent_session", "high")]
+        assert events[0].evidence["detected_by"] == "server"
 
         # the same tab reconnecting (a reload, a dropped network) replaces its old socket
         with client.websocket_connect(url) as reloaded:
@@ -233,3 +240,148 @@ def test_agent_state_and_the_repeat_button(env) -> None:
         _leave(client, ws, seeded)
     with session_scope(seeded.engine) as s:
         assert s.get(Interview, seeded.interview_id).core_state["repeats"] == 1
+
+
+# --- integrity reports over the socket ---------------------------------------------------------
+
+
+def _events(seeded) -> list[IntegrityEvent]:
+    with session_scope(seeded.engine) as s:
+        rows = s.scalars(
+            select(IntegrityEvent)
+            .where(IntegrityEvent.interview_id == seeded.interview_id)
+            .order_by(IntegrityEvent.id)
+        ).all()
+        for row in rows:
+            s.expunge(row)
+        return list(rows)
+
+
+def _batch(*events: dict[str, Any], page_id: str = "page-1234abcd") -> dict[str, Any]:
+    now = int(time.time() * 1000)
+    return {
+        "type": "integrity",
+        "batch": {
+            "page_id": page_id,
+            "sent_at_ms": now,
+            "events": [{"t_ms": now - 1000, **e} for e in events],
+        },
+    }
+
+
+def _reply(ws, kinds: tuple[str, ...] = ("integrity_ack", "integrity_error")) -> dict[str, Any]:
+    for _ in range(2000):
+        message = ws.receive()
+        if message["type"] == "websocket.close":
+            raise AssertionError(f"closed ({message.get('code')})")
+        if message.get("text"):
+            m = json.loads(message["text"])
+            if m["type"] == "segment_end":
+                ws.send_json({"type": "played", "segment": m["segment"], "position": 0.5})
+            if m["type"] in kinds:
+                return m
+    raise AssertionError("no reply")
+
+
+def test_integrity_reports_are_stored_with_durations_on_their_question(env) -> None:
+    client, _ = env
+    seeded = _new(env)
+    with client.websocket_connect(f"/i/{seeded.token}/ws") as ws:
+        _hello(ws, "tab-integrity1")
+        ready = _page(ws, lambda m: m["type"] == "ready")[-1]
+        assert ready["proctoring"] == {"fullscreen": False}  # the opening does not ask for it
+        _page(ws, lambda m: m["type"] == "question" and m.get("practice"))
+        batch = _batch(
+            {"seq": 1, "type": "tab_hidden", "duration_ms": 4200},
+            {"seq": 2, "type": "paste", "chars": 340, "question_id": "colour"},
+            {"seq": 3, "type": "window_blur", "duration_ms": 12500},
+            {"seq": 4, "type": "fullscreen_exit", "duration_ms": 3000},  # not required: ignored
+            {"seq": 5, "type": "reload", "count": 1},
+        )
+        ws.send_json(batch)
+        ack = _reply(ws)
+        assert ack == {"type": "integrity_ack", "page_id": "page-1234abcd", "upto": 5, "stored": 4}
+        ws.send_json(batch)  # resent after a network error: nothing stored twice
+        assert _reply(ws)["stored"] == 0
+        assert _pong(ws)
+        _leave(client, ws, seeded)
+    got = {e.kind: e for e in _events(seeded)}
+    assert set(got) == {"tab_hidden", "paste", "window_blurred", "page_reloaded"}
+    assert got["tab_hidden"].duration_s == 4.2 and got["tab_hidden"].severity == "info"
+    assert got["tab_hidden"].question_id == "practice"  # the question out when it came in
+    assert got["paste"].question_id == "colour" and got["paste"].severity == "high"
+    assert got["paste"].evidence["characters"] == 340
+    assert got["window_blurred"].duration_s == 12.5 and got["window_blurred"].severity == "warning"
+
+
+_junk = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+_good_event = {"seq": 1, "type": "paste", "t_ms": 1_000, "chars": 5}
+_bad_events = st.one_of(
+    st.fixed_dictionaries({"seq": st.integers(max_value=-1)}).map(lambda d: {**_good_event, **d}),
+    st.fixed_dictionaries({"chars": st.integers(max_value=-1) | st.text(max_size=4)}).map(
+        lambda d: {**_good_event, **d}
+    ),
+    st.fixed_dictionaries({"text": st.text(max_size=20)}).map(lambda d: {**_good_event, **d}),
+    st.fixed_dictionaries({"type": st.text(max_size=12).filter(lambda t: t not in _KNOWN)}).map(
+        lambda d: {**_good_event, **d}
+    ),
+    st.fixed_dictionaries(
+        {"question_id": st.text(max_size=20).filter(lambda q: q not in _QIDS)}
+    ).map(lambda d: {**_good_event, **d}),
+    st.fixed_dictionaries({"t_ms": st.integers(min_value=20_000, max_value=10**15)}).map(
+        lambda d: {**_good_event, **d}
+    ),
+    st.fixed_dictionaries({"duration_ms": st.integers(min_value=24 * 3600 * 1000 + 1)}).map(
+        lambda d: {**_good_event, "type": "tab_hidden", "chars": None, **d}
+    ),
+    _junk,
+)
+_KNOWN = {"tab_hidden", "window_blur", "fullscreen_exit", "paste", "drop", "reload",
+          "concurrent_session"}  # fmt: skip
+_QIDS = {"practice", "colour", "animal"}
+_bad_batches = st.one_of(
+    st.dictionaries(st.text(max_size=10), _junk, max_size=4),
+    st.builds(
+        lambda page, events: {"page_id": page, "sent_at_ms": 10_000, "events": events},
+        st.sampled_from(["page-1234abcd", "x", "../../etc", "page 1234abcd"]),
+        st.lists(_bad_events, min_size=1, max_size=3),
+    ),
+)
+
+
+def test_bad_integrity_reports_are_refused_and_the_interview_goes_on(env) -> None:
+    """Whatever the page sends as a report: a one-line refusal, nothing stored, the socket and
+    the interview untouched (a report can never cost an applicant their interview)."""
+    client, _ = env
+    seeded = _new(env)
+    sent = 0
+    with client.websocket_connect(f"/i/{seeded.token}/ws") as ws:
+        _hello(ws, "tab-integrity2")
+        _page(ws, lambda m: m["type"] == "ready")
+
+        @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(batch=_bad_batches)
+        def send_bad(batch: dict[str, Any]) -> None:
+            nonlocal sent
+            text = json.dumps({"type": "integrity", "batch": batch})
+            assume(len(text) < 1800)  # larger messages are the transport's size limit's case
+            time.sleep(0.12)  # under the socket's message rate
+            ws.send_text(text)
+            reply = _reply(ws)
+            sent += 1
+            assert reply["type"] == "integrity_error", (batch, reply)
+            assert len(reply["message"]) <= 200
+
+        send_bad()
+        assert sent >= 10
+        assert _pong(ws)
+        ws.send_json(_batch({"seq": 9, "type": "paste", "chars": 3}))
+        assert _reply(ws)["stored"] == 1  # a good report still goes through
+        _leave(client, ws, seeded)
+    assert [e.kind for e in _events(seeded)] == ["paste"]

@@ -408,3 +408,44 @@ def _text_events(inputs: _Inputs, embed: dup.Embed) -> list[EventDraft]:
         if made is not None:
             drafts.append(made)
     return drafts
+
+
+# --- after a live interview -------------------------------------------------------------------
+
+SUMMARY_ACTION = "integrity_analysis"
+
+
+def analyze_and_summarize(
+    database_url: str, recordings_root: str, interview_id: int, model_dir: str | None = None
+) -> dict[str, Any]:
+    """Run every detector over one finished interview, then store its integrity summary.
+
+    The summary (what ran, what was skipped and why, counts by kind and severity) is an
+    ``AuditLog`` row (action ``integrity_analysis``, target ``interview:<id>``, no user): a
+    record that the analysis happened and what it found, next to the events themselves. A
+    plain function of picklable arguments, for a worker process (:class:`AnalysisPool`).
+    """
+    from interviewer.proctoring.events import summary
+    from interviewer.store.db import create_db_engine
+    from interviewer.store.repo import audit
+
+    engine = create_db_engine(database_url)
+    report = analyze_interview(
+        engine,
+        interview_id,
+        recordings=Recordings(recordings_root),
+        model_dir=Path(model_dir) if model_dir else None,
+    )
+    with session_scope(engine) as session:
+        found = summary(session, interview_id)
+        detail = {
+            "events": report.events,
+            "skipped": report.skipped,
+            "frames_sampled": report.frames_sampled,
+            "answers_analyzed": report.answers_analyzed,
+            "total": found.total,
+            "counts": found.counts,
+            "by_severity": found.by_severity,
+        }
+        audit(session, None, SUMMARY_ACTION, f"interview:{interview_id}", **detail)
+    return detail

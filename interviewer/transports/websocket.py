@@ -12,10 +12,10 @@ Wire protocol (one socket per interview tab):
   message before it.
 - JSON both ways, always an object with a ``type``. Browser: ``hello`` (first message: a tab id),
   ``started`` / ``played`` (a segment began / finished playing: only then is the agent done
-  speaking), ``repeat``, ``ping``. Server: ``segment`` / ``segment_end`` / ``clear`` around the
-  audio, and whatever the application adds (state, captions, question i of n, timer, done,
-  error) through :meth:`WebSocketTransport.send_json` or in step with the audio through
-  :meth:`WebSocketAudioOutput.expect_line`.
+  speaking), ``repeat``, ``ping``, ``integrity`` (proctoring reports). Server: ``segment`` /
+  ``segment_end`` / ``clear`` around the audio, and whatever the application adds (state,
+  captions, question i of n, timer, done, error) through :meth:`WebSocketTransport.send_json`
+  or in step with the audio through :meth:`WebSocketAudioOutput.expect_line`.
 
 A socket is an untrusted input: every message is size-, rate- and type-checked, and the first
 violation closes that socket with a specific close code and one log line. Nothing is shared
@@ -149,11 +149,23 @@ class Ping(_Msg):
     type: Literal["ping"]
 
 
-ClientMessage = Annotated[Hello | Started | Played | Repeat | Ping, Field(discriminator="type")]
-_client_message: TypeAdapter[Hello | Started | Played | Repeat | Ping] = TypeAdapter(ClientMessage)
+class Integrity(_Msg):
+    """What the page noticed (tab hidden, paste, ...): ``batch`` is checked by the application
+    (``proctoring.browser``), which answers ``integrity_ack`` or ``integrity_error``; a bad
+    batch is refused without closing the socket (an interview is never lost over a report)."""
+
+    type: Literal["integrity"]
+    batch: dict[str, Any]
 
 
-def parse_client_message(text: str) -> Hello | Started | Played | Repeat | Ping:
+ClientMessage = Annotated[
+    Hello | Started | Played | Repeat | Ping | Integrity, Field(discriminator="type")
+]
+Message = Hello | Started | Played | Repeat | Ping | Integrity
+_client_message: TypeAdapter[Message] = TypeAdapter(ClientMessage)
+
+
+def parse_client_message(text: str) -> Message:
     """A validated browser message, or ProtocolViolation (never a bare exception)."""
     try:
         raw = json.loads(text)
@@ -506,7 +518,7 @@ class WebSocketTransport:
 
     # -- receiving --
 
-    async def receive(self) -> Hello | Started | Played | Repeat | Ping | bytes:
+    async def receive(self) -> Message | bytes:
         """The next checked message: PCM bytes or a parsed JSON message.
 
         Raises Disconnected when the page goes, ProtocolViolation when it misbehaves.
@@ -547,7 +559,7 @@ class WebSocketTransport:
 
     async def run(
         self,
-        on_message: Callable[[Hello | Started | Played | Repeat | Ping], Awaitable[None] | None],
+        on_message: Callable[[Message], Awaitable[None] | None],
     ) -> None:
         """Read until the page goes or misbehaves; a violation closes the socket and is logged,
         a disconnect just returns."""

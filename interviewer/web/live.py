@@ -20,26 +20,36 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from livekit.agents import AgentSession
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 from starlette.websockets import WebSocket
 
 from interviewer import invites
 from interviewer.banks import Bank
 from interviewer.config import Settings
+from interviewer.errors import UserError
+from interviewer.interview import PRACTICE_ID as PRACTICE_QUESTION_ID
 from interviewer.interview import PRACTICE_INDEX, PRACTICE_TIME_LIMIT_S, InterviewFlow
+from interviewer.proctoring import browser
+from interviewer.proctoring.events import EventDraft, record
+from interviewer.proctoring.thresholds import ProctoringThresholds, thresholds_from_settings
+from interviewer.proctoring.worker import AnalysisPool
 from interviewer.store.db import session_scope
+from interviewer.store.models import IntegrityEvent, Interview, Opening, utcnow
 from interviewer.store.recordings import Recordings
 from interviewer.transports.websocket import (
     CloseCode,
     Disconnected,
     Hello,
+    Integrity,
     Limits,
     ProtocolViolation,
     Repeat,
@@ -57,6 +67,8 @@ from interviewer.voice.vad import load_vad
 
 log = logging.getLogger(__name__)
 
+MAX_BROWSER_EVENTS = 2_000
+"""Integrity events stored per interview at most (a page reporting more is misbehaving)."""
 STALE_AFTER_S = 6.0
 """A tab that has sent nothing (not even audio, ten messages a second) for this long is gone."""
 
@@ -68,6 +80,7 @@ class VoiceOptions:
     max_follow_ups: int = 1
     no_answer_timeout_s: float = 8.0
     warm_up: bool = True
+    analyze_delay_s: float = 20.0  # after "done": the page uploads its last camera chunks
     limits: Limits = field(default_factory=Limits)
 
 
@@ -144,6 +157,7 @@ def question_messages(bank: Bank) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {
         _norm(bank.practice_question): {
             "type": "question",
+            "id": PRACTICE_QUESTION_ID,
             "index": PRACTICE_INDEX,
             "attempt": 0,
             "number": 0,
@@ -160,6 +174,7 @@ def question_messages(bank: Bank) -> dict[str, dict[str, Any]]:
                 _norm(prompt),
                 {
                     "type": "question",
+                    "id": q.id,
                     "index": i,
                     "attempt": attempt,
                     "number": i + 1,
@@ -193,6 +208,7 @@ class Live:
     transport: WebSocketTransport
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    bridge: _Bridge | None = None
 
     def stale(self) -> bool:
         return time.monotonic() - self.transport.last_message > STALE_AFTER_S
@@ -225,6 +241,14 @@ class LiveInterviews:
                 model_dir=settings.model_dir,
             )
         self._scoring_resumed = False
+        self.analysis: AnalysisPool | None = None
+        if settings.analyze_integrity:
+            self.analysis = AnalysisPool(
+                settings.resolved_database_url, recordings.root, settings.model_dir
+            )
+        self._background: set[asyncio.Task[Any]] = set()
+        self._event_locks: dict[int, asyncio.Lock] = {}
+        self._connections = itertools.count(1)
 
     async def claim(self, live: Live) -> bool:
         """Register ``live``; False if another tab holds the interview and is alive."""
@@ -267,6 +291,11 @@ class LiveInterviews:
         for live in lives:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(live.done.wait(), 10)
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        if self.analysis is not None:
+            self.analysis.close()
         if self.scoring is not None:
             await self.scoring.aclose()
 
@@ -307,6 +336,7 @@ class LiveInterviews:
         live = Live(check.interview_id, hello.tab, transport)
         if not await self.claim(live):
             log.info("interview %d: refused a second tab", check.interview_id)
+            await self._record_concurrent(check.interview_id)
             return self._refuse(
                 transport,
                 CloseCode.OTHER_TAB,
@@ -333,8 +363,10 @@ class LiveInterviews:
         models load), then run the session until it ends or the page goes."""
         transport = live.transport
         loaded = await asyncio.to_thread(load_interview, self.engine, live.interview_id)
+        proctoring = await asyncio.to_thread(self._proctoring, live.interview_id, loaded.bank)
         self._start_scoring(live.interview_id)
-        bridge = _Bridge(transport, loaded.bank)
+        bridge = _Bridge(transport, loaded.bank, proctoring, self._integrity_handler(live))
+        live.bridge = bridge
         reader = asyncio.create_task(transport.run(bridge.on_message))
         stopped = asyncio.create_task(live.stop.wait())
         runner: asyncio.Task[Any] | None = None
@@ -353,6 +385,7 @@ class LiveInterviews:
                     "resumed": bool(loaded.core_state),
                     "total": len(loaded.bank.questions),
                     "question": current_question(loaded.bank, loaded.core_state),
+                    "proctoring": {"fullscreen": proctoring.thresholds.require_fullscreen},
                 }
             )
             runner = asyncio.create_task(
@@ -405,6 +438,129 @@ class LiveInterviews:
             )
             transport.send_json({"type": "done"})
             transport.close(CloseCode.NORMAL, "done")
+            self._schedule_analysis(live.interview_id)
+
+    # -- proctoring --
+
+    def _proctoring(self, interview_id: int, bank: Bank) -> Proctoring:
+        """Blocking: the opening's thresholds; defaults (and a log line) if they are broken,
+        so that a misconfigured opening still interviews."""
+        with session_scope(self.engine) as s:
+            interview = s.get(Interview, interview_id)
+            opening = s.get(Opening, interview.opening_id) if interview is not None else None
+            raw = dict(opening.settings or {}) if opening is not None else {}
+            where = f"opening {opening.slug}" if opening is not None else "opening"
+        try:
+            thresholds = thresholds_from_settings(raw, where=where)
+        except UserError as err:
+            log.error("%s; using the default proctoring thresholds", err)
+            thresholds = ProctoringThresholds()
+        ids = {q.id for q in bank.questions} | {PRACTICE_QUESTION_ID}
+        return Proctoring(thresholds, frozenset(ids))
+
+    def _integrity_handler(self, live: Live) -> Callable[[dict[str, Any]], Awaitable[None]]:
+        async def handle(batch: dict[str, Any]) -> None:
+            await self._record_browser(live, batch)
+
+        return handle
+
+    async def _record_browser(self, live: Live, batch: dict[str, Any]) -> None:
+        """One ``integrity`` message: checked, graded, stored, acknowledged. A bad batch is
+        answered with ``integrity_error`` and stored nowhere; the socket stays open."""
+        bridge = live.bridge
+        assert bridge is not None
+        transport = live.transport
+        try:
+            raw = json.dumps(batch, separators=(",", ":"), allow_nan=False)
+            drafts = browser.to_drafts(
+                raw,
+                thresholds=bridge.proctoring.thresholds,
+                received_at=utcnow(),
+                question_ids=set(bridge.proctoring.question_ids),
+            )
+        except (browser.BrowserPayloadError, ValueError) as err:
+            log.warning("interview %d: integrity batch refused: %s", live.interview_id, err)
+            transport.send_json({"type": "integrity_error", "message": str(err)[:200]})
+            return
+        current = bridge.question_id()
+        for item in drafts:
+            if item.question_id is None:
+                item.question_id = current  # the question out when the report arrived
+        stored = await self._store_events(live.interview_id, drafts)
+        seqs = [e["seq"] for e in batch.get("events", [])]
+        transport.send_json(
+            {
+                "type": "integrity_ack",
+                "page_id": batch.get("page_id"),
+                "upto": max(seqs) if seqs else None,
+                "stored": stored,
+            }
+        )
+
+    async def _store_events(self, interview_id: int, drafts: list[EventDraft]) -> int:
+        """Stored under the interview's lock (``record`` dedups keys per interview); at most
+        MAX_BROWSER_EVENTS per interview, so a page cannot fill the database."""
+        if not drafts:
+            return 0
+        lock = self._event_locks.setdefault(interview_id, asyncio.Lock())
+        async with lock:
+            return await asyncio.to_thread(self._store_events_blocking, interview_id, drafts)
+
+    def _store_events_blocking(self, interview_id: int, drafts: list[EventDraft]) -> int:
+        with session_scope(self.engine) as s:
+            count = s.scalar(
+                select(func.count())
+                .select_from(IntegrityEvent)
+                .where(IntegrityEvent.interview_id == interview_id)
+            )
+            room = MAX_BROWSER_EVENTS - int(count or 0)
+            if room < len(drafts):
+                log.warning(
+                    "interview %d: %d integrity events already; dropping %d",
+                    interview_id,
+                    count,
+                    len(drafts) - max(room, 0),
+                )
+                drafts = drafts[: max(room, 0)]
+            return len(record(s, interview_id, *drafts))
+
+    async def _record_concurrent(self, interview_id: int) -> None:
+        """A second tab or device opened the interview while the first is live (the server
+        saw it: it does not depend on the second page reporting anything)."""
+        holder = self.active.get(interview_id)
+        bridge = holder.bridge if holder is not None else None
+        item = browser.server_concurrent_session(
+            bridge.proctoring.thresholds if bridge is not None else ProctoringThresholds(),
+            at=utcnow(),
+            connection=f"{id(self)}-{next(self._connections)}",
+            open_sessions=2,
+        )
+        item.question_id = bridge.question_id() if bridge is not None else None
+        try:
+            await self._store_events(interview_id, [item])
+        except Exception:
+            log.exception("interview %d: could not record the second session", interview_id)
+
+    def _schedule_analysis(self, interview_id: int) -> None:
+        """After the interview: camera, voices and answers analysed in a worker process, once
+        the page has had time to upload its last camera chunks."""
+        if self.analysis is None:
+            return
+
+        async def run() -> None:
+            await asyncio.sleep(self.options.analyze_delay_s)
+            detail = await self.analysis.analyze(interview_id)  # type: ignore[union-attr]
+            log.info(
+                "interview %d: integrity analysis stored %s (skipped: %s)",
+                interview_id,
+                detail["events"],
+                ", ".join(detail["skipped"]) or "none",
+            )
+
+        task = asyncio.create_task(run(), name=f"integrity-analysis-{interview_id}")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        task.add_done_callback(_log_task_error)
 
     def _start_scoring(self, interview_id: int) -> None:
         """The scoring worker loads its model while the interview starts; answers a restart
@@ -439,13 +595,35 @@ def _log_task_error(task: asyncio.Task[Any]) -> None:
         log.error("background task %s failed", task.get_name(), exc_info=task.exception())
 
 
-class _Bridge:
-    """Per connection: lines -> captions and questions; agent state and repeat requests."""
+@dataclass(frozen=True)
+class Proctoring:
+    """One interview's proctoring settings, read once per connection."""
 
-    def __init__(self, transport: WebSocketTransport, bank: Bank) -> None:
+    thresholds: ProctoringThresholds
+    question_ids: frozenset[str]
+
+
+class _Bridge:
+    """Per connection: lines -> captions and questions; agent state, repeat requests and the
+    page's integrity reports."""
+
+    def __init__(
+        self,
+        transport: WebSocketTransport,
+        bank: Bank,
+        proctoring: Proctoring,
+        on_integrity: Callable[[dict[str, Any]], Awaitable[None]],
+    ) -> None:
         self.transport = transport
         self.questions = question_messages(bank)
         self.agent: InterviewAgent | None = None
+        self.proctoring = proctoring
+        self._on_integrity = on_integrity
+
+    def question_id(self) -> str | None:
+        """The question waiting for an answer now, if any."""
+        ask = self.agent.flow.current if self.agent is not None else None
+        return ask.question_id if ask is not None else None
 
     def on_line(self, text: str, duration_s: float) -> None:
         text = _norm(text)
@@ -484,5 +662,7 @@ class _Bridge:
                 self.transport.send_json(
                     {"type": "notice", "message": "There is no question to repeat just now."}
                 )
+        elif isinstance(message, Integrity):
+            await self._on_integrity(message.batch)
         elif isinstance(message, Hello):
             raise ProtocolViolation(CloseCode.POLICY, "hello sent twice")

@@ -13,6 +13,7 @@ const ui = {
   progress: $("progress"), bar: $("progress-bar"), timer: $("timer"), state: $("state"),
   question: $("question"), caption: $("caption"), repeat: $("repeat"), meter: $("mic-level"),
   preview: $("preview"), recStatus: $("rec-status"), recDot: $("rec-dot"), banner: $("banner"),
+  fullscreen: $("fullscreen"), fullscreenAsk: $("fullscreen-ask"),
 };
 const VOICED_RMS = 0.015;
 
@@ -205,6 +206,149 @@ function stopPlayback(bargeIn) {
   s.playhead = s.ctx ? s.ctx.currentTime : 0;
 }
 
+// --- integrity reports (docs/proctoring.md) ---------------------------------------------------
+// What a human proctor would notice, as kinds, times, durations and counts only: the text of
+// a paste never leaves the page, only its length. Reports wait in sessionStorage until the
+// server acknowledges them, so a reload or a dropped connection loses none.
+
+const INTEGRITY_KEY = "interviewer-integrity";
+const STARTED_KEY = "interviewer-started";
+const integ = {
+  pageId: randomId(12), seq: 0, pending: loadPending(), inflight: null, started: false,
+  fullscreen: false, hiddenAt: null, hiddenQ: null, blurAt: null, blurQ: null, blurHidden: false,
+  fsAt: null, fsQ: null, wasFullscreen: false,
+};
+window.interviewIntegrity = integ; // tests and the benchmark read it
+
+function randomId(n) {
+  const bytes = new Uint8Array(n);
+  crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"[b % 64]).join("");
+}
+
+function loadPending() {
+  try {
+    const saved = JSON.parse(sessionStorage.getItem(INTEGRITY_KEY) || "[]");
+    return Array.isArray(saved) ? saved : [];
+  } catch (_) { return []; }
+}
+
+function savePending() {
+  integ.pending = integ.pending.filter((p) => p.events.length);
+  try { sessionStorage.setItem(INTEGRITY_KEY, JSON.stringify(integ.pending)); } catch (_) { /* full or blocked */ }
+}
+
+function currentQuestionId() {
+  return s.question && s.question.id ? s.question.id : null;
+}
+
+function report(type, fields, questionId) {
+  if (!integ.started) return;
+  const event = { seq: ++integ.seq, type, t_ms: Date.now(), ...fields };
+  const q = questionId === undefined ? currentQuestionId() : questionId;
+  if (q) event.question_id = q;
+  let page = integ.pending.find((p) => p.page_id === integ.pageId);
+  if (!page) integ.pending.push((page = { page_id: integ.pageId, events: [] }));
+  page.events.push(event);
+  savePending();
+  flushIntegrity();
+}
+
+function flushIntegrity() {
+  if (integ.inflight || !s.gotReady || !s.ws || s.ws.readyState !== WebSocket.OPEN) return;
+  const page = integ.pending.find((p) => p.events.length);
+  if (!page) return;
+  const events = page.events.slice(0, 8); // a socket message holds at most 2 KB
+  integ.inflight = { page_id: page.page_id, upto: events[events.length - 1].seq };
+  send({ type: "integrity", batch: { page_id: page.page_id, sent_at_ms: Date.now(), events } });
+}
+
+function integrityReply(m) {
+  const sent = integ.inflight;
+  integ.inflight = null;
+  if (!sent) return;
+  // acknowledged, or refused for good (resending cannot fix it): either way it is done
+  const page = integ.pending.find((p) => p.page_id === sent.page_id);
+  if (page) page.events = page.events.filter((e) => e.seq > sent.upto);
+  if (m.type === "integrity_error") console.warn("integrity report refused:", m.message);
+  savePending();
+  flushIntegrity();
+}
+
+function startIntegrity() {
+  if (integ.started) return;
+  integ.started = true;
+  const navigation = performance.getEntriesByType("navigation")[0];
+  if (sessionStorage.getItem(STARTED_KEY) && navigation && navigation.type === "reload") {
+    const count = Number(sessionStorage.getItem("interviewer-reloads") || 0) + 1;
+    sessionStorage.setItem("interviewer-reloads", String(count));
+    report("reload", { count }, null);
+  }
+  sessionStorage.setItem(STARTED_KEY, "1");
+}
+
+function seconds(since) {
+  return Math.max(0, Math.round(Date.now() - since));
+}
+
+document.addEventListener("visibilitychange", () => {
+  if (document.hidden) {
+    integ.hiddenAt = Date.now();
+    integ.hiddenQ = currentQuestionId();
+    integ.blurHidden = true;
+  } else if (integ.hiddenAt !== null) {
+    report("tab_hidden", { t_ms: integ.hiddenAt, duration_ms: seconds(integ.hiddenAt) }, integ.hiddenQ);
+    integ.hiddenAt = null;
+  }
+});
+
+window.addEventListener("blur", () => {
+  integ.blurAt = Date.now();
+  integ.blurQ = currentQuestionId();
+  integ.blurHidden = document.hidden;
+});
+
+window.addEventListener("focus", () => {
+  // a blur that hid the tab is already a tab_hidden report
+  if (integ.blurAt !== null && !integ.blurHidden) {
+    report("window_blur", { t_ms: integ.blurAt, duration_ms: seconds(integ.blurAt) }, integ.blurQ);
+  }
+  integ.blurAt = null;
+});
+
+document.addEventListener("fullscreenchange", () => {
+  if (document.fullscreenElement) {
+    integ.wasFullscreen = true;
+    ui.fullscreenAsk.hidden = true;
+    if (integ.fsAt !== null && integ.fullscreen) {
+      report("fullscreen_exit", { t_ms: integ.fsAt, duration_ms: seconds(integ.fsAt) }, integ.fsQ);
+    }
+    integ.fsAt = null;
+  } else if (integ.fullscreen && integ.wasFullscreen) {
+    integ.fsAt = Date.now();
+    integ.fsQ = currentQuestionId();
+    askFullscreen(!s.finished);
+  }
+});
+
+document.addEventListener("paste", (event) => {
+  const text = event.clipboardData ? event.clipboardData.getData("text") : "";
+  report("paste", { chars: text.length });
+});
+
+document.addEventListener("dragover", (event) => event.preventDefault());
+document.addEventListener("drop", (event) => {
+  event.preventDefault(); // a dropped file must not replace the interview page
+  const data = event.dataTransfer;
+  report("drop", { chars: data ? (data.getData("text") || "").length : 0, files: data ? data.files.length : 0 });
+});
+
+function askFullscreen(required) {
+  integ.fullscreen = required;
+  ui.fullscreen.textContent = integ.wasFullscreen ? "Return to full screen" : "Full screen";
+  ui.fullscreenAsk.hidden = !required || Boolean(document.fullscreenElement) || !document.fullscreenEnabled;
+}
+
 // --- the socket -----------------------------------------------------------------------------
 
 function socketUrl() {
@@ -240,6 +384,8 @@ function connect() {
         }
         setState("thinking");
         startRecorder();
+        askFullscreen(Boolean(m.proctoring && m.proctoring.fullscreen));
+        flushIntegrity();
         break;
       case "state": setState(m.state); break;
       case "segment":
@@ -257,6 +403,7 @@ function connect() {
       case "notice": banner(m.message, 8000); break;
       case "error": s.lastError = m; break;
       case "done": finish(); break;
+      case "integrity_ack": case "integrity_error": integrityReply(m); break;
       default: break;
     }
   };
@@ -271,6 +418,7 @@ function problem(details, retry) {
 function onClose(ws, event) {
   if (ws !== s.ws) return;
   s.streaming = false;
+  integ.inflight = null; // unacknowledged reports go again on the next connection
   stopPlayback(false);
   ui.repeat.disabled = true;
   if (s.finished) return;
@@ -479,6 +627,7 @@ ui.start.addEventListener("click", async () => {
   }
   ui.startPanel.hidden = true;
   ui.stage.hidden = false;
+  startIntegrity();
   setState("preparing");
   ui.question.focus();
   connect();
@@ -490,7 +639,15 @@ ui.repeat.addEventListener("click", () => {
   setTimeout(() => { if (s.streaming) ui.repeat.disabled = false; }, 3000);
 });
 
+ui.fullscreen.addEventListener("click", () => {
+  document.documentElement.requestFullscreen().catch(() => {
+    banner("Full screen is not available in this browser; please keep this window in front.", 8000);
+  });
+});
+
 window.addEventListener("pagehide", () => {
+  // leaving while hidden (tab closed from the background): the duration is unknown
+  if (integ.hiddenAt !== null) report("tab_hidden", { t_ms: integ.hiddenAt, duration_ms: null }, integ.hiddenQ);
   s.finished = true;
   if (s.ws) s.ws.close(1000);
 });

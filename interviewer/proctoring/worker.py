@@ -1,0 +1,68 @@
+"""A worker process for the analysis after an interview (``analyze.analyze_and_summarize``).
+
+Kept apart from ``analyze`` on purpose: importing this module costs nothing (the detectors'
+numpy/scipy/OpenCV load only in the worker), so the web server can hold an ``AnalysisPool``
+from its start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+
+def _init() -> None:
+    # Before numpy/torch load in this process: one thread each, so the interviews still going
+    # on (whisper, the VAD) keep the machine's other core, and idle threads sleep.
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, "1")
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def _analyze(
+    database_url: str, recordings_root: str, interview_id: int, model_dir: str | None
+) -> dict[str, Any]:
+    from interviewer.proctoring.analyze import analyze_and_summarize
+
+    return analyze_and_summarize(database_url, recordings_root, interview_id, model_dir)
+
+
+class AnalysisPool:
+    """One spawned worker process that analyses interviews after they end, one at a time.
+
+    Started on the first interview to analyse; the process keeps its models (face detector,
+    sentence embedder) between interviews. ``await pool.analyze(id)`` never blocks the event
+    loop; ``close()`` drops what has not started.
+    """
+
+    def __init__(
+        self, database_url: str, recordings_root: Path | str, model_dir: Path | str | None
+    ) -> None:
+        self.database_url = database_url
+        self.recordings_root = str(recordings_root)
+        self.model_dir = str(model_dir) if model_dir is not None else None
+        self._executor: ProcessPoolExecutor | None = None
+
+    async def analyze(self, interview_id: int) -> dict[str, Any]:
+        """The stored summary's detail (see ``analyze_and_summarize``)."""
+        if self._executor is None:
+            self._executor = ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_init
+            )
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor,
+            _analyze,
+            self.database_url,
+            self.recordings_root,
+            int(interview_id),
+            self.model_dir,
+        )
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
