@@ -236,8 +236,9 @@ def test_file_changed_under_the_editor_loses_nothing(page: Any, server) -> None:
     assert selected.strip().startswith("wieght:")
     yaml_box.fill(mine)
     item.wait_for(state="detached")
-    page.click("#save")
+    page.keyboard.press("Control+s")
     page.wait_for_function("document.getElementById('status').textContent.startsWith('Saved')")
+    assert path.read_text() == mine
 
 
 def test_create_and_import_pages(page: Any, server, tmp_path: Path) -> None:

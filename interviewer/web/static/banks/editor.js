@@ -200,7 +200,7 @@ function question(qp, qi, n) {
         render();
       } }, "+ Add criterion")),
     rows("Follow-ups (asked when the answer misses the key point)", `${qp}.follow_ups`, "follow-up",
-      (p) => [field("Key point", `${p}.trigger`, "text", { list: dl, cls: "narrow" }), field("Prompt", `${p}.prompt`, "line", { cls: "wide" })],
+      (p) => [field("Key point", `${p}.trigger`, "text", { list: dl, cls: "narrow" }), field("Prompt (spoken)", `${p}.prompt`, "line", { cls: "wide", after: listenButton(`${p}.prompt`) })],
       () => ({ trigger: kpIds[0] || "", prompt: "" })),
     rows("Red flags", `${qp}.rubric.red_flags`, "red flag",
       (p) => [field("Id", `${p}.id`, "text", { cls: "narrow" }), field("Misconception or unsafe claim", `${p}.description`, "line", { cls: "wide" }), field("Penalty (0-1)", `${p}.penalty`, "number", { cls: "tiny", placeholder: "0.25" })],
@@ -434,6 +434,12 @@ $("yaml").addEventListener("blur", () => { if (mode === "yaml") validateSoon(0);
 $("mode-form").addEventListener("click", () => switchMode("form"));
 $("mode-yaml").addEventListener("click", () => switchMode("yaml"));
 $("save").addEventListener("click", save);
+document.addEventListener("keydown", (event) => {
+  if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "s") {
+    event.preventDefault(); // the browser's "save page" would not save the bank
+    save();
+  }
+});
 $("conflict-reload").addEventListener("click", () => { dirty = false; });
 $("conflict-overwrite").addEventListener("click", () => {
   baseSha = $("conflict").dataset.sha || null;
