@@ -326,7 +326,8 @@ def test_delete_from_the_page_needs_csrf_and_confirmation(fresh) -> None:
     done = client.post(f"{page}/personal-data/delete", data=confirm)
     assert done.status_code == 200 and "was deleted" in done.text
     assert not any(p.exists() for p in ada.files) and all(p.exists() for p in bob.files)
-    assert client.get(page).status_code == 404
+    gone = client.get(page)
+    assert gone.status_code == 404 and "Start again from the Openings list" in gone.text
     with session_scope(ada.seeded.engine) as s:
         assert s.get(Interview, ada.interview_id) is None
         left = s.scalar(

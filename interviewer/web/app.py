@@ -105,6 +105,20 @@ def create_app(settings: Settings | None = None, *, voice: VoiceOptions | None =
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if request.url.path.startswith(("/api/", "/static/")) or "/media/" in request.url.path:
             return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+        if (
+            exc.status_code == 404
+            and not request.url.path.startswith("/i/")
+            and auth.current_user(request)
+        ):
+            # Staff: an opening or applicant they may not see looks the same as a missing one.
+            return error_page(
+                request,
+                404,
+                "Page not found",
+                "There is nothing here that your account can open: the address may be "
+                "mistyped, the applicant's data deleted, or the opening not assigned to you.",
+                "Start again from the Openings list, or ask an admin to assign you.",
+            )
         if exc.status_code == 404:
             return error_page(
                 request,
