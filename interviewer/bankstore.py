@@ -784,11 +784,20 @@ def _key_line(text: str, key: str) -> int:
     return text.count("\n", 0, match.start()) + 1 if match else 1
 
 
+RESERVED_IDS = frozenset({"new", "import"})
+"""The editor's own pages (/banks/new, /banks/import) would hide a bank with these ids."""
+
+
 def _require_id(bank_id: str) -> None:
     if not BANK_ID.match(bank_id or ""):
         raise BankError(
             f"{bank_id!r} is not a bank id: use lowercase letters, digits, '-' and '_', "
             "starting with a letter or digit, at most 64 characters"
+        )
+    if bank_id in RESERVED_IDS:
+        raise BankError(
+            f"{bank_id!r} is reserved by the web editor (its pages /banks/{bank_id}): "
+            "choose another id"
         )
 
 

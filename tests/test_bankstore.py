@@ -226,6 +226,10 @@ def test_bank_cannot_be_renamed_or_created_twice(store: BankStore) -> None:
         store.save_draft("small", SMALL.replace("id: small", "id: other"), sha)
     with pytest.raises(BankError, match="already exists"):
         store.create(bank_id="small", title="t", domain="d", description="x")
+    with pytest.raises(BankError, match="reserved by the web editor"):
+        store.create(bank_id="new", title="t", domain="d", description="x")
+    with pytest.raises(BankError, match="reserved by the web editor"):
+        store.save_draft("import", "id: import\n", None)
     created = store.create(bank_id="fresh", title="Fresh", domain="law", description="For x.")
     assert created.path.name == "fresh.yaml"
     assert store.summary("fresh").state == "ready"

@@ -21,6 +21,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 
 from interviewer import bankcheck
 from interviewer.bankstore import (
+    RESERVED_IDS,
     BankStore,
     DraftConflict,
     PublishRefused,
@@ -43,7 +44,6 @@ router = APIRouter()
 LEAD = Depends(require_role(Role.domain_lead))
 MAX_AUDIO_TEXT = 4000
 _KEY = re.compile(r"^[0-9a-f]{64}$")
-RESERVED_IDS = frozenset({"new", "import"})
 
 
 def store(request: Request) -> BankStore:
@@ -128,8 +128,6 @@ async def new_bank(request: Request, user: User = LEAD) -> Response:
     form = await request.form()
     values = {k: str(form.get(k, "")).strip() for k in ("id", "title", "domain", "description")}
     try:
-        if values["id"] in RESERVED_IDS:
-            raise BankError(f"{values['id']!r} is reserved by the editor: choose another id")
         await asyncio.to_thread(
             store(request).create,
             bank_id=values["id"],
