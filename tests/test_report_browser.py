@@ -235,3 +235,13 @@ def test_a_mediarecorder_camera_recording_follows_the_audio(site, page) -> None:
     page.click("text=Personal data…")
     page.wait_for_selector("#confirm")
     _shot(page, "report-personal-data")
+    # ... and the erasure itself: a wrong address deletes nothing, the right one everything
+    page.fill("#confirm", "someone@example.invalid")
+    page.click("#delete")
+    page.wait_for_selector("#delete-error")
+    assert recordings.open_for_read(f"{cam.interview_id}/media/camera/00100000.webm")
+    page.fill("#confirm", "cam@example.invalid")
+    page.click("#delete")
+    page.wait_for_selector("#deleted")
+    _shot(page, "report-deleted")
+    assert not (recordings.root / str(cam.interview_id)).exists()
