@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -175,9 +176,9 @@ async def import_bank(request: Request, user: User = LEAD) -> Response:
         )
     bs = store(request)
     problems, bank = await asyncio.to_thread(check_text, data, name)
-    text = data.decode("utf-8", "replace")
+    text = data.decode("utf-8-sig", "replace")  # a byte-order mark is not part of the bank
     if bank is None and not problems:
-        problems = [bankcheck.Problem(_p(name), 1, None, "holds no bank", "upload a bank file")]
+        problems = [bankcheck.Problem(Path(name), 1, None, "holds no bank", "upload a bank file")]
     if problems or bank is None:
         return render(
             request,
@@ -229,12 +230,6 @@ async def import_bank(request: Request, user: User = LEAD) -> Response:
     except UserError as err:
         return _bank_error(request, err)
     return RedirectResponse(f"/banks/{bank.id}?notice=imported", status_code=303)
-
-
-def _p(name: str) -> Any:
-    from pathlib import Path
-
-    return Path(name)
 
 
 NOTICES = {
