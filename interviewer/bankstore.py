@@ -357,7 +357,7 @@ class BankStore:
             return found
         for path in bank_files(self.banks_dir):
             try:
-                head = path.read_bytes()[: bankcheck.MAX_BANK_BYTES].decode("utf-8", "replace")
+                head = path.read_bytes()[: bankcheck.MAX_BANK_BYTES].decode("utf-8-sig", "replace")
             except OSError:
                 continue
             match = _ID_LINE.search(head)
@@ -376,7 +376,7 @@ class BankStore:
         if path is None:
             return None
         data = path.read_bytes()
-        return Draft(bank_id, path, data.decode("utf-8", "replace"), file_sha(data))
+        return Draft(bank_id, path, data.decode("utf-8-sig", "replace"), file_sha(data))
 
     @contextlib.contextmanager
     def _locked(self, bank_id: str) -> Iterator[None]:
