@@ -274,8 +274,13 @@ def export_interviews(
     *,
     user_id: int | None = None,
     applicant_ids: list[int] | None = None,
+    include_demographics: bool = True,
 ) -> bytes:
-    """A zip with everything stored about the applicant(s) of these interviews."""
+    """A zip with everything stored about the applicant(s) of these interviews.
+
+    Self-reported demographics are kept away from recruiters (only the fairness audit reads
+    them), so a recruiter's export leaves them out (``include_demographics=False``) and says
+    so; an admin's or the command line's export has them."""
     from interviewer.reports import build_report
 
     buffer = io.BytesIO()
@@ -304,7 +309,11 @@ def export_interviews(
             demo = s.get(ApplicantDemographics, applicant_id)
             record = {
                 "applicant": applicant.model_dump(mode="json"),
-                "demographics": demo.model_dump(mode="json") if demo else None,
+                "demographics": (
+                    (demo.model_dump(mode="json") if demo else None)
+                    if include_demographics
+                    else "withheld: self-reported demographics are exported by an admin"
+                ),
                 "invites": [
                     {k: v for k, v in inv.model_dump(mode="json").items() if k != "token_hash"}
                     for inv in s.scalars(select(Invite).where(Invite.applicant_id == applicant_id))
@@ -319,7 +328,14 @@ def export_interviews(
             "evidence and integrity events) and your recordings, and your applicant record.\n",
         )
         for interview_id in interview_ids:
-            _audit(s, user_id, "applicant.export", f"interview:{interview_id}", files=files)
+            _audit(
+                s,
+                user_id,
+                "applicant.export",
+                f"interview:{interview_id}",
+                files=files,
+                demographics=include_demographics,
+            )
     return buffer.getvalue()
 
 

@@ -311,6 +311,9 @@ def test_delete_from_the_page_needs_csrf_and_confirmation(fresh) -> None:
     with zipfile.ZipFile(io.BytesIO(exported.content)) as zf:
         assert f"interview-{ada.interview_id}/report.json" in zf.namelist()
         assert sum(n.endswith(".wav") for n in zf.namelist()) == 3
+        record = json.loads(zf.read(f"applicant-{ada.applicant_id}.json"))
+        assert record["applicant"]["email"] == "ada@example.invalid"
+        assert record["demographics"].startswith("withheld")  # a recruiter's export
 
     confirm = {"confirm": "ADA@example.invalid ", "csrf_token": token}
     # while the applicant's voice session is open in this server, nothing is deleted (the

@@ -437,6 +437,7 @@ async def personal_export(
         request.app.state.recordings,
         [interview_id],
         user_id=user.id,
+        include_demographics=user.role is Role.admin,
     )
     return Response(
         data,
