@@ -263,3 +263,24 @@ def test_analyze_interview_finds_the_signals_and_is_idempotent(
         logged = s.scalars(select(AuditLog).where(AuditLog.action == SUMMARY_ACTION)).all()
         assert [(a.target, a.user_id) for a in logged] == [(f"interview:{first}", None)]
         assert logged[0].detail["counts"][EventKind.speaker_change] == {"warning": 1}
+
+
+def test_cli_analyze_stores_a_summary_and_names_a_missing_interview(
+    db_engine: Engine, db_url: str, tmp_path: Path, model_dir: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from interviewer.cli import app
+
+    (interview_id,) = new_interviews(db_engine)
+    env = {"INTERVIEWER_RECORDINGS_DIR": str(tmp_path / "rec")}
+    runner = CliRunner()
+    args = ["integrity", "analyze", "--url", db_url, "--model-dir", str(model_dir)]
+    result = runner.invoke(app, [*args, str(interview_id)], env=env)
+    assert result.exit_code == 0, result.output
+    assert str(interview_id) in result.output
+    with session_scope(db_engine) as s:
+        logged = s.scalars(select(AuditLog).where(AuditLog.action == SUMMARY_ACTION)).all()
+        assert [a.detail["total"] for a in logged] == [0]  # nothing recorded, nothing found
+    result = runner.invoke(app, [*args, "999999"], env=env)
+    assert result.exit_code == 1 and "no interview 999999" in result.output

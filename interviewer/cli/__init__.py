@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from interviewer.cli import applicant, bank, db, models, scoring, storage, users
+from interviewer.cli import applicant, bank, db, integrity, models, scoring, storage, users
 from interviewer.cli.interview import demo, interview
 from interviewer.cli.score import score
 from interviewer.cli.serve import serve
@@ -37,3 +37,4 @@ app.command("worker")(worker)
 app.command("scorer")(scorer)
 app.add_typer(storage.app, name="storage")
 app.add_typer(users.app, name="user")
+app.add_typer(integrity.app, name="integrity")
