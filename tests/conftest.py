@@ -143,3 +143,18 @@ def model_dir() -> Path:
 
     weights.install()
     return Path(get_settings().model_dir).expanduser().absolute()
+
+
+# --- S3: a real S3-compatible server for the session (Ceph RGW, see tests/s3_server.py) ---------
+#
+#   def test_something(s3_server): ...   # .endpoint, .access_key, .secret_key; make your bucket
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[object]:
+    import s3_server as ceph
+
+    if not ceph.available():
+        pytest.fail(ceph.MISSING, pytrace=False)
+    with ceph.CephS3() as server:
+        yield server

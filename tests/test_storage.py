@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import wave
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,12 +22,10 @@ from interviewer.store.storage import LocalStorage, S3Storage, StorageConfigErro
 from interviewer.voice.io import StreamingWavWriter
 
 
-@pytest.fixture(scope="module")
-def s3() -> Iterator[s3_server.CephS3]:
-    if not s3_server.available():
-        pytest.fail(s3_server.MISSING, pytrace=False)
-    with s3_server.CephS3() as server:
-        yield server
+@pytest.fixture
+def s3(s3_server: s3_server.CephS3) -> s3_server.CephS3:
+    """The session's Ceph S3 server (tests/conftest.py)."""
+    return s3_server
 
 
 _bucket_n = 0

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import wave
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -123,12 +122,10 @@ def test_egress_request_records_the_applicant_into_the_bucket(tmp_path: Path) ->
 # --- a whole interview through the worker -----------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def s3() -> Iterator[s3_server.CephS3]:
-    if not s3_server.available():
-        pytest.fail(s3_server.MISSING, pytrace=False)
-    with s3_server.CephS3() as server:
-        yield server
+@pytest.fixture
+def s3(s3_server: s3_server.CephS3) -> s3_server.CephS3:
+    """The session's Ceph S3 server (tests/conftest.py)."""
+    return s3_server
 
 
 @pytest.mark.slow

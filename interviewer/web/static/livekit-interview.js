@@ -56,8 +56,8 @@ async function fetchToken() {
   if (res.status === 410 && body.done) { location.href = body.done; return null; }
   if (res.status === 409 && body.invite) { location.href = body.invite; return null; }
   if (!res.ok) {
-    showProblem({ code: body.error || "token", title: body.message || "The interview could not start",
-      message: body.detail ? "" : (body.message || `The server answered ${res.status}.`),
+    showProblem({ code: body.error || "token", title: "The interview could not start",
+      message: body.message || `The server answered ${res.status}.`,
       next: body.next || "Reload the page and try again." }, body.error === "livekit-config" ? start : null);
     return null;
   }
