@@ -236,6 +236,7 @@ def _standing(session: Session, interview: Interview) -> dict[str, Any]:
 
 
 ACTION_LABELS = {
+    "integrity_analysis": "Integrity checks run",
     "decision": "Decision",
     "report.export": "Report exported",
     "applicant.export": "Personal data exported",
@@ -362,6 +363,7 @@ def build_report(session: Session, recordings: Recordings, interview_id: int) ->
             }
         )
 
+    history = decision_history(session, interview_id)
     return {
         "format": "interviewer.applicant-report/1",
         "generated_at": _iso(datetime.now(UTC)),
@@ -393,7 +395,10 @@ def build_report(session: Session, recordings: Recordings, interview_id: int) ->
         "questions": questions,
         "integrity": integrity,
         "camera": [p.as_dict() for p in parts.values()],
-        "history": decision_history(session, interview_id),
+        "history": history,
+        "analysis": next(
+            (h["detail"] for h in history if h["action"] == "integrity_analysis"), None
+        ),
     }
 
 

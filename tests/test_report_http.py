@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from web_support import csrf_token, make_settings, seed_interview
 
 from interviewer.openings import record_decision
+from interviewer.store import repo
 from interviewer.store.db import session_scope
 from interviewer.store.models import Answer, AuditLog, Interview, Opening
 from interviewer.store.recordings import Recordings
@@ -60,6 +61,15 @@ def site(tmp_path_factory: pytest.TempPathFactory):
         other = s.get(Opening, eve.opening_id)
         rita = staff(s, "recruiter", email="rita@example.org", opening=opening, name="Rita")
         record_decision(s, rita, opening, ada.interview_id, "hold", "Check the trunk answer.")
+        repo.audit(  # as proctoring.analyze records a run with the face detector missing
+            s,
+            None,
+            "integrity_analysis",
+            f"interview:{ada.interview_id}",
+            skipped={"faces": "no face detector"},
+            frames_sampled=0,
+            answers_analyzed=3,
+        )
         staff(s, "recruiter", email="oscar@example.org", opening=other)
         staff(s, "admin", email="root@example.org")
         staff(s, "domain_lead", email="dora@example.org")
@@ -120,6 +130,11 @@ def test_applicant_page_shows_everything(site) -> None:
     assert 'id="decision">hold<' in text
     assert "Decision: <strong>hold</strong> — “Check the trunk answer.”" in text
     assert "by Rita" in text
+    # what the server checks covered, and what they could not check
+    assert "Server checks after the interview: 3 answers, 0 camera frames." in text
+    assert "Not run: faces (no face detector)" in text
+    bob = site["rita"].get(_page(site, "bob")).text
+    assert "have not run for this interview yet" in bob
     # criteria with their level on their own scale, and the raised red flag with its quote
     assert "Names one colour and says why." in text and "1.6 / 2" in text
     assert "Red flags" in text and "Says elephants are small." in text
