@@ -37,6 +37,7 @@ import hashlib
 import os
 import re
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -46,6 +47,7 @@ from typing import Any, get_origin
 import yaml
 from pydantic import BaseModel
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import OperationalError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from interviewer import bankcheck
@@ -627,25 +629,37 @@ class BankStore:
                     problems,
                 )
             assert checked.bank is not None
-            with session_scope(self.engine) as s:
-                before = s.scalars(
-                    select(BankVersion.id).where(
-                        BankVersion.bank_id == bank_id,
-                        BankVersion.version == checked.bank.version,
-                    )
-                ).first()
-                row = publish_bank(s, checked.bank)
-                s.flush()
-                if before is None:
-                    repo.audit(
-                        s,
-                        user_id,
-                        "bank.publish",
-                        f"bank:{bank_id}:v{row.version}",
-                        sha256=row.sha256,
-                        file=draft.file,
-                    )
-            return Published(row, before is None)
+            return self._store_version(checked.bank, draft.file, user_id)
+
+    def _store_version(self, bank: Bank, file: str, user_id: int | None) -> Published:
+        # SQLite refuses (without waiting) a transaction that read before another writer
+        # committed and then writes: try again on a fresh snapshot, which then sees the other
+        # publication and answers for it (same content: done; other content: refused, with fix).
+        for attempt in range(5):
+            try:
+                with session_scope(self.engine) as s:
+                    before = s.scalars(
+                        select(BankVersion.id).where(
+                            BankVersion.bank_id == bank.id, BankVersion.version == bank.version
+                        )
+                    ).first()
+                    row = publish_bank(s, bank)
+                    s.flush()
+                    if before is None:
+                        repo.audit(
+                            s,
+                            user_id,
+                            "bank.publish",
+                            f"bank:{bank.id}:v{row.version}",
+                            sha256=row.sha256,
+                            file=file,
+                        )
+                return Published(row, before is None)
+            except OperationalError as err:
+                if "locked" not in str(err) or attempt == 4:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     # reading ----------------------------------------------------------------------------
 

@@ -358,3 +358,41 @@ def test_cli_status_and_publish(db_url: str, tmp_path: Path) -> None:
     assert "set `version: 2`" in refused.output
     missing = runner.invoke(app, ["bank", "publish", "nope", *args])
     assert missing.exit_code == 1 and "interviewer bank status" in missing.output
+
+
+def test_two_checkouts_publishing_one_version(store: BankStore, tmp_path: Path) -> None:
+    """Two folders (two git checkouts, one database) publish different content as version 1
+    at the same moment: one is stored, the other is refused with the fix; nothing is mixed."""
+    other_dir = tmp_path / "other-checkout"
+    other_dir.mkdir()
+    (other_dir / "small.yaml").write_text(SMALL.replace("Small bank", "Other checkout"))
+    other = BankStore(other_dir, store.engine, tmp_path / "other-locks")
+    barrier = threading.Barrier(2)
+    outcome: dict[str, str] = {}
+
+    def publish(name: str, s: BankStore) -> None:
+        sha = s.draft("small").sha
+        barrier.wait()
+        try:
+            s.publish("small", sha)
+            outcome[name] = "published"
+        except BankError as err:
+            outcome[name] = str(err)
+
+    threads = [
+        threading.Thread(target=publish, args=("here", store)),
+        threading.Thread(target=publish, args=("there", other)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert list(outcome.values()).count("published") == 1, outcome
+    refused = next(v for v in outcome.values() if v != "published")
+    assert "version" in refused and ("version: 2" in refused or "bump" in refused)
+    (row,) = _versions(store)
+    winner = "Small bank" if outcome["here"] == "published" else "Other checkout"
+    assert row.title == winner
+    # the losing checkout now sees why, and the fix
+    loser = other if winner == "Small bank" else store
+    assert loser.summary("small").state == "invalid"
