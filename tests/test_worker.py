@@ -93,6 +93,23 @@ def test_the_worker_needs_livekit_settings(tmp_path: Path) -> None:
     assert server._agent_name == lk.AGENT_NAME  # explicit dispatch: only our tokens call it
 
 
+def test_max_interviews_makes_the_worker_busy_at_exactly_that_many(tmp_path: Path) -> None:
+    """livekit-agents calls load_fnc(server) and marks the worker unavailable once the load
+    exceeds load_threshold: with --max-interviews 3 that is at the third running interview."""
+    from types import SimpleNamespace
+
+    settings = make_settings(tmp_path, livekit_url="wss://lk.example.invalid",
+                             livekit_api_key="key",
+                             livekit_api_secret="a-secret-of-at-least-32-characters!!")  # fmt: skip
+    server = build_server(settings, max_interviews=3, http_port=0)
+    threshold = server._load_threshold
+    for running, available in ((0, True), (1, True), (2, True), (3, False), (5, False)):
+        jobs = SimpleNamespace(active_jobs=[object()] * running)  # the server's job list
+        load = server.load_fnc(jobs)
+        assert (load < threshold) is available, (running, load, threshold)  # as livekit checks
+    assert build_server(settings, http_port=0).load_fnc is None  # default: livekit's CPU load
+
+
 def test_egress_request_records_the_applicant_into_the_bucket(tmp_path: Path) -> None:
     local = make_settings(tmp_path, livekit_egress=True)
     with pytest.raises(UserError, match="INTERVIEWER_STORAGE=s3"):

@@ -16,6 +16,13 @@ def worker(
         help="CPU load (0-1) past which this worker takes no new interviews; LiveKit sends "
         "them to another worker, or they wait for one.",
     ),
+    max_interviews: int = typer.Option(
+        0,
+        "--max-interviews",
+        min=0,
+        help="Take at most this many interviews at once (bench/load.py's knee for this "
+        "machine); 0: use --load-threshold on the CPU load instead.",
+    ),
     http_port: int = typer.Option(
         8081, "--http-port", help="Health-check port (GET /); 0 = any free port."
     ),
@@ -37,7 +44,12 @@ def worker(
     from interviewer.worker import build_server
 
     with run_or_exit():
-        server = build_server(get_settings(), load_threshold=load_threshold, http_port=http_port)
+        server = build_server(
+            get_settings(),
+            load_threshold=load_threshold,
+            http_port=http_port,
+            max_interviews=max_interviews,
+        )
     _run_worker(
         server=server,
         args=proto.CliArgs(log_level=log_level.upper(), log_format="colored", dev=dev),
