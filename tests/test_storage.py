@@ -145,6 +145,11 @@ def test_s3_read_on_another_machine_downloads(s3: s3_server.CephS3, tmp_path: Pa
     data = _speak(path)
     key = worker.commit(path)
     assert not path.exists()  # keep_local=False: only the bucket has it now
+    chunk = worker.media_chunk(5, "camera", 1)
+    chunk.write_bytes(b"webm")
+    worker.commit(chunk)
+    assert chunk.exists()  # media chunks stay: the upload route numbers parts from them
+    assert worker.list_keys(5) == ["5/media/camera/00000001.webm", "5/q1.wav"]
     app = _s3_storage(s3, tmp_path / "app", bucket=worker.bucket)
     got = app.open_for_read(key)
     assert got.read_bytes() == data

@@ -66,7 +66,8 @@ class S3Storage(LocalStorage):
     ``root`` is the local staging folder: answers are written there while they are spoken,
     uploaded by ``commit``, and downloaded there again when read on another machine.
     ``keep_local`` keeps the staged copy after a successful upload (a read cache); without it
-    the copy is removed once the bucket holds it.
+    an answer's copy is removed once the bucket holds it (``media/`` chunks always stay: the
+    upload route counts them to number parts and enforce the quota).
     """
 
     backend = "s3"
@@ -144,7 +145,9 @@ class S3Storage(LocalStorage):
                 self.root,
             )
             return rel
-        if not self.keep_local:
+        # media/ (camera chunks, thumbnails) stays staged: the upload route numbers and
+        # meters an interview's chunks from that folder
+        if not self.keep_local and PurePosixPath(rel).parts[1] != "media":
             local.unlink(missing_ok=True)
         return rel
 
