@@ -106,6 +106,9 @@ function wire(room, sdk) {
   // what the interviewer says, as captions (livekit-agents sends its transcription as text)
   room.registerTextStreamHandler("lk.transcription", async (reader, from) => {
     if (from.identity === room.localParticipant.identity) return;
+    // the worker also sends the applicant's own words (transcribed from our microphone track)
+    const track = reader.info.attributes && reader.info.attributes["lk.transcribed_track_id"];
+    if (track && room.localParticipant.trackPublications.has(track)) return;
     let text = "";
     for await (const chunk of reader) {
       text += chunk;
