@@ -56,9 +56,16 @@ VOICE = VoiceOptions(max_follow_ups=0, no_answer_timeout_s=45.0)
 
 
 @pytest.fixture(scope="module")
-def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def web(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Iterator[dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("web-browser")
-    settings = make_settings(tmp, data_dir=tmp_path_factory.getbasetemp() / "web-data")
+    # answers are scored as they are stored, as in production (SmolLM2: the code path)
+    settings = make_settings(
+        tmp,
+        data_dir=tmp_path_factory.getbasetemp() / "web-data",
+        score_answers=True,
+        scoring_model="smollm2-135m",
+        model_dir=model_dir,
+    )
     seed_interview(settings, email="warm@example.invalid")  # migrates; publishes the bank
     app = create_app(settings, voice=VOICE)
     server = LiveServer(app).start(timeout=600)
@@ -233,6 +240,31 @@ def test_full_interview(web: dict[str, Any], playwright: Any, tmp_path: Path) ->
         assert row.consented_at is not None and row.consented_at <= row.started_at
     camera = _camera_seconds(settings, seeded.interview_id, tmp_path)
     assert len(camera) == 1 and camera[0] > 20, camera
+    # the server's scoring worker scored each answer as it was stored, then the interview
+    scored = _wait_for_scores(seeded, ["colour", "animal"], timeout_s=300)
+    assert all(model == "smollm2-135m" for model in scored.values()), scored
+
+
+def _wait_for_scores(seeded: Any, questions: list[str], timeout_s: float) -> dict[str, str]:
+    from sqlalchemy import select
+
+    from interviewer.store.models import CriterionScore
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with session_scope(seeded.engine) as s:
+            interview = s.get(Interview, seeded.interview_id)
+            rows = {
+                a.question_id: s.scalars(
+                    select(CriterionScore.model).where(CriterionScore.answer_id == a.id)
+                ).first()
+                for a in repo.answers_of(s, seeded.interview_id)
+                if a.question_id in questions
+            }
+            if interview.score is not None and all(rows.get(q) for q in questions):
+                return rows
+        assert time.monotonic() < deadline, f"not scored in {timeout_s:.0f} s: {rows}"
+        time.sleep(1.0)
 
 
 # --- reload, closed tab, resume --------------------------------------------------------------
