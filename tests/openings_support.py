@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from web_support import _question
+from web_support import bank_question
 
 from interviewer import invites
 from interviewer.banks import Bank
@@ -39,8 +39,8 @@ RECRUITER_BANK = Bank.model_validate(
         "description": "Two questions for the recruiter tests.",
         "practice_question": "What do you do?",
         "questions": [
-            _question("q1", "Explain how you would triage a rash."),
-            _question("q2", "When do you refer a patient?"),
+            bank_question("q1", "Explain how you would triage a rash."),
+            bank_question("q2", "When do you refer a patient?"),
         ],
     }
 )

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select
+from web_support import bank_question as _question
 
 from interviewer.banks import Bank
 from interviewer.store import repo
@@ -36,25 +37,6 @@ ANSWERS = {
     ),
     "city": ("Paris is the capital city of France.", {"paris", "france"}),
 }
-
-
-def _question(qid: str, prompt: str) -> dict[str, Any]:
-    return {
-        "id": qid,
-        "prompt": prompt,
-        "time_limit_s": 60,
-        "reference_answer": "r",
-        "rubric": {
-            "criteria": [
-                {
-                    "id": "c",
-                    "description": "d",
-                    "weight": 1,
-                    "levels": [{"score": 0, "descriptor": "n"}, {"score": 1, "descriptor": "y"}],
-                }
-            ]
-        },
-    }
 
 
 BANK = Bank.model_validate(

@@ -20,7 +20,8 @@ from interviewer.store.db import create_db_engine, migrate, session_scope
 SECRET = "test-secret-key-for-web-tests"
 
 
-def _question(qid: str, prompt: str, limit: int = 60) -> dict[str, Any]:
+def bank_question(qid: str, prompt: str, limit: int = 60) -> dict[str, Any]:
+    """A question with a one-criterion 0/1 rubric: enough for tests of everything but scoring."""
     return {
         "id": qid,
         "prompt": prompt,
@@ -48,8 +49,8 @@ FIXTURE_BANK = Bank.model_validate(
         "description": "Two short questions for browser tests.",
         "practice_question": "What do you do?",
         "questions": [
-            _question("colour", "What is your favourite colour?"),
-            _question("animal", "Describe an elephant."),
+            bank_question("colour", "What is your favourite colour?"),
+            bank_question("animal", "Describe an elephant."),
         ],
     }
 )
