@@ -78,6 +78,17 @@ def _read(files: Sequence[tuple[Path, int]], first: int, last: int) -> Iterator[
         position += size
 
 
+def attachment(
+    body: str | bytes, media_type: str, filename: str, cache: dict[str, str] = NO_STORE
+) -> Response:
+    """A download (an export, a zip of personal data) that no cache keeps: ``cache`` headers."""
+    return Response(
+        body,
+        media_type=media_type,
+        headers={**cache, "Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
 def serve_files(
     request: Request, paths: Sequence[Path], media_type: str, *, filename: str | None = None
 ) -> Response:

@@ -31,6 +31,7 @@ from interviewer.store import repo
 from interviewer.store.db import session_scope
 from interviewer.store.models import Opening, Role, User
 from interviewer.web.auth import require_opening, require_role
+from interviewer.web.media import attachment
 from interviewer.web.pages import render
 
 router = APIRouter()
@@ -70,6 +71,24 @@ async def _db(request: Request, work: Callable[..., Any], *args: Any) -> Any:
 
 def _redirect(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
+
+
+async def _attempt(
+    request: Request, refused: type[UserError], work: Callable[..., Any], *args: Any
+) -> str | None:
+    """Run ``work(session, *args)`` like :func:`_db`: None when it went through, the reason
+    when it was refused with ``refused``; a target that is not in this opening is a 404."""
+
+    def run(s: Any) -> str | None:
+        try:
+            work(s, *args)
+        except LookupError:
+            raise HTTPException(404, "Not found") from None
+        except refused as err:
+            return str(err)
+        return None
+
+    return await _db(request, run)
 
 
 def _int(value: Any) -> int | None:
@@ -126,47 +145,43 @@ def _filters(request: Request) -> svc.Filters:
     return svc.Filters.from_query(request.query_params)
 
 
-@router.get("/openings/{opening_id}", name="opening_shortlist")
-async def shortlist_page(request: Request, opening: Opening = Depends(require_opening)) -> Response:
-    filters = _filters(request)
+async def _shortlist_page(
+    request: Request, opening: Opening, filters: svc.Filters, status_code: int = 200, **context: Any
+) -> Response:
     sl = await _db(request, svc.load_shortlist, opening, filters)
-    saved = _int(request.query_params.get("saved"))
     return _page(
         request,
         "shortlist.html",
+        status_code,
         opening=opening,
         tab="shortlist",
         sl=sl,
         filters=filters,
-        saved=saved,
         query=urlencode(filters.query()),
         urlencode=urlencode,
+        **context,
     )
+
+
+@router.get("/openings/{opening_id}", name="opening_shortlist")
+async def shortlist_page(request: Request, opening: Opening = Depends(require_opening)) -> Response:
+    saved = _int(request.query_params.get("saved"))
+    return await _shortlist_page(request, opening, _filters(request), saved=saved)
 
 
 @router.get("/openings/{opening_id}/shortlist.csv", name="shortlist_csv")
 async def shortlist_csv(request: Request, opening: Opening = Depends(require_opening)) -> Response:
     sl = await _db(request, svc.load_shortlist, opening, _filters(request))
-    return Response(
-        svc.shortlist_csv(sl),
-        media_type="text/csv; charset=utf-8",
-        headers={
-            "Content-Disposition": f'attachment; filename="{opening.slug}-shortlist.csv"',
-            **NO_STORE,
-        },
+    return attachment(
+        svc.shortlist_csv(sl), "text/csv; charset=utf-8", f"{opening.slug}-shortlist.csv", NO_STORE
     )
 
 
 @router.get("/openings/{opening_id}/shortlist.json", name="shortlist_json")
 async def shortlist_json(request: Request, opening: Opening = Depends(require_opening)) -> Response:
     sl = await _db(request, svc.load_shortlist, opening, _filters(request))
-    return Response(
-        svc.shortlist_json(sl),
-        media_type="application/json",
-        headers={
-            "Content-Disposition": f'attachment; filename="{opening.slug}-shortlist.json"',
-            **NO_STORE,
-        },
+    return attachment(
+        svc.shortlist_json(sl), "application/json", f"{opening.slug}-shortlist.json", NO_STORE
     )
 
 
@@ -180,36 +195,20 @@ async def decide(
     form = await request.form()
     decision = str(form.get("decision") or "")
     note = str(form.get("note") or "")
-    back = str(form.get("back") or "")
-
-    def save(s: Any) -> str | None:
-        try:
-            svc.record_decision(s, user, opening, interview_id, decision, note)
-        except LookupError:
-            raise HTTPException(404, "Not found") from None
-        except UserError as err:
-            return str(err)
-        return None
-
-    error = await _db(request, save)
+    filters = svc.Filters.from_query(dict(_parse_qs(str(form.get("back") or ""))))
+    error = await _attempt(
+        request, UserError, svc.record_decision, user, opening, interview_id, decision, note
+    )
     if error:
-        filters = svc.Filters.from_query(dict(_parse_qs(back)))
-        sl = await _db(request, svc.load_shortlist, opening, filters)
-        return _page(
+        return await _shortlist_page(
             request,
-            "shortlist.html",
+            opening,
+            filters,
             400,
-            opening=opening,
-            tab="shortlist",
-            sl=sl,
-            filters=filters,
             saved=None,
-            query=urlencode(filters.query()),
-            urlencode=urlencode,
             error=f"The decision was not saved: {error}.",
             error_row=interview_id,
         )
-    filters = svc.Filters.from_query(dict(_parse_qs(back)))
     query = urlencode({**filters.query(), "saved": interview_id})
     return _redirect(f"/openings/{opening.id}?{query}#row-{interview_id}")
 
@@ -353,13 +352,11 @@ async def invites_csv(
         return links
 
     links = await _db(request, load)
-    return Response(
+    return attachment(
         svc.links_csv(links, lambda token: _link(request, token)),
-        media_type="text/csv; charset=utf-8",
-        headers={
-            "Content-Disposition": f'attachment; filename="{opening.slug}-invite-links.csv"',
-            **NO_STORE,
-        },
+        "text/csv; charset=utf-8",
+        f"{opening.slug}-invite-links.csv",
+        NO_STORE,
     )
 
 
@@ -371,17 +368,7 @@ async def invite_renew(
     user: User = Recruiter,
 ) -> Response:
     settings = request.app.state.settings
-
-    def renew(s: Any) -> str | None:
-        try:
-            svc.renew_link(s, settings, user, opening, invite_id)
-        except LookupError:
-            raise HTTPException(404, "Not found") from None
-        except InviteError as err:
-            return str(err)
-        return None
-
-    error = await _db(request, renew)
+    error = await _attempt(request, InviteError, svc.renew_link, settings, user, opening, invite_id)
     if error:
         return await _invites_page(request, opening, 409, renew_error=error)
     return _redirect(f"/openings/{opening.id}/invites?renewed={invite_id}#invite-{invite_id}")
@@ -444,21 +431,25 @@ async def opening_update(
     return _redirect(f"/openings/{opening.id}/settings?{urlencode({'saved': fields})}")
 
 
+async def _recruiters_changed(
+    request: Request, opening: Opening, work: Callable[..., Any], *args: Any
+) -> Response | None:
+    """Assign or unassign a recruiter: None when done, else the settings page saying why not."""
+    try:
+        await _db(request, work, *args)
+    except UserError as err:
+        return await _settings_page(request, opening, 400, error=str(err))
+    return None
+
+
 @router.post("/openings/{opening_id}/recruiters", name="recruiter_add")
 async def recruiter_add(
     request: Request, opening: Opening = Depends(require_opening), user: User = Recruiter
 ) -> Response:
     form = await request.form()
     user_id = _int(form.get("user_id"))
-
-    def add(s: Any) -> str:
-        return svc.assign(s, user, opening, user_id or 0).email
-
-    try:
-        await _db(request, add)
-    except UserError as err:
-        return await _settings_page(request, opening, 400, error=str(err))
-    return _redirect(f"/openings/{opening.id}/settings?changed=1")
+    refused = await _recruiters_changed(request, opening, svc.assign, user, opening, user_id or 0)
+    return refused or _redirect(f"/openings/{opening.id}/settings?changed=1")
 
 
 @router.post("/openings/{opening_id}/recruiters/{user_id}/remove", name="recruiter_remove")
@@ -468,13 +459,9 @@ async def recruiter_remove(
     opening: Opening = Depends(require_opening),
     user: User = Recruiter,
 ) -> Response:
-    def remove(s: Any) -> str:
-        return svc.unassign(s, user, opening, user_id).email
-
-    try:
-        await _db(request, remove)
-    except UserError as err:
-        return await _settings_page(request, opening, 400, error=str(err))
+    refused = await _recruiters_changed(request, opening, svc.unassign, user, opening, user_id)
+    if refused:
+        return refused
     if user_id == user.id and user.role is not Role.admin:
         return _redirect("/openings")  # they no longer see it
     return _redirect(f"/openings/{opening.id}/settings?changed=1")
