@@ -73,6 +73,12 @@ class Settings(BaseSettings):
         "kept in <data_dir>/secret_key.",
     )
     transport: Literal["websocket", "livekit"] = "websocket"
+    max_live_interviews: int = Field(
+        default=0,
+        ge=0,
+        description="Interviews the embedded server runs at once (bench/load.py's knee); "
+        "the others wait in line with a message. 0: no limit.",
+    )
 
     # --- recordings storage (interviewer/store/storage.py) ---
     storage: Literal["local", "s3"] = Field(

@@ -45,6 +45,7 @@ from interviewer.proctoring.worker import AnalysisPool
 from interviewer.store.db import session_scope
 from interviewer.store.models import IntegrityEvent, Interview, Opening, utcnow
 from interviewer.store.recordings import Recordings
+from interviewer.transports.admission import Admission, busy_message
 from interviewer.transports.websocket import (
     CloseCode,
     Disconnected,
@@ -233,6 +234,8 @@ class LiveInterviews:
         self.active: dict[int, Live] = {}
         self._locks: dict[int, asyncio.Lock] = {}
         self.shutting_down = False
+        # past the machine's capacity, interviews wait in line (transports/admission.py)
+        self.admission = Admission(settings.max_live_interviews)
         self.scoring: LiveScoring | None = None
         if settings.score_answers:
             self.scoring = LiveScoring(
@@ -370,6 +373,7 @@ class LiveInterviews:
         reader = asyncio.create_task(transport.run(bridge.on_message))
         stopped = asyncio.create_task(live.stop.wait())
         runner: asyncio.Task[Any] | None = None
+        slot = None
         try:
             if not self.stack.ready.is_set():
                 transport.send_json({"type": "state", "state": "preparing"})
@@ -379,6 +383,15 @@ class LiveInterviews:
                     loading.cancel()
                     return  # the page went (or was replaced) while the models loaded
                 loading.result()  # raises if the models could not load
+            # a full server: wait in line, told so, until an interview ends (nothing recorded)
+            slot = await self.admission.wait_turn(
+                lambda place: transport.send_json(
+                    {"type": "notice", "message": busy_message(place)}
+                ),
+                until=(reader, stopped),
+            )
+            if slot is None:
+                return  # the page went while it waited
             transport.send_json(
                 {
                     "type": "ready",
@@ -411,6 +424,7 @@ class LiveInterviews:
             self._server_error(transport)
             return
         finally:
+            self.admission.release(slot)
             tasks = [t for t in (runner, reader, stopped) if t is not None]
             for task in tasks:
                 if not task.done():
