@@ -37,7 +37,7 @@ from interviewer.store.models import (
     User,
 )
 from interviewer.web.auth import opening_for, require_role
-from interviewer.web.media import NO_STORE, serve_files
+from interviewer.web.media import attachment, serve_files
 from interviewer.web.pages import render
 
 router = APIRouter()
@@ -277,42 +277,36 @@ def _audit_export(request: Request, user: User, interview_id: int, fmt: str) -> 
         repo.audit(s, user, "report.export", f"interview:{interview_id}", format=fmt)
 
 
-def _filename(report: dict[str, Any], ext: str) -> str:
-    return f"interview-{report['interview']['id']}-report.{ext}"
+EXPORTS = {
+    "json": (lambda r: json.dumps(r, indent=2, ensure_ascii=False), "application/json"),
+    "csv": (reports.report_csv, "text/csv; charset=utf-8"),
+}
+
+
+async def _export(
+    request: Request, opening_id: int, interview_id: int, user: User, fmt: str
+) -> Response:
+    await _allowed(request, opening_id, interview_id, user)
+    report = await asyncio.to_thread(_report, request, interview_id)
+    await asyncio.to_thread(_audit_export, request, user, interview_id, fmt)
+    write, media_type = EXPORTS[fmt]
+    return attachment(
+        write(report), media_type, f"interview-{report['interview']['id']}-report.{fmt}"
+    )
 
 
 @router.get(BASE + "/report.json", name="report_json")
 async def export_json(
     request: Request, opening_id: int, interview_id: int, user: User = Depends(recruiter)
 ) -> Response:
-    await _allowed(request, opening_id, interview_id, user)
-    report = await asyncio.to_thread(_report, request, interview_id)
-    await asyncio.to_thread(_audit_export, request, user, interview_id, "json")
-    return Response(
-        json.dumps(report, indent=2, ensure_ascii=False),
-        media_type="application/json",
-        headers={
-            **NO_STORE,
-            "Content-Disposition": f'attachment; filename="{_filename(report, "json")}"',
-        },
-    )
+    return await _export(request, opening_id, interview_id, user, "json")
 
 
 @router.get(BASE + "/report.csv", name="report_csv")
 async def export_csv(
     request: Request, opening_id: int, interview_id: int, user: User = Depends(recruiter)
 ) -> Response:
-    await _allowed(request, opening_id, interview_id, user)
-    report = await asyncio.to_thread(_report, request, interview_id)
-    await asyncio.to_thread(_audit_export, request, user, interview_id, "csv")
-    return Response(
-        reports.report_csv(report),
-        media_type="text/csv; charset=utf-8",
-        headers={
-            **NO_STORE,
-            "Content-Disposition": f'attachment; filename="{_filename(report, "csv")}"',
-        },
-    )
+    return await _export(request, opening_id, interview_id, user, "csv")
 
 
 # --- compare ---------------------------------------------------------------------------------
@@ -411,6 +405,17 @@ async def personal_data(
 ) -> Response:
     opening = await _allowed(request, opening_id, interview_id, user)
     report = await asyncio.to_thread(_report, request, interview_id)
+    return await _personal_data_page(request, opening, report, interview_id)
+
+
+async def _personal_data_page(
+    request: Request,
+    opening: Opening,
+    report: dict[str, Any],
+    interview_id: int,
+    status_code: int = 200,
+    error: str | None = None,
+) -> Response:
     files, size = await asyncio.to_thread(
         privacy.folder_usage, request.app.state.recordings, interview_id
     )
@@ -418,11 +423,12 @@ async def personal_data(
         request,
         "report/personal_data.html",
         purge_on=purge_date(report),
+        status_code=status_code,
         opening=opening,
         r=report,
         files=files,
         size=size,
-        error=None,
+        error=error,
     )
 
 
@@ -439,16 +445,7 @@ async def personal_export(
         user_id=user.id,
         include_demographics=user.role is Role.admin,
     )
-    return Response(
-        data,
-        media_type="application/zip",
-        headers={
-            **NO_STORE,
-            "Content-Disposition": (
-                f'attachment; filename="interview-{interview_id}-personal-data.zip"'
-            ),
-        },
-    )
+    return attachment(data, "application/zip", f"interview-{interview_id}-personal-data.zip")
 
 
 @router.post(BASE + "/personal-data/delete", name="report_personal_delete")
@@ -461,41 +458,25 @@ async def personal_delete(
     report = await asyncio.to_thread(_report, request, interview_id)
     expected = (report["applicant"]["email"] or "").strip().lower()
     if not expected or typed != expected:
-        files, size = await asyncio.to_thread(
-            privacy.folder_usage, request.app.state.recordings, interview_id
-        )
-        return render(
+        return await _personal_data_page(
             request,
-            "report/personal_data.html",
-            purge_on=purge_date(report),
-            status_code=400,
-            opening=opening,
-            r=report,
-            files=files,
-            size=size,
-            error=(
-                "Nothing was deleted: the address you typed does not match this applicant's. "
-                "Type their email address exactly as shown, then press Delete again."
-            ),
+            opening,
+            report,
+            interview_id,
+            400,
+            "Nothing was deleted: the address you typed does not match this applicant's. "
+            "Type their email address exactly as shown, then press Delete again.",
         )
     if interview_id in _live_ids(request):
-        files, size = await asyncio.to_thread(
-            privacy.folder_usage, request.app.state.recordings, interview_id
-        )
-        return render(
+        return await _personal_data_page(
             request,
-            "report/personal_data.html",
-            purge_on=purge_date(report),
-            status_code=409,
-            opening=opening,
-            r=report,
-            files=files,
-            size=size,
-            error=(
-                "Nothing was deleted: the applicant is taking this interview right now. "
-                "Try again once the interview has ended (its state will be completed or "
-                "abandoned)."
-            ),
+            opening,
+            report,
+            interview_id,
+            409,
+            "Nothing was deleted: the applicant is taking this interview right now. "
+            "Try again once the interview has ended (its state will be completed or "
+            "abandoned).",
         )
     result = await asyncio.to_thread(
         privacy.delete_interviews,
