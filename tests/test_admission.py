@@ -127,3 +127,64 @@ def test_a_full_server_lines_the_next_applicant_up_with_a_message(tmp_path) -> N
                 while live.active and time.monotonic() < deadline:
                     time.sleep(0.05)
                 assert not live.admission.running  # every slot given back
+
+
+@pytest.mark.timeout(400)
+def test_the_waiting_applicant_sees_why_in_chromium(tmp_path) -> None:
+    """What the second applicant sees while the only slot is taken (screenshot
+    test-artifacts/screenshots/admission-busy.png), and that their interview then starts."""
+    import time
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from playwright import sync_api
+    from web_support import CHROMIUM, LiveServer, chromium_args, make_settings, make_video
+    from web_support import seed_interview as seed
+
+    from interviewer.store.db import session_scope
+    from interviewer.store.models import Interview
+    from interviewer.web import create_app
+    from interviewer.web.live import VoiceOptions
+
+    shots = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    settings = make_settings(tmp_path, max_live_interviews=1)
+    seeded = [seed(settings, email=f"{n}@example.invalid") for n in "ab"]
+    for s in seeded:
+        with session_scope(s.engine) as db:
+            db.get(Interview, s.interview_id).consented_at = datetime.now(UTC)
+    app = create_app(settings, voice=VoiceOptions(max_follow_ups=0))
+    server = LiveServer(app).start(timeout=300)
+    live = app.state.live
+    try:
+        with sync_api.sync_playwright() as pw:
+            args = chromium_args(None, make_video(tmp_path / "c.y4m"))
+            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
+            pages = []
+            for s in seeded:
+                page = browser.new_context(viewport={"width": 1000, "height": 800}).new_page()
+                page.goto(f"{server.url}/i/{s.token}/interview")
+                page.wait_for_selector("#start:not([disabled])", timeout=60_000)
+                page.click("#start")
+                pages.append(page)
+                if len(pages) == 1:
+                    deadline = time.monotonic() + 120
+                    while len(live.admission.running) < 1 and time.monotonic() < deadline:
+                        time.sleep(0.1)
+            waiting = pages[1]
+            waiting.wait_for_selector("#banner:not([hidden])", timeout=60_000)
+            text = waiting.inner_text("#banner")
+            waiting.screenshot(path=str(shots / "admission-busy.png"), full_page=True)
+            assert "All interviewers are busy" in text and "1 person is ahead" in text
+            assert not waiting.is_visible("#problem")
+            pages[0].context.close()  # the first applicant leaves: the second one starts
+            waiting.wait_for_function(
+                "document.getElementById('banner').hidden === true", timeout=60_000
+            )
+            deadline = time.monotonic() + 30
+            while live.admission.waiting and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert not live.admission.waiting and len(live.admission.running) == 1
+            browser.close()
+    finally:
+        server.stop()
