@@ -24,14 +24,19 @@ UrlOption = typer.Option(
     None, "--url", help="SQLAlchemy URL; default: INTERVIEWER_DATABASE_URL or the SQLite file."
 )
 RoleOption = typer.Option(..., "--role", help="admin, recruiter or domain_lead.")
+EmailArgument = typer.Argument(..., help="The account's email.")
+PasswordStdinOption = typer.Option(
+    False, "--password-stdin", help="Read the password from stdin instead of generating one."
+)
 
 
-def _engine(url: str | None):
+def _session(url: str | None):
+    """One transaction on the database at ``url``, migrated to the latest version first."""
     from interviewer.store import db
 
     engine = db.create_db_engine(url)
     db.migrate(engine)
-    return engine
+    return db.session_scope(engine)
 
 
 def _stdin_password() -> str:
@@ -55,18 +60,15 @@ def add(
     email: str = typer.Argument(..., help="The email the person signs in with."),
     role: str = RoleOption,
     name: str = typer.Option("", "--name", help="Shown in the web app."),
-    password_stdin: bool = typer.Option(
-        False, "--password-stdin", help="Read the password from stdin instead of generating one."
-    ),
+    password_stdin: bool = PasswordStdinOption,
     url: str | None = UrlOption,
 ) -> None:
     """Add a staff account; prints a generated password once unless --password-stdin."""
     from interviewer import accounts
-    from interviewer.store.db import session_scope
 
     with run_or_exit():
         password = _stdin_password() if password_stdin else None
-        with session_scope(_engine(url)) as s:
+        with _session(url) as s:
             new = accounts.create_user(s, email=email, role=role, name=name, password=password)
             email, role_name = new.user.email, new.user.role.value
         console.print(f"added {email} ({role_name})")
@@ -78,9 +80,8 @@ def add(
 def list_(url: str | None = UrlOption) -> None:
     """Every account with its role and whether it can sign in."""
     from interviewer import accounts
-    from interviewer.store.db import session_scope
 
-    with run_or_exit(), session_scope(_engine(url)) as s:
+    with run_or_exit(), _session(url) as s:
         users = accounts.list_users(s)
         table = Table("email", "name", "role", "status")
         for user in users:
@@ -95,19 +96,16 @@ def list_(url: str | None = UrlOption) -> None:
 
 @app.command("set-password")
 def set_password(
-    email: str = typer.Argument(..., help="The account's email."),
-    password_stdin: bool = typer.Option(
-        False, "--password-stdin", help="Read the password from stdin instead of generating one."
-    ),
+    email: str = EmailArgument,
+    password_stdin: bool = PasswordStdinOption,
     url: str | None = UrlOption,
 ) -> None:
     """Set a new password (printed once unless --password-stdin); ends every session."""
     from interviewer import accounts
-    from interviewer.store.db import session_scope
 
     with run_or_exit():
         password = _stdin_password() if password_stdin else None
-        with session_scope(_engine(url)) as s:
+        with _session(url) as s:
             new_password = accounts.set_password(s, email, password)
             email = accounts.user_by_email(s, email).email
         console.print(f"{email}: password changed; every session of this account is signed out")
@@ -117,42 +115,39 @@ def set_password(
 
 @app.command("set-role")
 def set_role(
-    email: str = typer.Argument(..., help="The account's email."),
+    email: str = EmailArgument,
     role: str = RoleOption,
     url: str | None = UrlOption,
 ) -> None:
     """Change an account's role."""
     from interviewer import accounts
-    from interviewer.store.db import session_scope
 
-    with run_or_exit(), session_scope(_engine(url)) as s:
+    with run_or_exit(), _session(url) as s:
         user = accounts.set_role(s, email, role)
         console.print(f"{user.email} is now {user.role.value}")
 
 
 @app.command("deactivate")
 def deactivate(
-    email: str = typer.Argument(..., help="The account's email."),
+    email: str = EmailArgument,
     url: str | None = UrlOption,
 ) -> None:
     """Stop an account from signing in and end its sessions now (its history stays)."""
-    from interviewer import accounts
-    from interviewer.store.db import session_scope
-
-    with run_or_exit(), session_scope(_engine(url)) as s:
-        user = accounts.set_active(s, email, False)
-        console.print(f"{user.email} is deactivated and signed out everywhere")
+    _set_active(email, False, "is deactivated and signed out everywhere", url)
 
 
 @app.command("activate")
 def activate(
-    email: str = typer.Argument(..., help="The account's email."),
+    email: str = EmailArgument,
     url: str | None = UrlOption,
 ) -> None:
     """Let a deactivated account sign in again."""
-    from interviewer import accounts
-    from interviewer.store.db import session_scope
+    _set_active(email, True, "can sign in again", url)
 
-    with run_or_exit(), session_scope(_engine(url)) as s:
-        user = accounts.set_active(s, email, True)
-        console.print(f"{user.email} can sign in again")
+
+def _set_active(email: str, active: bool, done: str, url: str | None) -> None:
+    from interviewer import accounts
+
+    with run_or_exit(), _session(url) as s:
+        user = accounts.set_active(s, email, active)
+        console.print(f"{user.email} {done}")
