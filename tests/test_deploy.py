@@ -95,6 +95,7 @@ def test_app_and_workers_get_real_settings(compose: dict[str, Any]) -> None:
     app, worker = compose["services"]["app"], compose["services"]["worker"]
     assert app["command"][:2] == ["interviewer", "serve"] and "serve" in commands
     assert worker["command"][:2] == ["interviewer", "worker"] and "worker" in commands
+    assert worker["command"][-2:] == ["--max-interviews", "${MAX_INTERVIEWS:-0}"]
     assert worker["deploy"]["replicas"] == "${WORKERS:-2}"
     scorer = compose["services"]["scorer"]
     assert scorer["command"] == ["interviewer", "scorer"] and "scorer" in commands
