@@ -398,3 +398,23 @@ def test_qwen_ranks_strong_above_weak_on_every_shipped_question(model_dir: Path)
                 failures.append(f"{bank.id}/{question.id}: strong {strong:.3f} <= weak {weak:.3f}")
     assert not failures, "\n".join(failures)
     assert min(margins) > 0
+
+
+async def test_live_scoring_without_a_model_reports_and_never_raises(tmp_path: Path) -> None:
+    """A server whose scoring model is missing keeps interviewing: the answers are left for
+    `interviewer score`, the error is kept for the logs, nothing raises into the session."""
+    from interviewer.store.db import create_db_engine, dispose_engine, migrate
+    from interviewer.voice.scoring import LiveScoring
+
+    db_url = f"sqlite:///{tmp_path / 'live.db'}"
+    migrate(create_db_engine(db_url))
+    scoring = LiveScoring(db_url, model=SMALL, model_dir=tmp_path / "no-models-here")
+    try:
+        await scoring.submit([1, 2])
+        await asyncio.wait_for(scoring.wait(), 300)
+        assert scoring.error is not None and "could not start" in scoring.error
+        await scoring.submit([3])  # after the failure: dropped at once, no exception
+        assert scoring.dropped[-1] == 3
+    finally:
+        await scoring.aclose()
+    dispose_engine(db_url)

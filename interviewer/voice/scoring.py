@@ -149,9 +149,13 @@ class LiveScoring:
                 self._collect()
         except asyncio.CancelledError:
             raise
-        except (WorkerError, OSError) as err:
+        except Exception as err:  # WorkerError (no model, a crash), or a bug: stop scoring
             self.error = str(err)
-            log.error("scoring worker failed: %s; answers stay unscored (`interviewer score`)", err)
+            log.error(
+                "scoring worker failed: %s; answers stay unscored (`interviewer score`)",
+                err,
+                exc_info=not isinstance(err, WorkerError),
+            )
             while not self._backlog.empty():
                 kind, ident = self._backlog.get_nowait()
                 if kind == "score":
