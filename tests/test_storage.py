@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 import wave
 from pathlib import Path
 
@@ -173,9 +174,15 @@ def test_s3_outage_keeps_the_answer_staged_until_sync(s3: s3_server.CephS3, tmp_
     data = _speak(path)
     assert down.commit(path) == "8/q2.wav"  # logged, not raised
     assert path.read_bytes() == data
+    # during the outage the next answers are staged at once, not after another timeout
+    second = down.answer_audio(8, "q3")
+    _speak(second)
+    started = time.monotonic()
+    assert down.commit(second) == "8/q3.wav"
+    assert time.monotonic() - started < 0.5
     assert good.list_keys(8) == []
-    assert good.sync() == 1
-    assert good.list_keys(8) == ["8/q2.wav"]
+    assert good.sync() == 2
+    assert good.list_keys(8) == ["8/q2.wav", "8/q3.wav"]
     assert good.sync() == 0  # nothing twice
 
 

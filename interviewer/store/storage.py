@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import time
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -98,6 +99,10 @@ class S3Storage(LocalStorage):
         self.prefix = f"{prefix}/" if prefix else ""
         self.endpoint_url = endpoint_url
         self.keep_local = keep_local
+        # after a failed upload, answers are staged without trying for a while: an outage
+        # must not add a connection timeout to every answer (the next question waits on it)
+        self.retry_after_s = 30.0
+        self._down_until = 0.0
         if client is None:
             import boto3
             from botocore.config import Config
@@ -109,9 +114,9 @@ class S3Storage(LocalStorage):
                 aws_access_key_id=access_key_id or None,
                 aws_secret_access_key=secret_access_key or None,
                 config=Config(
-                    retries={"max_attempts": 3, "mode": "standard"},
-                    connect_timeout=5,
-                    read_timeout=30,
+                    retries={"max_attempts": 2, "mode": "standard"},
+                    connect_timeout=3,
+                    read_timeout=20,
                     s3={"addressing_style": "path"},  # MinIO/Ceph without wildcard DNS
                 ),
             )
@@ -133,9 +138,13 @@ class S3Storage(LocalStorage):
     def commit(self, path: Path | str) -> str:
         rel = self.relative(path)
         local = self.root / rel
+        if time.monotonic() < self._down_until:
+            log.warning("bucket %s was unreachable: %s stays staged", self.bucket, rel)
+            return rel
         try:
             self._upload(local, rel)
         except Exception as exc:  # an outage must not lose the answer: it stays staged
+            self._down_until = time.monotonic() + self.retry_after_s
             log.error(
                 "could not upload %s to bucket %s (%s); it stays in %s until "
                 "`interviewer storage sync`",
@@ -156,6 +165,7 @@ class S3Storage(LocalStorage):
 
     def sync(self) -> int:
         """Upload every staged file the bucket lacks (or holds at another size); the count."""
+        self._down_until = 0.0
         uploaded = 0
         for local in sorted(p for p in self.root.rglob("*") if p.is_file() and not p.is_symlink()):
             if local.name.startswith(".part-"):
