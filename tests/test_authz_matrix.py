@@ -244,6 +244,12 @@ def _websocket_allowed(client: TestClient, url: str) -> tuple[bool, str]:
     return code != "forged", f"socket said {code!r}"
 
 
+def _body(rule: Rule) -> dict[str, Any]:
+    """The request body a rule declares, as TestClient keyword arguments."""
+    body = {"data": rule.form, "json": rule.json, "content": rule.content}
+    return {key: value for key, value in body.items() if value is not None}
+
+
 def _call(client: TestClient, world: World, rule: Rule, target: Target, actor: str):
     headers = _credentials(client, world, actor)
     url = _url(world, rule, target, actor)
@@ -251,13 +257,7 @@ def _call(client: TestClient, world: World, rule: Rule, target: Target, actor: s
         allowed, what = _websocket_allowed(client, url)
         return allowed, what, ""
     headers.update(rule.headers)
-    kwargs: dict[str, Any] = {}
-    if rule.form is not None:
-        kwargs["data"] = rule.form
-    if rule.json is not None:
-        kwargs["json"] = rule.json
-    if rule.content is not None:
-        kwargs["content"] = rule.content
+    kwargs = _body(rule)
     method = "GET" if rule.method == "MOUNT" else rule.method
     response = client.request(method, url, headers=headers, follow_redirects=False, **kwargs)
     status = response.status_code
@@ -328,13 +328,7 @@ def test_every_state_changing_route_needs_a_csrf_token(world) -> None:
         actor = "applicant_this" if rule.policy == "applicant" else "admin"
         target = _target(w.settings, w.engine, w.users, w.next())
         url = _url(w, rule, target, actor)
-        kwargs: dict[str, Any] = {}
-        if rule.form is not None:
-            kwargs["data"] = rule.form
-        if rule.json is not None:
-            kwargs["json"] = rule.json
-        if rule.content is not None:
-            kwargs["content"] = rule.content
+        kwargs = _body(rule)
         for variant in ("none", "other browser's"):
             headers = _credentials(client, w, actor)
             if variant == "none":
