@@ -24,10 +24,11 @@ Reported per level:
 - whether every answer was stored: status answered, a transcript, a WAV of at least 0.5 s.
 
 The knee is the largest N whose p95 turn latency is <= ``--target`` (1.5 s) with nothing lost.
-``--capacity C`` admits at most C interviews at once and queues the rest (what a LiveKit
-worker's load threshold does; the page says "Waiting for the interviewer…"): it prints how long
-the queued applicants waited, to check that past the knee the system queues instead of losing
-answers. The machine is shared: the load average is printed with every level.
+``--capacity C`` admits at most C interviews at once and lines the rest up, with the product's
+own gate (``transports/admission.py``: ``INTERVIEWER_MAX_LIVE_INTERVIEWS``; a LiveKit worker's
+``--max-interviews`` does the same): it prints how long the queued applicants waited, to
+check that past the knee the system queues instead of losing answers. The machine is shared:
+the load average is printed with every level.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ from interviewer.config import get_settings
 from interviewer.store import repo
 from interviewer.store.db import create_db_engine, migrate, session_scope
 from interviewer.store.storage import LocalStorage
+from interviewer.transports.admission import Admission
 from interviewer.voice.io import WavAudioInput, WavAudioOutput, answers_wav
 from interviewer.voice.scoring import LiveScoring, pending_answers
 from interviewer.voice.session import InterviewReport, run_interview
@@ -179,14 +181,15 @@ async def run_level(n: int, args: argparse.Namespace, ctx: dict[str, Any]) -> di
     if args.scoring != "none":
         scoring = LiveScoring(db_url, model=args.scoring, model_dir=settings.model_dir)
         scoring.prepare(ids[0])  # the model loads while the interviews start, as in the app
-    gate = asyncio.Semaphore(args.capacity) if args.capacity else None
+    gate = Admission(args.capacity)  # the product's own line (INTERVIEWER_MAX_LIVE_INTERVIEWS)
     waits: list[float] = []
     monitor = Monitor(engine).start()
 
     async def applicant(i: int, iid: int) -> InterviewReport:
         queued = time.monotonic()
-        async with gate if gate is not None else contextlib.nullcontext():
-            waits.append(time.monotonic() - queued)
+        slot = await gate.wait_turn()
+        waits.append(time.monotonic() - queued)
+        try:
             out = WavAudioOutput(None)
             audio_in = WavAudioInput(ctx["wavs"][i % len(ctx["wavs"])])
             try:
@@ -206,6 +209,8 @@ async def run_level(n: int, args: argparse.Namespace, ctx: dict[str, Any]) -> di
                 )
             finally:
                 await out.aclose()
+        finally:
+            gate.release(slot)
 
     browser: dict[str, Any] = {}
     browser_thread = None
@@ -253,7 +258,9 @@ async def run_level(n: int, args: argparse.Namespace, ctx: dict[str, Any]) -> di
         "transcript_lag_p95_s": _pct(lag, 0.95),
         "answers_expected": stored["expected"],
         "answers_lost": stored["lost"],
-        "scoring_backlog_max": max((s["backlog"] for s in samples), default=None),
+        "scoring_backlog_max": (
+            max((s["backlog"] for s in samples), default=None) if scoring is not None else None
+        ),
         "scoring_drain_s": drain_s,
         "scoring_dropped": len(scoring.dropped) if scoring is not None else 0,
         "cpu_machine_avg": statistics.mean(s["cpu_machine"] for s in samples) if samples else None,
