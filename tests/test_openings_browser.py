@@ -11,21 +11,20 @@ from typing import Any
 
 import pytest
 from openings_support import PASSWORD, seed_opening, staff
-from web_support import CHROMIUM, CHROMIUM_FLAGS, LiveServer, make_settings
+from web_support import (
+    chromium,
+    make_settings,
+    new_page,
+    playwright_or_skip,
+    screenshot,
+    sign_in,
+    staff_server,
+)
 
 from interviewer.store.db import session_scope
 from interviewer.store.models import AuditLog, Interview, Opening
-from interviewer.web import create_app
-from interviewer.web.live import VoiceOptions
 
-sync_api = pytest.importorskip("playwright.sync_api")
-if not Path(CHROMIUM).exists():
-    pytest.skip(
-        f"{CHROMIUM} missing: `make test` installs Debian's chromium", allow_module_level=True
-    )
-
-SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
-TIMEOUT_MS = 30_000
+sync_api = playwright_or_skip()
 
 
 @pytest.fixture(scope="module")
@@ -61,32 +60,20 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
             name="Rita Recruiter",
             opening=s.get(Opening, seed.opening_id),
         )
-    app = create_app(settings, voice=VoiceOptions(warm_up=False))
-    live = LiveServer(app).start(wait_voice=False, timeout=60)
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    try:
+    with staff_server(settings) as live:
         yield {"url": live.url, "seed": seed, "tmp": tmp}
-    finally:
-        live.stop()
 
 
 def _shot(page: Any, name: str) -> None:
-    page.screenshot(path=str(SHOTS / f"openings-{name}.png"), full_page=True)
+    screenshot(page, f"openings-{name}")
 
 
 def test_recruiter_flow(server: dict[str, Any]) -> None:
     url, seed, tmp = server["url"], server["seed"], server["tmp"]
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        context.grant_permissions(["clipboard-read", "clipboard-write"], origin=url)
-        page = context.new_page()
-        page.set_default_timeout(TIMEOUT_MS)
-        try:
-            _flow(page, url, seed, tmp)
-        finally:
-            context.close()
-            browser.close()
+    with chromium() as browser:
+        page = new_page(browser)
+        page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=url)
+        _flow(page, url, seed, tmp)
 
 
 def _flow(page: Any, url: str, seed: Any, tmp: Path) -> None:
@@ -94,9 +81,7 @@ def _flow(page: Any, url: str, seed: Any, tmp: Path) -> None:
     # sign in: /openings sends an anonymous visitor to the login page and back
     page.goto(f"{url}/openings")
     page.wait_for_url("**/login?next=*")
-    page.fill("input[name=email]", "rita@example.org")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
+    sign_in(page, "rita@example.org", PASSWORD)
     page.wait_for_url(f"{url}/openings")
     expect(page.locator("table[aria-label=Openings]")).to_contain_text("Dermatologist reviewer")
     _shot(page, "list")

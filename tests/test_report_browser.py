@@ -7,28 +7,27 @@ from __future__ import annotations
 import base64
 import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from openings_support import PASSWORD, staff
 from report_support import TAB_HIDDEN_AT_S, seed_report
-from web_support import CHROMIUM, CHROMIUM_FLAGS, LiveServer, make_settings
+from web_support import (
+    WAIT_MS,
+    chromium,
+    make_settings,
+    new_page,
+    playwright_or_skip,
+    screenshot,
+    sign_in,
+    staff_server,
+)
 
 from interviewer.store.db import session_scope
 from interviewer.store.models import Answer, Opening
 from interviewer.store.recordings import Recordings
-from interviewer.web import create_app
-from interviewer.web.live import VoiceOptions
 
-sync_api = pytest.importorskip("playwright.sync_api")
-if not Path(CHROMIUM).exists():
-    pytest.skip(
-        f"{CHROMIUM} missing: `make test` installs Debian's chromium", allow_module_level=True
-    )
-
-SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
-WAIT_MS = 30_000
+playwright_or_skip()
 
 
 @pytest.fixture(scope="module")
@@ -44,32 +43,15 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     )
     with session_scope(ada.seeded.engine) as s:
         staff(s, "recruiter", email="rita@example.org", opening=s.get(Opening, ada.opening_id))
-    server = LiveServer(create_app(settings, voice=VoiceOptions(warm_up=False)))
-    server.start(wait_voice=False)
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    try:
+    with staff_server(settings) as server:
         yield {"server": server, "ada": ada, "bob": bob, "cam": cam, "settings": settings}
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
 def page(site: dict[str, Any]) -> Iterator[Any]:
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[*CHROMIUM_FLAGS, "--autoplay-policy=no-user-gesture-required"],
-        )
-        try:
-            context = browser.new_context(viewport={"width": 1280, "height": 900})
-            yield context.new_page()
-        finally:
-            browser.close()
-
-
-def _shot(page: Any, name: str) -> None:
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    """One browser page for the module (run after the first test, the second is signed in)."""
+    with chromium("--autoplay-policy=no-user-gesture-required") as browser:
+        yield new_page(browser)
 
 
 def _audio_time(page: Any, answer_id: int) -> float:
@@ -84,9 +66,7 @@ def test_recruiter_plays_an_answer_seeks_by_word_and_compares(site, page) -> Non
     target = f"/openings/{ada.opening_id}/applicants/{ada.interview_id}"
     page.goto(url + target)
     page.wait_for_url("**/login?next=*")
-    page.fill("#email", "rita@example.org")
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
+    sign_in(page, "rita@example.org", PASSWORD)
     page.wait_for_url("**" + target)
     page.wait_for_selector("html[data-report-ready='1']", timeout=WAIT_MS)
     answer = ada.answer_ids["colour"]
@@ -94,7 +74,7 @@ def test_recruiter_plays_an_answer_seeks_by_word_and_compares(site, page) -> Non
     page.wait_for_function(
         f'document.querySelector("{block} audio").readyState >= 1', timeout=WAIT_MS
     )
-    _shot(page, "report-applicant")
+    screenshot(page, "report-applicant")
 
     # play from the start, then click the fifth word: the audio jumps there
     page.evaluate(f'document.querySelector("{block} audio").play()')
@@ -123,7 +103,7 @@ def test_recruiter_plays_an_answer_seeks_by_word_and_compares(site, page) -> Non
     video_t = page.evaluate(f'document.querySelector("{block} video").currentTime')
     audio_t = _audio_time(page, answer)
     assert abs(video_t - (offset + audio_t)) < 1.5, (video_t, offset, audio_t)
-    _shot(page, "report-playing")
+    screenshot(page, "report-playing")
 
     # a quote seeks to its start in its own answer
     quote = page.locator("#q-colour button.quote").first
@@ -147,13 +127,13 @@ def test_recruiter_plays_an_answer_seeks_by_word_and_compares(site, page) -> Non
     page.wait_for_selector("#compare-table")
     heads = page.locator("#compare-table thead th").all_inner_texts()
     assert "Ada Lovelace" in heads[1] and "Bob Babbage" in heads[2]
-    _shot(page, "report-compare")
+    screenshot(page, "report-compare")
 
     # a phone-sized window: nothing needs sideways scrolling but the compare table itself
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(url + target)
     page.wait_for_selector("html[data-report-ready='1']")
-    _shot(page, "report-applicant-phone")
+    screenshot(page, "report-applicant-phone")
     wide = page.evaluate(
         """[...document.querySelectorAll('body *')]
             .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1)
@@ -212,9 +192,7 @@ def test_a_mediarecorder_camera_recording_follows_the_audio(site, page) -> None:
         os.utime(path, (first + i, first + i))
     page.goto(url + f"/openings/{cam.opening_id}/applicants/{cam.interview_id}")
     if "/login" in page.url:
-        page.fill("#email", "rita@example.org")
-        page.fill("#password", PASSWORD)
-        page.click("button[type=submit]")
+        sign_in(page, "rita@example.org", PASSWORD)
         page.wait_for_url("**/applicants/*")
     block = f".answer[data-answer='{cam.answer_ids['practice']}']"
     assert abs(float(page.get_attribute(block, "data-video-offset")) - 1.0) < 0.01
@@ -230,11 +208,11 @@ def test_a_mediarecorder_camera_recording_follows_the_audio(site, page) -> None:
         }})()""",
         timeout=WAIT_MS,
     )
-    _shot(page, "report-mediarecorder-camera")
+    screenshot(page, "report-mediarecorder-camera")
     # the personal-data page: export and the confirmed deletion
     page.click("text=Personal data…")
     page.wait_for_selector("#confirm")
-    _shot(page, "report-personal-data")
+    screenshot(page, "report-personal-data")
     # ... and the erasure itself: a wrong address deletes nothing, the right one everything
     page.fill("#confirm", "someone@example.invalid")
     page.click("#delete")
@@ -243,5 +221,5 @@ def test_a_mediarecorder_camera_recording_follows_the_audio(site, page) -> None:
     page.fill("#confirm", "cam@example.invalid")
     page.click("#delete")
     page.wait_for_selector("#deleted")
-    _shot(page, "report-deleted")
+    screenshot(page, "report-deleted")
     assert not (recordings.root / str(cam.interview_id)).exists()

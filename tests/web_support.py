@@ -1,4 +1,5 @@
-"""Helpers for the web tests (tests/test_web_*.py): settings, a seeded interview, a fixture bank.
+"""Helpers for the web tests (tests/test_web_*.py): settings, a seeded interview, a fixture bank,
+the app under uvicorn, and Debian's Chromium for the staff-page browser tests.
 
 The fixture bank is short on purpose (two questions, one-line prompts) so that a whole browser
 interview takes about a minute; each answer uses words no other answer uses, so a transcript
@@ -7,6 +8,8 @@ holding another answer's words was misfiled.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -193,6 +196,85 @@ class LiveServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=30)
+
+
+@contextmanager
+def staff_server(settings: Settings, *, timeout: float = 120.0) -> Iterator[LiveServer]:
+    """The app under uvicorn for tests of the staff pages: no voice warm-up (nobody is
+    interviewed), stopped on the way out."""
+    from interviewer.web import create_app
+    from interviewer.web.live import VoiceOptions
+
+    app = create_app(settings, voice=VoiceOptions(warm_up=False))
+    server = LiveServer(app).start(wait_voice=False, timeout=timeout)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+# --- staff pages in Chromium (tests/test_*_browser.py) ------------------------------------------
+#
+#   sync_api = playwright_or_skip()          # at module level: skips without Playwright/Chromium
+#   @pytest.fixture(scope="module")
+#   def browser():
+#       with chromium() as b:                # one browser per module
+#           yield b
+#   page = new_page(browser)                 # a fresh context (own cookies) per test
+#   page.goto(f"{url}/openings"); sign_in(page, EMAIL, PASSWORD); screenshot(page, "area-name")
+
+SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
+WAIT_MS = 30_000  # generous: the machine is shared
+
+
+def playwright_or_skip() -> Any:
+    """Playwright's sync API; skips the calling test module (call it at module level) when
+    Playwright or Debian's Chromium is missing."""
+    import pytest
+
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(
+            f"{CHROMIUM} missing: `make test` installs Debian's chromium", allow_module_level=True
+        )
+    return sync_api
+
+
+@contextmanager
+def chromium(*args: str) -> Iterator[Any]:
+    """Debian's Chromium, headless, with CHROMIUM_FLAGS plus ``args``; closed on the way out."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=[*CHROMIUM_FLAGS, *args]
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def new_page(browser: Any, *, width: int = 1280, height: int = 900, **context: Any) -> Any:
+    """A page in a fresh browser context (no cookies yet), waiting up to WAIT_MS by default."""
+    ctx = browser.new_context(viewport={"width": width, "height": height}, **context)
+    ctx.set_default_timeout(WAIT_MS)
+    return ctx.new_page()
+
+
+def sign_in(page: Any, email: str, password: str) -> None:
+    """Fill in and send the staff sign-in form the page shows."""
+    page.fill("#email", email)
+    page.fill("#password", password)
+    page.click("button[type=submit]")
+
+
+def screenshot(page: Any, name: str) -> Path:
+    """The whole page as test-artifacts/screenshots/<name>.png (look at it: what a person sees)."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
 
 
 def make_video(path: Path, seconds: int = 10) -> Path:
