@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openings_support import PASSWORD, seed_opening, staff
-from web_support import make_settings
+from web_support import csrf_token, make_settings, staff_login
 
 from interviewer import invites
 from interviewer.store.db import session_scope
@@ -22,29 +22,14 @@ from interviewer.store.models import Applicant, AuditLog, Interview, Invite, Ope
 from interviewer.web import create_app
 from interviewer.web.live import VoiceOptions
 
-FORM_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
-META_TOKEN = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
-
 
 def login(client: TestClient, email: str) -> TestClient:
-    page = client.get("/login")
-    token = FORM_TOKEN.search(page.text).group(1)
-    response = client.post(
-        "/login",
-        data={"email": email, "password": PASSWORD, "csrf_token": token},
-        follow_redirects=False,
-    )
-    assert response.status_code == 303, response.text[:500]
-    return client
-
-
-def token_of(client: TestClient, path: str) -> str:
-    return META_TOKEN.search(client.get(path).text).group(1)
+    return staff_login(client, email, PASSWORD)
 
 
 def post(client: TestClient, path: str, data: dict | None = None, *, page: str | None = None, **kw):
     """A form post as the browser sends it: with the CSRF token of the page it came from."""
-    token = token_of(client, page or "/openings")
+    token = csrf_token(client, page or "/openings")
     return client.post(
         path, data={**(data or {}), "csrf_token": token}, follow_redirects=False, **kw
     )
@@ -307,7 +292,7 @@ def test_assign_and_unassign_a_recruiter(world) -> None:
 
 
 def _upload(client: TestClient, opening_id: int, data: bytes, name: str = "people.csv"):
-    token = token_of(client, f"/openings/{opening_id}/invites")
+    token = csrf_token(client, f"/openings/{opening_id}/invites")
     return client.post(
         f"/openings/{opening_id}/invites/upload",
         data={"csrf_token": token},

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from openings_support import PASSWORD, staff
 from report_support import seed_report
 from sqlalchemy import func, select
-from web_support import csrf_token, make_settings, seed_interview
+from web_support import make_settings, seed_interview, staff_login
 
 from interviewer.openings import record_decision
 from interviewer.store import repo
@@ -32,14 +32,7 @@ NO_STORE = "private, no-store"
 
 
 def login(client: TestClient, email: str) -> TestClient:
-    token = csrf_token(client, "/login")
-    response = client.post(
-        "/login",
-        data={"email": email, "password": PASSWORD, "csrf_token": token},
-        follow_redirects=False,
-    )
-    assert response.status_code == 303, response.text
-    return client
+    return staff_login(client, email, PASSWORD)
 
 
 @pytest.fixture(scope="module")

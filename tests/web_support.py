@@ -466,6 +466,17 @@ def csrf_token(client: Any, path: str = "/login") -> str:
     return found.group(1)
 
 
+def staff_login(client: Any, email: str, password: str) -> Any:
+    """Sign ``client`` in through the real /login form (with its CSRF token); returns it."""
+    response = client.post(
+        "/login",
+        data={"email": email, "password": password, "csrf_token": csrf_token(client, "/login")},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, f"{email} did not get in: {response.text[:500]}"
+    return client
+
+
 def send_csrf(client: Any, path: str = "/login") -> Any:
     """Make every later request of ``client`` carry a valid X-CSRF-Token header."""
     client.headers["X-CSRF-Token"] = csrf_token(client, path)
