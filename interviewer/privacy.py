@@ -26,6 +26,7 @@ import io
 import json
 import logging
 import zipfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -222,12 +223,15 @@ def _forget_media(session: Session, interview_id: int) -> None:
     )
     for event in events:
         if event.evidence.get("thumbnail"):
-            event.evidence = {
-                **{k: v for k, v in event.evidence.items() if k != "thumbnail"},
-                "thumbnail_purged": True,
-            }
-            attributes.flag_modified(event, "evidence")
+            _drop_evidence(event, lambda key: key == "thumbnail", "thumbnail_purged")
     session.flush()
+
+
+def _drop_evidence(event: IntegrityEvent, dropped: Callable[[str], bool], note: str) -> None:
+    """Remove the evidence keys ``dropped`` picks and set ``note`` (the event itself stays)."""
+    kept = {k: v for k, v in event.evidence.items() if not dropped(k)}
+    event.evidence = {**kept, note: True}
+    attributes.flag_modified(event, "evidence")
 
 
 async def retention_loop(
@@ -386,11 +390,7 @@ def _unlink_duplicates(session: Session, interview_ids: list[int]) -> None:
     )
     for event in session.scalars(query):
         if event.evidence.get("other_interview_id") in gone:
-            event.evidence = {
-                **{k: v for k, v in event.evidence.items() if not k.startswith("other_")},
-                "other_deleted": True,
-            }
-            attributes.flag_modified(event, "evidence")
+            _drop_evidence(event, lambda key: key.startswith("other_"), "other_deleted")
     session.flush()
 
 
