@@ -15,7 +15,7 @@ import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
@@ -29,7 +29,7 @@ from interviewer.scoring.audit import FOUR_FIFTHS
 from interviewer.scoring.ranking import display_score, integrity_summary
 from interviewer.store import repo
 from interviewer.store.db import session_scope
-from interviewer.store.models import Opening, Role, User
+from interviewer.store.models import BankVersion, Opening, Role, User
 from interviewer.web.auth import require_opening, require_role
 from interviewer.web.media import attachment
 from interviewer.web.pages import render
@@ -108,13 +108,9 @@ async def openings_list(request: Request, user: User = Recruiter) -> Response:
     return _page(request, "list.html", cards=cards, user=user)
 
 
-def _versions(s: Any) -> list[Any]:
-    return svc.bank_versions(s)
-
-
 @router.get("/openings/new", name="opening_new")
 async def opening_new(request: Request, user: User = Recruiter) -> Response:
-    versions = await _db(request, _versions)
+    versions = await _db(request, svc.bank_versions)
     return _page(request, "new.html", versions=versions, form={}, errors={})
 
 
@@ -195,7 +191,7 @@ async def decide(
     form = await request.form()
     decision = str(form.get("decision") or "")
     note = str(form.get("note") or "")
-    filters = svc.Filters.from_query(dict(_parse_qs(str(form.get("back") or ""))))
+    filters = svc.Filters.from_query(dict(parse_qsl(str(form.get("back") or "")[:2000])))
     error = await _attempt(
         request, UserError, svc.record_decision, user, opening, interview_id, decision, note
     )
@@ -211,12 +207,6 @@ async def decide(
         )
     query = urlencode({**filters.query(), "saved": interview_id})
     return _redirect(f"/openings/{opening.id}?{query}#row-{interview_id}")
-
-
-def _parse_qs(query: str) -> list[tuple[str, str]]:
-    from urllib.parse import parse_qsl
-
-    return parse_qsl(query[:2000])
 
 
 @router.get("/openings/{opening_id}/history", name="opening_history")
@@ -381,8 +371,6 @@ async def _settings_page(
     request: Request, opening: Opening, status_code: int = 200, **context: Any
 ) -> Response:
     def load(s: Any) -> dict[str, Any]:
-        from interviewer.store.models import BankVersion
-
         return {
             "recruiters": svc.recruiters_of(s, opening.id),
             "assignable": svc.assignable(s, opening.id),
