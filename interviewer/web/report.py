@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException
 
 from interviewer import privacy, reports
 from interviewer.scoring.ranking import display_score
+from interviewer.store import repo
 from interviewer.store.db import session_scope
 from interviewer.store.models import (
     Answer,
@@ -271,8 +272,6 @@ async def thumbnail(
 
 def _audit_export(request: Request, user: User, interview_id: int, fmt: str) -> None:
     """Exports carry personal data out of the system: who took which one is logged."""
-    from interviewer.store import repo
-
     with session_scope(request.app.state.engine) as s:
         repo.audit(s, user, "report.export", f"interview:{interview_id}", format=fmt)
 
@@ -496,8 +495,6 @@ async def personal_delete(
 
 def purge_date(report: dict[str, Any]) -> str | None:
     """When the retention purge will take this interview's recordings (ISO date)."""
-    from datetime import timedelta
-
     days = report["opening"]["retention_days"]
     iv = report["interview"]
     last = _parse(iv["completed_at"] or iv.get("updated_at"))
