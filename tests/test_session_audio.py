@@ -6,6 +6,7 @@ other answer uses, so a transcript that holds another answer's words was split o
 
 from __future__ import annotations
 
+import asyncio
 import wave
 from pathlib import Path
 from typing import Any
@@ -248,3 +249,60 @@ async def test_no_answer_and_time_limit_in_audio(
     assert "far below the waves" not in long.transcript.lower()  # said after the cut-off
     assert any("seconds left" in line for line in report.said)
     assert any("that is the time" in line for line in report.said)
+
+
+async def test_segments_share_a_transcription_when_whisper_is_behind(
+    tmp_path: Path, models: dict[str, Any]
+) -> None:
+    """One answer with pauses, fed faster than whisper can keep up (as on a busy machine): the
+    segments that end while another waits join it, so the calls stay few and the transcript
+    is whole and in order."""
+    from livekit import rtc
+
+    from interviewer.interview import Ask
+    from interviewer.voice.agent import AnswerCapture
+    from interviewer.voice.io import read_wav
+    from interviewer.voice.stt import TranscriptionQueue
+
+    phrases = [
+        "The elephant is very large.",
+        "It has a long trunk.",
+        "It lives in Africa.",
+        "Paris is in France.",
+    ]
+    wav = tmp_path / "answer.wav"
+    answers_wav(phrases, wav, lead_s=0.5, gap_s=0.7)  # pauses longer than the VAD's 0.3 s
+    samples, rate = read_wav(wav)
+    step = rate // 50  # 20 ms frames, as fast as the VAD takes them
+
+    async def frames():
+        for i in range(0, len(samples) - step, step):
+            yield rtc.AudioFrame(samples[i : i + step].tobytes(), rate, 1, step)
+        # then silence in real time until the VAD has looked at all of it (the input of a
+        # live session never ends; this one must not end before the VAD is through)
+        end_s = len(samples) / rate + 1.0
+        for _ in range(3000):
+            rec = capture.current
+            if rec is not None and rec.vad_time_s >= end_s and rec.open_segment is None:
+                break
+            yield rtc.AudioFrame(bytes(2 * step), rate, 1, step)
+            await asyncio.sleep(0.02)
+
+    queue = TranscriptionQueue()
+    capture = AnswerCapture(vad=models["vad"], stt=WhisperSTT(model="tiny.en", queue=queue))
+    capture.begin(Ask("animal", 0, 0, "Describe an elephant.", 60, 30), 1)
+    capture.current.prompt_end_s = 0.0  # type: ignore[union-attr]
+    async for _ in capture.run(frames()):
+        pass
+    turn = await capture.take_turn()
+    rec = capture.current
+    assert rec is not None
+    calls = [s for s in rec.segments if s.task is not None]
+    assert sum(s.merged for s in calls) >= len(phrases)  # every pause ended a VAD segment
+    assert len(calls) < len(phrases), [(s.start_s, s.end_s, s.merged) for s in calls]
+    assert queue.completed == len(calls)
+    text = turn.text.lower()
+    for key in ("elephant", "trunk", "africa", "paris"):
+        assert key in text, text
+    assert text.index("elephant") < text.index("trunk") < text.index("africa") < text.index("paris")
+    assert [w["start"] for w in turn.words] == sorted(w["start"] for w in turn.words)

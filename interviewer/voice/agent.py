@@ -117,6 +117,12 @@ OpenWriter = Callable[[Ask], AudioWriter | None]
 # --- the audio side: recordings, segments, transcripts ---------------------------------------
 
 
+MERGE_GAP_S = 2.0
+"""Segments at most this far apart may share one transcription when whisper is behind."""
+MAX_MERGED_S = 25.0
+"""...as long as together they stay inside whisper's 30 s window."""
+
+
 @dataclass
 class Segment:
     """A stretch of speech in one recording, transcribed on its own."""
@@ -129,6 +135,10 @@ class Segment:
     taken: bool = False
     speech_end_wall: float | None = None  # time.time() when the speech ended (last segment)
     transcribed_wall: float | None = None
+    audio: bytes = b""  # its PCM, read when its transcription starts
+    started: bool = False  # its transcription has started: nothing more can join it
+    merged: int = 1  # how many VAD segments it holds
+    sealed: bool = False  # a time limit cut the answer after it: nothing more may join it
 
 
 @dataclass
@@ -257,19 +267,33 @@ class AnswerCapture:
     async def take_turn(self, *, cut: bool = False) -> Turn:
         """The transcribed words of the current recording not taken yet, once all are ready.
 
-        ``cut`` also closes the segment in progress at this instant (time limit reached).
+        ``cut`` also closes the segment in progress at this instant (time limit reached): only
+        what was said before it counts, however long the transcription takes.
         """
         rec = self.current
         if rec is None:
             return Turn("", [], [])
-        if cut and rec.open_segment is not None:
-            self._end_segment(rec, rec.vad_time_s, speech_end_wall=time.time())
+        sealed: list[Segment] | None = None
+        if cut:
+            if rec.open_segment is not None:
+                self._end_segment(rec, rec.vad_time_s, speech_end_wall=time.time())
+            sealed = [s for s in rec.segments if not s.taken]
+            for s in sealed:
+                s.sealed = True  # words after the cut-off never join them
         while True:  # a segment may end while we wait for the others: wait for it too
-            pending = [s.task for s in rec.segments if not s.taken and s.task and not s.task.done()]
+            pending = [
+                s.task
+                for s in (sealed if sealed is not None else rec.segments)
+                if not s.taken and s.task and not s.task.done()
+            ]
             if not pending:
                 break
             await asyncio.gather(*pending, return_exceptions=True)
-        segments = [s for s in rec.segments if not s.taken and s.end_s is not None]
+        segments = [
+            s
+            for s in (sealed if sealed is not None else rec.segments)
+            if not s.taken and s.end_s is not None
+        ]
         for s in segments:
             s.taken = True
         text = " ".join(s.text for s in segments if s.text).strip()
@@ -432,24 +456,61 @@ class AnswerCapture:
                 self._end_segment(rec, pos, speech_end_wall=None)
                 rec.open_segment = Segment(start_s=pos)
 
+    def _pcm(self, rec: Recording, start_s: float, end_s: float) -> bytes:
+        lo = int(start_s * rec.sample_rate) * 2
+        hi = int(end_s * rec.sample_rate) * 2
+        return bytes(rec.pcm[lo:hi])
+
     def _end_segment(self, rec: Recording, end_s: float, *, speech_end_wall: float | None) -> None:
+        """Queue a finished segment's transcription, one at a time per recording.
+
+        Whisper's cost per call hardly depends on the length of the audio (openai-whisper
+        always encodes a 30 s window), so when it falls behind (a busy machine, several
+        interviews on one model) a segment that ends while the previous one is still waiting
+        joins it: one call for both, instead of a queue that grows with every pause and delays
+        the transcript, and so the next question, by one call per pause. On a machine that
+        keeps up nothing is waiting and every segment is transcribed as soon as it ends.
+        """
         seg = rec.open_segment
         rec.open_segment = None
         if seg is None:
             return
         seg.end_s = min(max(end_s, seg.start_s), rec.time_s)
         seg.speech_end_wall = speech_end_wall
-        lo = int(seg.start_s * rec.sample_rate) * 2
-        hi = int(seg.end_s * rec.sample_rate) * 2
-        pcm = bytes(rec.pcm[lo:hi])
-        rec.segments.append(seg)
+        pcm = self._pcm(rec, seg.start_s, seg.end_s)
         if len(pcm) < rec.sample_rate * 2 * 0.1:  # under 100 ms: a click, not words
             seg.task = None
+            rec.segments.append(seg)
             return
-        frame = rtc.AudioFrame(pcm, rec.sample_rate, 1, len(pcm) // 2)
-        seg.task = asyncio.create_task(self._transcribe(rec, seg, frame))
+        last = next((s for s in reversed(rec.segments) if s.task is not None), None)
+        if (
+            last is not None
+            and not last.started
+            and not last.taken
+            and not last.sealed
+            and not last.task.done()  # type: ignore[union-attr]
+            and last.end_s is not None
+            and seg.start_s - last.end_s <= MERGE_GAP_S
+            and seg.end_s - last.start_s <= MAX_MERGED_S
+        ):
+            last.end_s = seg.end_s
+            last.speech_end_wall = speech_end_wall or last.speech_end_wall
+            last.audio = self._pcm(rec, last.start_s, seg.end_s)
+            last.merged += 1
+            return
+        seg.audio = pcm
+        before = last.task if last is not None and not last.task.done() else None  # type: ignore[union-attr]
+        rec.segments.append(seg)
+        seg.task = asyncio.create_task(self._transcribe(rec, seg, before))
 
-    async def _transcribe(self, rec: Recording, seg: Segment, frame: rtc.AudioFrame) -> None:
+    async def _transcribe(
+        self, rec: Recording, seg: Segment, before: asyncio.Task[None] | None
+    ) -> None:
+        if before is not None:
+            await asyncio.wait({before})  # its outcome is its own business
+        seg.started = True  # from here on its audio is fixed
+        frame = rtc.AudioFrame(seg.audio, rec.sample_rate, 1, len(seg.audio) // 2)
+        seg.audio = b""
         try:
             ev = await self._stt.recognize(buffer=frame)
         except Exception:
