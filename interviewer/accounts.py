@@ -31,7 +31,7 @@ from sqlmodel import Session
 from interviewer.errors import UserError
 from interviewer.store import repo
 from interviewer.store.db import session_scope
-from interviewer.store.models import Role, StaffSession, User, utcnow
+from interviewer.store.models import Role, StaffSession, User, as_utc, utcnow
 
 MIN_PASSWORD_CHARS = 12
 MAX_PASSWORD_CHARS = 1024
@@ -256,10 +256,6 @@ def _session_id(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def start_session(session: Session, user: User, *, hours: float) -> str:
     """A new session for ``user``; returns the cookie token (only its hash is stored)."""
     token = secrets.token_urlsafe(32)
@@ -285,7 +281,7 @@ def user_for_session(session: Session, token: str | None) -> User | None:
     if not token or len(token) > 128:
         return None
     row = session.get(StaffSession, _session_id(token))
-    if row is None or _aware(row.expires_at) <= datetime.now(UTC):
+    if row is None or as_utc(row.expires_at) <= datetime.now(UTC):
         return None
     user = session.get(User, row.user_id)
     if user is None or not user.active:

@@ -46,6 +46,7 @@ from interviewer.store.models import (
     Interview,
     Invite,
     Opening,
+    as_utc,
 )
 from interviewer.store.recordings import Recordings
 
@@ -53,10 +54,6 @@ log = logging.getLogger("interviewer.privacy")
 
 PURGE_INTERVAL_S = 3600.0
 REDACTED = {"redacted": "personal data deleted on request"}
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def stored_keys(recordings: Recordings, interview_id: int) -> list[str]:
@@ -164,7 +161,7 @@ def expired_interviews(session: Session, now: datetime) -> list[tuple[Interview,
         last = interview.completed_at or interview.updated_at
         if last is None or opening.retention_days is None or opening.retention_days < 0:
             continue
-        if _aware(last) + timedelta(days=opening.retention_days) <= now:
+        if as_utc(last) + timedelta(days=opening.retention_days) <= now:
             out.append((interview, opening))
     return out
 
@@ -193,7 +190,7 @@ def purge_expired(
         files, size = folder_usage(recordings, interview_id)
         if files == 0:
             continue
-        item = Purged(interview_id, opening_id, days, _aware(last).isoformat(), files, size)
+        item = Purged(interview_id, opening_id, days, as_utc(last).isoformat(), files, size)
         if not dry_run:
             with session_scope(engine) as s:
                 recordings.purge_interview(interview_id)

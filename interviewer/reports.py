@@ -35,6 +35,7 @@ from interviewer.store.models import (
     Interview,
     Opening,
     User,
+    as_utc,
 )
 from interviewer.store.recordings import Recordings
 from interviewer.store.repo import answers_of, bank_of
@@ -56,11 +57,7 @@ MEDIA_TYPES = {
 
 
 def _iso(value: datetime | None) -> str | None:
-    return None if value is None else _aware(value).isoformat()
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return None if value is None else as_utc(value).isoformat()
 
 
 # --- camera parts ----------------------------------------------------------------------------
@@ -132,7 +129,7 @@ def camera_for(parts: dict[int, CameraPart], started_at: datetime | None) -> dic
     """Which camera part was recording when an answer started, and how far into it."""
     if started_at is None:
         return None
-    when = _aware(started_at)
+    when = as_utc(started_at)
     for part in parts.values():
         if part.started_at <= when <= part.ended_at:
             offset = round((when - part.started_at).total_seconds(), 3)
@@ -157,7 +154,7 @@ def _answer(answer: Answer, parts: dict[int, CameraPart], recordings: Recordings
             has_audio = False
     duration = None
     if answer.started_at is not None and answer.ended_at is not None:
-        duration = round((_aware(answer.ended_at) - _aware(answer.started_at)).total_seconds(), 3)
+        duration = round((as_utc(answer.ended_at) - as_utc(answer.started_at)).total_seconds(), 3)
     return {
         "answer_id": answer.id,
         "attempt": answer.attempt,

@@ -39,6 +39,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(moment: datetime) -> datetime:
+    """A stored time as aware UTC: SQLite hands back naive datetimes for values stored as UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def _str_enum(enum_cls: type[enum.Enum]) -> SAEnum:
     """Enums as plain strings: no PostgreSQL enum types, so adding a state needs no migration."""
     return SAEnum(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -36,6 +36,7 @@ from interviewer.store.models import (
     Opening,
     Role,
     User,
+    as_utc,
 )
 from interviewer.web.auth import opening_for, require_role
 from interviewer.web.media import attachment, serve_files
@@ -86,8 +87,7 @@ def _parse(value: str | None) -> datetime | None:
     """ISO text -> aware UTC datetime (SQLite can hand back naive ones; all stored are UTC)."""
     if not value:
         return None
-    moment = datetime.fromisoformat(value)
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return as_utc(datetime.fromisoformat(value))
 
 
 def timeline(report: dict[str, Any]) -> dict[str, Any]:
