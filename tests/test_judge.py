@@ -133,6 +133,29 @@ def test_anchors_put_the_non_answer_at_zero_and_the_reference_at_one() -> None:
     assert middle.score == pytest.approx(max(0.0, 0.5 - penalty))
 
 
+def test_token_tree_shares_beginnings_and_masks_other_branches() -> None:
+    import torch
+
+    from interviewer.scoring.judge import _token_tree, _tree_mask
+
+    tree = _token_tree([[1, 2, 3], [1, 2, 4, 5], [1, 2, 3], [6]])
+    assert tree.tokens == [1, 2, 3, 4, 5, 6]
+    assert tree.parents == [-1, 0, 1, 1, 3, -1]
+    assert tree.depths == [1, 2, 3, 3, 4, 1]
+    assert tree.ends == [2, 4, 2, 5]
+    # Two prefix tokens, the first cached: rows are the second prefix token and the 6 nodes.
+    mask = _tree_mask(torch, 1, 2, tree.parents).int().tolist()
+    assert mask == [
+        [1, 1, 0, 0, 0, 0, 0, 0],
+        [1, 1, 1, 0, 0, 0, 0, 0],
+        [1, 1, 1, 1, 0, 0, 0, 0],
+        [1, 1, 1, 1, 1, 0, 0, 0],
+        [1, 1, 1, 1, 0, 1, 0, 0],  # token 4 sees 1, 2 but not its sibling 3
+        [1, 1, 1, 1, 0, 1, 1, 0],
+        [1, 1, 0, 0, 0, 0, 0, 1],  # another branch: only the prefix and itself
+    ]
+
+
 @pytest.mark.parametrize("transcript", ["", "   ", " ... ", "\n-\n"])
 def test_no_answer_scores_zero_without_the_model(transcript: str, tmp_path: Path) -> None:
     # A judge whose weights do not exist: any attempt to load them would raise.

@@ -2,12 +2,20 @@
 
 Small local models write unreliable free-form verdicts, but the probability they give to a
 "Yes" versus a "No" as the next token separates good answers from bad ones (MODELS.md). So the
-judge never generates text: it reads the question and the transcript once (the *prefix*,
-prefilled a single time per answer), then appends one short *check* per rubric item ("Does the
-applicant's answer say this: ...?") to a copy of the prefix's KV cache and reads
-P(Yes) / (P(Yes) + P(No)) off the logits at the last position. On two CPU cores the checks are
-run as a few right-padded batches against the cached prefix, and only the last position of each
-goes through the 150k-token output layer.
+judge never generates text: it reads the question and the transcript (the *prefix*), then
+one short *check* per rubric item ("Does the applicant's answer say this: ...?") after it, and
+reads P(Yes) / (P(Yes) + P(No)) off the logits at each check's last position.
+
+Speed (two CPU cores, where one answer's checks are ~600 tokens against a ~200-token prefix):
+the checks are not run as padded batches, each with its own copy of the prefix's KV cache, but
+as one *token tree* in a single forward pass: checks sharing a beginning ("Does the applicant's
+answer say this: ...", the three descriptor checks of a criterion) share those tokens, each
+token attends to the prefix and to its own ancestors only (a 4D attention mask, positions by
+depth), so every check sees exactly what it would see alone. The prefix's opening (system
+prompt, question) is the same for every answer to a question and for its two anchors: its KV
+cache is computed once per question and kept (``STEM_CACHE_SIZE``). Only each check's last
+position goes through the 150k-token output layer. A check's probability equals the one from
+the whole prompt run alone up to bf16 rounding (tested on SmolLM2 in fp32 to 1e-4).
 
 Checks per question: one per key point, one per level descriptor and one per red flag.
 
@@ -46,12 +54,12 @@ transcript give identical scores in a process.
 
 from __future__ import annotations
 
-import copy
 import math
 import os
 import re
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -65,9 +73,8 @@ from interviewer.config import get_settings
 DTYPES = {"qwen2.5-1.5b": "bfloat16", "smollm2-135m": "float32"}
 MAX_TRANSCRIPT_TOKENS = 3000
 """About 20 minutes of speech; longer transcripts are cut (and the judgement says so)."""
-BATCH_TOKENS = 512
-"""Suffix tokens per batched forward pass: large enough to keep matmuls efficient on CPU,
-small enough that the padded batch and its copy of the KV cache stay a few hundred MB."""
+STEM_CACHE_SIZE = 64
+"""Question openings whose KV cache is kept (a few MB each): several banks' questions."""
 DESCRIPTOR_WEIGHT = 0.25
 """Share of a criterion's level taken from the level-descriptor checks (the rest from key
 points) when the criterion has key points. See the module docstring for why it is small."""
@@ -244,6 +251,7 @@ class Judge:
         self._loaded = False
         self._anchor_lock = threading.Lock()
         self._anchors: dict[str, Anchors] = {}
+        self._stems: OrderedDict[str, tuple[list[int], list[tuple[Any, Any]]]] = OrderedDict()
 
     # -- loading --
 
@@ -278,13 +286,15 @@ class Judge:
         model.eval()
         self.model = model
         self._yes, self._no = _answer_token_ids(self.tokenizer)
+        head = model.get_output_embeddings()
+        rows = self._yes + self._no
+        self._answer_weight = head.weight[rows].detach().float().clone()
+        bias = getattr(head, "bias", None)
+        self._answer_bias = None if bias is None else bias[rows].detach().float().clone()
         self._special = sorted(
             (t for t in self.tokenizer.get_added_vocab() if len(t) > 1), key=len, reverse=True
         )
         self._template_head, self._template_tail = self._split_template()
-        self._pad = self.tokenizer.pad_token_id
-        if self._pad is None:
-            self._pad = self.tokenizer.eos_token_id or 0
         self._loaded = True
         self.load_seconds = time.perf_counter() - started
 
@@ -361,7 +371,7 @@ class Judge:
             torch = self._torch
             with torch.inference_mode():
                 if reuse_cache:
-                    scores = self._cached(prefix, suffixes)
+                    scores = self._packed(question, prefix, suffixes)
                 else:
                     scores = [self._full(prefix + suffix) for suffix in suffixes]
         results = [
@@ -388,36 +398,59 @@ class Judge:
     def _encode(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False).input_ids)
 
-    def _cached(self, prefix: list[int], suffixes: list[list[int]]) -> list[tuple[float, float]]:
+    def _packed(
+        self, question: Question, prefix: list[int], suffixes: list[list[int]]
+    ) -> list[tuple[float, float]]:
+        """All checks in one forward pass: the prefix after the question's cached opening, then
+        the checks as a token tree (see the module docstring)."""
         torch = self._torch
-        out = self.model.base_model(
-            input_ids=torch.tensor([prefix]), use_cache=True, return_dict=True
-        )
-        cache = out.cache
-        results: list[tuple[float, float] | None] = [None] * len(suffixes)
-        # Similar lengths together (less padding); ties by position, so batches are reproducible.
-        order = sorted(range(len(suffixes)), key=lambda i: (len(suffixes[i]), i))
-        for batch in _batches(order, [len(s) for s in suffixes], BATCH_TOKENS):
-            width = max(len(suffixes[i]) for i in batch)
-            ids = [suffixes[i] + [self._pad] * (width - len(suffixes[i])) for i in batch]
-            mask = [
-                [1] * (len(prefix) + len(suffixes[i])) + [0] * (width - len(suffixes[i]))
-                for i in batch
-            ]
-            batch_cache = copy.deepcopy(cache)
-            if len(batch) > 1:
-                batch_cache.batch_repeat_interleave(len(batch))
-            hidden = self.model.base_model(
-                input_ids=torch.tensor(ids),
-                attention_mask=torch.tensor(mask),
-                cache=batch_cache,
-                use_cache=True,
-                return_dict=True,
-            ).last_hidden_state
-            last = torch.stack([hidden[row, len(suffixes[i]) - 1] for row, i in enumerate(batch)])
-            for i, scored in zip(batch, self._yes_no(last), strict=True):
-                results[i] = scored
-        return [r for r in results if r is not None]
+        cache, stem = self._stem_cache(question, prefix)
+        tree = _token_tree(suffixes)
+        rest = len(prefix) - stem
+        positions = list(range(stem, len(prefix))) + [len(prefix) + d - 1 for d in tree.depths]
+        hidden = self.model.base_model(
+            input_ids=torch.tensor([prefix[stem:] + tree.tokens]),
+            attention_mask=_tree_mask(torch, stem, len(prefix), tree.parents)[None, None],
+            position_ids=torch.tensor([positions]),
+            cache=cache,
+            use_cache=False,
+            return_dict=True,
+        ).last_hidden_state
+        return self._yes_no(hidden[0, [rest + end for end in tree.ends]])
+
+    def _stem_cache(self, question: Question, prefix: list[int]) -> tuple[Any, int]:
+        """A fresh KV cache holding the question's opening (system prompt, question: whatever
+        ``prefix`` shares with the prompt of an empty transcript, token for token), and its
+        length. The opening is always computed alone, so its cache, and every score, is the
+        same whether it was just computed or kept from an earlier answer."""
+        from transformers import DynamicCache
+
+        torch = self._torch
+        text = self._template_head + self._strip_special(prefix_text(question, ""))
+        entry = self._stems.get(text)
+        if entry is None:
+            ids = self._encode(text)
+            out = self.model.base_model(
+                input_ids=torch.tensor([ids]), use_cache=True, return_dict=True
+            )
+            entry = (ids, [(layer.keys, layer.values) for layer in out.cache.layers])
+            self._stems[text] = entry
+            while len(self._stems) > STEM_CACHE_SIZE:
+                self._stems.popitem(last=False)
+        else:
+            self._stems.move_to_end(text)
+        ids, layers = entry
+        shared = 0
+        for a, b in zip(ids, prefix, strict=False):
+            if a != b:
+                break
+            shared += 1
+        if shared == 0:
+            return None, 0
+        cache = DynamicCache(config=self.model.config)
+        for index, (keys, values) in enumerate(layers):
+            cache.update(keys[:, :, :shared], values[:, :, :shared], index)
+        return cache, shared
 
     def _full(self, ids: list[int]) -> tuple[float, float]:
         torch = self._torch
@@ -428,14 +461,20 @@ class Judge:
         """(P(Yes) among Yes/No, P(Yes or No) among all tokens) per row of last hidden states.
 
         Only these rows go through the output layer: the full logits of every suffix position
-        would cost more than the checks themselves (a 150k-token vocabulary)."""
+        would cost more than the checks themselves (a 150k-token vocabulary). The Yes and No
+        logits are computed in float32 from float32 copies of their output rows: in bfloat16 a
+        logit near 20 is rounded to a multiple of 0.125, which moved P(Yes) by up to 0.03 when
+        nothing but the order of the arithmetic changed. The full-vocabulary logits (only for
+        the format mass, which no score uses) stay in the model's dtype."""
         torch = self._torch
         logits = self.model.get_output_embeddings()(hidden).float()
-        logprobs = torch.log_softmax(logits, dim=-1)
-        yes = torch.logsumexp(logprobs[:, self._yes], dim=-1)
-        no = torch.logsumexp(logprobs[:, self._no], dim=-1)
+        answers = hidden.float() @ self._answer_weight.T
+        if self._answer_bias is not None:
+            answers = answers + self._answer_bias
+        yes = torch.logsumexp(answers[:, : len(self._yes)], dim=-1)
+        no = torch.logsumexp(answers[:, len(self._yes) :], dim=-1)
         p_yes = torch.sigmoid(yes - no)
-        mass = torch.exp(torch.logaddexp(yes, no))
+        mass = torch.exp(torch.logaddexp(yes, no) - torch.logsumexp(logits, dim=-1))
         return [(float(p), float(m)) for p, m in zip(p_yes, mass, strict=True)]
 
 
@@ -456,19 +495,50 @@ def _answer_token_ids(tokenizer: Any) -> tuple[list[int], list[int]]:
     return yes, no
 
 
-def _batches(order: Sequence[int], lengths: Sequence[int], budget: int) -> list[list[int]]:
-    """Consecutive runs of ``order`` whose padded size (rows x longest) stays within budget."""
-    batches: list[list[int]] = []
-    current: list[int] = []
-    for i in order:
-        longest = max([lengths[j] for j in current] + [lengths[i]])
-        if current and longest * (len(current) + 1) > budget:
-            batches.append(current)
-            current = []
-        current.append(i)
-    if current:
-        batches.append(current)
-    return batches
+@dataclass(frozen=True)
+class _TokenTree:
+    """Token sequences merged on their common beginnings, nodes in insertion order (a parent
+    always before its children)."""
+
+    tokens: list[int]
+    parents: list[int]  # -1: the node follows the prefix directly
+    depths: list[int]  # 1 for a first token
+    ends: list[int]  # per sequence, the node of its last token
+
+
+def _token_tree(sequences: Sequence[Sequence[int]]) -> _TokenTree:
+    tree = _TokenTree([], [], [], [])
+    children: dict[tuple[int, int], int] = {}
+    for sequence in sequences:
+        if not sequence:
+            raise ValueError("empty check")
+        node = -1
+        for depth, token in enumerate(sequence, 1):
+            child = children.get((node, token))
+            if child is None:
+                child = children[(node, token)] = len(tree.tokens)
+                tree.tokens.append(token)
+                tree.parents.append(node)
+                tree.depths.append(depth)
+            node = child
+        tree.ends.append(node)
+    return tree
+
+
+def _tree_mask(torch: Any, stem: int, prefix: int, parents: Sequence[int]) -> Any:
+    """Who attends to whom, for the prefix after its first ``stem`` (cached) tokens followed by
+    a token tree: the prefix causally, each tree node to the whole prefix, its ancestors and
+    itself. Rows: the new tokens; columns: every token including the cached ones."""
+    rest, nodes = prefix - stem, len(parents)
+    mask = torch.zeros(rest + nodes, prefix + nodes, dtype=torch.bool)
+    mask[:rest, :prefix] = torch.ones(rest, prefix, dtype=torch.bool).tril(diagonal=stem)
+    mask[rest:, :prefix] = True
+    tree = mask[rest:, prefix:]
+    for node, parent in enumerate(parents):
+        if parent >= 0:
+            tree[node] = tree[parent]
+        tree[node, node] = True
+    return mask
 
 
 # --- from check probabilities to scores ------------------------------------------------------
