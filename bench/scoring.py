@@ -17,6 +17,9 @@ Two parts:
 
 The machine is shared and has 2 cores: the load average is printed with the figures; a busy
 machine makes every number worse (OpenMP threads are set to sleep when idle, as in the worker).
+CPU seconds per question (this process's, all threads) are printed too: they hardly change with
+the load, so they compare runs made at different times; on an idle machine the wall time is
+about half of them with 2 threads.
 """
 
 from __future__ import annotations
@@ -67,18 +70,19 @@ def in_process(args: argparse.Namespace) -> dict:
     finder.load()
     embedder_load_s = time.perf_counter() - started
     per_question, per_criterion, per_check, evidence_s, tokens = [], [], [], [], []
-    anchors_s = []
+    anchors_s, cpu_s = [], []
     for question in bank.questions:
         started = time.perf_counter()
         judge.warm(question)  # once per question per judge: timed apart from the answers
         anchors_s.append(time.perf_counter() - started)
         for kind in args.answers:
             transcript = demo[question.id][kind]
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             judgement = judge.score(question, transcript)
             judged = time.perf_counter()
             finder.find(question, [Part(transcript)])
             done = time.perf_counter()
+            cpu_s.append(time.process_time() - cpu)
             per_question.append(done - started)
             per_criterion.append((judged - started) / len(question.rubric.criteria))
             per_check.append((judged - started) / judgement.checks)
@@ -91,6 +95,7 @@ def in_process(args: argparse.Namespace) -> dict:
                 flush=True,
             )
     return {
+        "torch threads": judge.threads,
         "model load (s)": load_s,
         "embedder load (s)": embedder_load_s,
         "questions judged": len(per_question),
@@ -99,6 +104,7 @@ def in_process(args: argparse.Namespace) -> dict:
         "s per criterion (mean)": statistics.mean(per_criterion),
         "s per question (mean)": statistics.mean(per_question),
         "s per question (max)": max(per_question),
+        "CPU s per question, all threads (mean)": statistics.mean(cpu_s),
         "evidence s per question (mean)": statistics.mean(evidence_s),
         "anchors s per question, once (mean)": statistics.mean(anchors_s),
         "answers per minute": 60.0 / statistics.mean(per_question),
