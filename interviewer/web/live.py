@@ -474,7 +474,11 @@ class LiveInterviews:
 
     def _integrity_handler(self, live: Live) -> Callable[[dict[str, Any]], Awaitable[None]]:
         async def handle(batch: dict[str, Any]) -> None:
-            await self._record_browser(live, batch)
+            # stored beside the socket's reader, which must go on taking the microphone
+            task = asyncio.create_task(self._record_browser(live, batch))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            task.add_done_callback(_log_task_error)
 
         return handle
 
