@@ -20,6 +20,7 @@ and then ``runAndWait`` returns without writing anything. So:
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import hashlib
 import json
@@ -211,6 +212,9 @@ class SpeechEngine:
         self.renders = 0
         self.attempts = 0
         self.fallbacks = 0
+        # at exit the engine's __del__ would call into half-torn-down modules (a traceback
+        # printed after every run): disarm it first
+        atexit.register(self._drop_engine)
 
     def _fresh_engine(self) -> Any:
         import pyttsx3
@@ -220,9 +224,24 @@ class SpeechEngine:
         # such as `--json`; route it to the debug log instead.
         espeak_driver.print = _quiet_print  # type: ignore[attr-defined]
         pyttsx3._activeEngines.pop(None, None)  # init() would hand back the cached engine
-        self._engine = None
+        self._drop_engine()
         self._engine = pyttsx3.init()
         return self._engine
+
+    def _drop_engine(self) -> None:
+        """Forget the engine without letting it un-register the new one's callback.
+
+        libespeak has one synthesis callback per process. A dropped pyttsx3 engine clears it
+        when it is garbage-collected (``DriverProxy.__del__`` -> ``SetSynthCallback(None)``),
+        which can happen much later and on any thread (a cyclic GC run during an import on
+        the main thread): after a retry that would leave the new engine with no callback, or
+        clear it in the middle of its initialisation, a segfault seen in the test suite. So
+        the old engine is disarmed here, on the engine thread, before it is let go.
+        """
+        old, self._engine = self._engine, None
+        proxy = getattr(old, "proxy", None)
+        if proxy is not None:
+            proxy._driver = None  # its __del__ then does nothing (AttributeError, suppressed)
 
     def _try_pyttsx3(self, text: str, voice: str, rate: int, wav_path: Path) -> bool:
         for attempt in range(1, ATTEMPTS + 1):
@@ -237,12 +256,12 @@ class SpeechEngine:
                 engine.runAndWait()
             except Exception as err:
                 log.warning("pyttsx3 attempt %d failed: %s", attempt, err)
-                self._engine = None
+                self._drop_engine()
                 continue
             if _valid_wav(wav_path):
                 return True
             log.warning("pyttsx3 attempt %d wrote no valid WAV for %r", attempt, text[:40])
-            self._engine = None
+            self._drop_engine()
         return False
 
     def _render(self, text: str, voice: str, rate: int, out: Path, sample_rate: int) -> str:
