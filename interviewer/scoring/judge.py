@@ -47,9 +47,10 @@ probability, clipped to [0, 1]. Confidence per criterion: half the agreement of 
 descriptor readings, half how well its checks separate the anchors (a spread of ``GOOD_SPREAD``
 or more counts fully); per question, the weighted mean.
 
-Determinism: no sampling, a fixed dtype per model, a fixed thread count per judge, and the
-batches are formed in an order that depends only on the inputs, so the same question and
-transcript give identical scores in a process.
+Determinism: no sampling, a fixed dtype per model, a fixed thread count per judge, a token
+tree built in rubric order, and a question's opening always computed on its own (whether its
+cache was just made or kept), so the same question and transcript give identical scores in a
+process.
 """
 
 from __future__ import annotations
