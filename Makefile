@@ -20,10 +20,10 @@ APT_TEST := $(APT_RUN) chromium chromium-driver postgresql asterisk-core-sounds-
 run: apt-run $(VENV)/.installed models $(if $(filter livekit,$(INTERVIEWER_TRANSPORT)),$(NODE_STAMP))
 	$(BIN)/interviewer serve --seed-demo
 
-# The whole-bank Qwen test (48 questions x 4 judgements: 2 anchors, strong, weak) took 20-30 min
-# on 2 cores; the token-tree judge needs 1.4x less CPU per judgement, so ~14-21 min is expected
-# (not yet measured whole), still far over the ~8 min the ~25-min suite leaves for it:
-# `make test-full` runs it too.
+# The whole-bank Qwen test (48 questions x 4 judgements: 2 anchors, strong, weak) needs ~90 CPU s
+# per question even with the token-tree judge (law bank: 754 CPU s, 750 s wall at load 3-7), so
+# ~75 CPU minutes in all: over 35 min with both cores to itself, far over the ~8 min the ~25-min
+# suite leaves for it. `make test-full` runs it too.
 test: apt-test $(VENV)/.installed models $(NODE_STAMP)
 	$(BIN)/python -m pytest -q -ra -m "not qwen_all_banks" $(PYTEST_ARGS)
 
