@@ -526,6 +526,49 @@ def test_concurrent_sessions_see_committed_answers(db_engine: Engine) -> None:
         assert reader.execute(text("SELECT 1")).scalar() == 1
 
 
+def test_concurrent_read_then_write_transactions_queue_instead_of_failing(
+    db_engine: Engine,
+) -> None:
+    """Two live interviews (or an interview and the scoring worker) each read and then write.
+    On SQLite a deferred transaction whose snapshot went stale fails at once with "database is
+    locked"; write blocks take the lock up front, so the second waits its turn."""
+    import threading
+
+    with db.session_scope(db_engine) as s:
+        interview_id = make_interview(s).id
+    first_has_read = threading.Event()
+    errors: list[BaseException] = []
+
+    def first() -> None:
+        try:
+            with db.session_scope(db_engine, write=True) as s:
+                s.get(Interview, interview_id)
+                first_has_read.set()
+                threading.Event().wait(0.5)  # the other writer tries to commit meanwhile
+                s.get(Interview, interview_id).next_question_index = 1
+        except BaseException as err:
+            errors.append(err)
+            first_has_read.set()
+
+    def second() -> None:
+        first_has_read.wait(5)
+        try:
+            with db.session_scope(db_engine, write=True) as s:
+                s.get(Interview, interview_id).state = InterviewState.in_progress
+        except BaseException as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    with db.session_scope(db_engine) as s:
+        row = s.get(Interview, interview_id)
+        assert (row.next_question_index, row.state) == (1, InterviewState.in_progress)
+
+
 # --- recordings --------------------------------------------------------------------------------
 
 

@@ -490,7 +490,7 @@ def _worker_main(
             break
         kind, ident = job
         try:
-            with session_scope(engine) as session:
+            with session_scope(engine, write=True) as session:
                 if kind == "warm":
                     _queue_warm_up(session, ident, judge, warm)
                     continue

@@ -28,6 +28,7 @@ from interviewer.config import get_settings
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 15_000
+_WRITE_OPTION = "interviewer_write"
 
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
@@ -97,17 +98,28 @@ def _tune_sqlite(engine: Engine, *, wal: bool) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
+        # A deferred transaction that reads and then writes cannot become a writer once another
+        # connection has committed since its read: SQLite fails at once ("database is locked"),
+        # ignoring busy_timeout. Writers (session_scope(write=True)) take the lock at BEGIN and
+        # wait their turn instead; readers stay deferred so that they never block anyone.
+        write = connection.get_execution_options().get(_WRITE_OPTION, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
 @contextmanager
-def session_scope(engine: Engine | None = None) -> Iterator[Session]:
+def session_scope(engine: Engine | None = None, *, write: bool = False) -> Iterator[Session]:
     """A session that commits when the block ends and rolls back if it raises.
 
     Objects stay readable after the block (``expire_on_commit=False``): callers hand them to
-    templates and the interview core after the transaction is over.
+    templates and the interview core after the transaction is over. ``write=True`` for blocks
+    that read and then write while other writers run (live interviews, the scoring worker):
+    on SQLite they take the write lock up front and queue instead of failing (PostgreSQL is
+    unaffected). Never nest a write block inside another block on the same thread.
     """
-    session = Session(engine or create_db_engine(), expire_on_commit=False)
+    engine = engine or create_db_engine()
+    if write:
+        engine = engine.execution_options(**{_WRITE_OPTION: True})
+    session = Session(engine, expire_on_commit=False)
     try:
         yield session
         session.commit()

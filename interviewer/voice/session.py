@@ -92,7 +92,7 @@ def save_step(engine: Engine, recordings: Recordings, interview_id: int, step: S
         for i, (_, audio) in enumerate(step.records)
         if audio is not None and audio.path is not None and Path(audio.path).exists()
     }
-    with session_scope(engine) as s:
+    with session_scope(engine, write=True) as s:
         for i, (record, audio) in enumerate(step.records):
             answer = Answer(
                 interview_id=interview_id,

@@ -525,7 +525,7 @@ class LiveInterviews:
             return await asyncio.to_thread(self._store_events_blocking, interview_id, drafts)
 
     def _store_events_blocking(self, interview_id: int, drafts: list[EventDraft]) -> int:
-        with session_scope(self.engine) as s:
+        with session_scope(self.engine, write=True) as s:
             count = s.scalar(
                 select(func.count())
                 .select_from(IntegrityEvent)
@@ -604,7 +604,7 @@ class LiveInterviews:
         transport.close(CloseCode.INTERNAL, "server error")
 
     def _mark_used(self, invite_id: int) -> None:
-        with session_scope(self.engine) as s:
+        with session_scope(self.engine, write=True) as s:
             invites.mark_used(s, invite_id)
 
 
