@@ -114,7 +114,7 @@ def session_scope(engine: Engine | None = None, *, write: bool = False) -> Itera
     templates and the interview core after the transaction is over. ``write=True`` for blocks
     that read and then write while other writers run (live interviews, the scoring worker):
     on SQLite they take the write lock up front and queue instead of failing (PostgreSQL is
-    unaffected). Never nest a write block inside another block on the same thread.
+    unaffected). Never open a write block inside another write block on the same thread.
     """
     engine = engine or create_db_engine()
     if write:
