@@ -64,6 +64,13 @@ class Settings(BaseSettings):
     silence_threshold_s: float = Field(
         default=1.2, description="Default silence that ends an answer; openings may override."
     )
+    background_niceness: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="How much the scoring and integrity-analysis processes lower their CPU "
+        "priority, so live interviews come first (0: same priority).",
+    )
 
     host: str = "127.0.0.1"
     port: int = 8000

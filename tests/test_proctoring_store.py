@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import wave
 from datetime import UTC, datetime, timedelta
@@ -284,3 +285,18 @@ def test_cli_analyze_stores_a_summary_and_names_a_missing_interview(
         assert [a.detail["total"] for a in logged] == [0]  # nothing recorded, nothing found
     result = runner.invoke(app, [*args, "999999"], env=env)
     assert result.exit_code == 1 and "no interview 999999" in result.output
+
+
+def test_analysis_worker_runs_below_the_interviews_priority(
+    db_url: str, tmp_path: Path, model_dir: Path
+) -> None:
+    """The pool's process lowers its own priority when it starts (interviewer.priority)."""
+    from interviewer.config import get_settings
+
+    pool = AnalysisPool(db_url, tmp_path, model_dir)
+    try:
+        niceness = asyncio.run(pool.niceness())
+    finally:
+        pool.close()
+    expected = min(19, os.nice(0) + get_settings().background_niceness)
+    assert niceness == expected > os.nice(0)

@@ -21,6 +21,9 @@ def _init() -> None:
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(name, "1")
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from interviewer.priority import lower_priority
+
+    lower_priority()  # live interviews first
 
 
 def _analyze(
@@ -49,18 +52,25 @@ class AnalysisPool:
 
     async def analyze(self, interview_id: int) -> dict[str, Any]:
         """The stored summary's detail (see ``analyze_and_summarize``)."""
-        if self._executor is None:
-            self._executor = ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_init
-            )
         return await asyncio.get_running_loop().run_in_executor(
-            self._executor,
+            self._start(),
             _analyze,
             self.database_url,
             self.recordings_root,
             int(interview_id),
             self.model_dir,
         )
+
+    async def niceness(self) -> int:
+        """The worker process's scheduling niceness (it lowers its priority when it starts)."""
+        return await asyncio.get_running_loop().run_in_executor(self._start(), os.nice, 0)
+
+    def _start(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            self._executor = ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_init
+            )
+        return self._executor
 
     def close(self) -> None:
         if self._executor is not None:

@@ -344,6 +344,10 @@ class ScoringWorker:
     def alive(self) -> bool:
         return self._process is not None and self._process.is_alive()
 
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
     def submit_nowait(self, answer_id: int) -> None:
         """Raises ``queue.Full`` when the worker is that far behind."""
         self._check_alive()
@@ -462,7 +466,10 @@ def _worker_main(
     # Before torch loads: idle OpenMP threads sleep instead of spinning, which otherwise steals
     # the cores the voice agent (whisper, VAD) needs and slows both sides many times over.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from interviewer.priority import lower_priority
     from interviewer.store.db import create_db_engine, session_scope
+
+    lower_priority()  # live interviews first: the backlog waits, not the applicants
 
     try:
         engine = create_db_engine(database_url)
