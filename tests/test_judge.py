@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -337,6 +338,67 @@ def test_service_writes_rows_and_rescoring_replaces_them(
         assert interview.score == pytest.approx(whole.score, abs=1e-6)
         assert 0.0 <= interview.score_confidence <= 1.0
         assert s.get(Answer, a1).score is not None
+
+
+class _StepWhileJudging:
+    """The judge, but while it runs an interview step writes to the database, as the voice
+    agent does during a live interview: that write must never wait for the scorer."""
+
+    def __init__(self, judge: Judge, engine) -> None:
+        self.judge, self.engine, self.errors, self.steps = judge, engine, [], 0
+        self.model_name = judge.model_name
+
+    def score(self, question, transcript):
+        from interviewer.store.db import session_scope
+        from interviewer.store.models import AuditLog
+
+        def step() -> None:
+            try:
+                with session_scope(self.engine, write=True) as s:
+                    s.add(AuditLog(action="interview-step", target=question.id))
+                self.steps += 1
+            except Exception as err:  # SQLite: "database is locked" after the busy timeout
+                self.errors.append(err)
+
+        writer = threading.Thread(target=step)
+        writer.start()
+        writer.join(120)
+        return self.judge.score(question, transcript)
+
+
+def test_scoring_beside_live_interviews_holds_no_lock_while_judging(
+    db_engine, judge: Judge, finder: EvidenceFinder
+) -> None:
+    from sqlalchemy import func, select
+
+    from interviewer.scoring import service
+    from interviewer.store.db import session_scope
+    from interviewer.store.models import Answer, AuditLog, Interview, InterviewState
+
+    bank = _bank()
+    demo = _demo(bank.id)["answers"]
+    q0, q1 = bank.questions[0], bank.questions[1]
+    interview_id, (a0, a1) = _interview_with_answers(
+        db_engine, bank, [(q0.id, 0, demo[q0.id]["strong"]), (q1.id, 0, demo[q1.id]["weak"])]
+    )
+    probe = _StepWhileJudging(judge, db_engine)
+    result = service.score_stored_answer(db_engine, a0, probe, finder)
+    with session_scope(db_engine) as s:
+        expected = service.score_answer(s, a0, judge, finder, rescore=True)
+        s.rollback()  # only the figures: the stored score stays the one written above
+    assert result.score == pytest.approx(expected.score, abs=1e-6)
+    assert probe.errors == [] and probe.steps == 1
+
+    with session_scope(db_engine) as s:
+        s.get(Interview, interview_id).state = InterviewState.completed
+    whole = service.score_stored_interview(db_engine, interview_id, probe, finder, rescore=True)
+    assert probe.errors == [] and probe.steps == 3  # one per question judged
+    assert [q.answer_id for q in whole.questions] == [a0, a1]
+    with session_scope(db_engine) as s:
+        assert s.get(Answer, a0).score == pytest.approx(result.score, abs=1e-6)
+        assert s.get(Answer, a1).score == pytest.approx(whole.questions[1].score, abs=1e-6)
+        assert s.get(Interview, interview_id).score == pytest.approx(whole.score, abs=1e-6)
+        assert s.scalar(select(func.count()).select_from(AuditLog)) == 3
 
 
 def test_practice_answer_is_not_scored(db_engine, judge: Judge) -> None:

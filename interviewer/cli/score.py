@@ -74,17 +74,16 @@ def score(
                 finder.load()
             for i in totals:
                 progress.update(task, description=f"interview {i}")
-                with session_scope(engine) as session:
-                    results.append(
-                        service.score_interview(
-                            session,
-                            i,
-                            judge,
-                            finder,
-                            rescore=rescore,
-                            on_question=lambda _q: progress.advance(task),
-                        )
+                results.append(  # never holding the database while the model runs
+                    service.score_stored_interview(
+                        engine,
+                        i,
+                        judge,
+                        finder,
+                        rescore=rescore,
+                        on_question=lambda _q: progress.advance(task),
                     )
+                )
         _print(results, judge.model_name)
 
 

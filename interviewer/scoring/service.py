@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Engine, delete, select
 from sqlmodel import Session
 
 from interviewer.banks import Bank, Question
@@ -46,6 +46,7 @@ from interviewer.store.models import (
     InterviewState,
     utcnow,
 )
+from interviewer.store.db import session_scope
 from interviewer.store.repo import answers_of, bank_of
 
 log = logging.getLogger(__name__)
@@ -98,15 +99,21 @@ def score_answer(
     return result
 
 
-def _score_question(
-    session: Session,
-    interview: Interview,
-    bank: Bank,
-    question_id: str,
-    judge: Judge,
-    finder: EvidenceFinder | None,
-    rescore: bool,
-) -> QuestionResult:
+@dataclass(frozen=True)
+class _Job:
+    """What judging one question needs, read from the database: nothing here is bound to a
+    session, so the judge can run with no transaction open."""
+
+    question: Question
+    attempt_ids: list[int]  # attempt 0 first
+    parts: list[Part]
+    transcript: str
+
+
+def _job(
+    session: Session, interview: Interview, bank: Bank, question_id: str, rescore: bool
+) -> _Job | QuestionResult:
+    """The question's job, or its stored result when it is up to date (and not ``rescore``)."""
     try:
         question = bank.question(question_id)
     except KeyError:
@@ -125,10 +132,122 @@ def _score_question(
         if a.status != AnswerStatus.no_answer and not is_empty(a.transcript)
     ]
     transcript = "\n".join(p.transcript.strip() for p in parts)
-    judgement = judge.score(question, transcript)
-    evidence = finder.find(question, parts) if finder is not None and parts else None
-    _write(session, question, attempts, judgement, evidence)
-    return QuestionResult(question_id, primary.id, judgement.score, judgement.confidence, judgement)
+    return _Job(question, [a.id for a in attempts], parts, transcript)
+
+
+def _judge(job: _Job, judge: Judge, finder: EvidenceFinder | None) -> tuple[Any, Any]:
+    judgement = judge.score(job.question, job.transcript)
+    evidence = finder.find(job.question, job.parts) if finder is not None and job.parts else None
+    return judgement, evidence
+
+
+def _score_question(
+    session: Session,
+    interview: Interview,
+    bank: Bank,
+    question_id: str,
+    judge: Judge,
+    finder: EvidenceFinder | None,
+    rescore: bool,
+) -> QuestionResult:
+    job = _job(session, interview, bank, question_id, rescore)
+    if isinstance(job, QuestionResult):
+        return job
+    judgement, evidence = _judge(job, judge, finder)
+    attempts = [session.get(Answer, i) for i in job.attempt_ids]
+    _write(session, job.question, attempts, judgement, evidence)
+    return QuestionResult(
+        question_id, job.attempt_ids[0], judgement.score, judgement.confidence, judgement
+    )
+
+
+# --- the same, never holding a transaction while the model runs ---------------------------------
+
+
+def score_stored_answer(
+    engine: Engine,
+    answer_id: int,
+    judge: Judge,
+    finder: EvidenceFinder | None = None,
+    *,
+    rescore: bool = False,
+) -> QuestionResult | None:
+    """``score_answer`` for a process that shares the database with live interviews.
+
+    Judging takes seconds to a minute; a transaction open meanwhile would hold SQLite's write
+    lock (or a PostgreSQL snapshot) that long, and every interview step would wait for it
+    (bench/load.py: turn latency). So: read in one short transaction, judge with none open,
+    write in another short one. A follow-up answer stored in between is not in this score;
+    its own job (the voice agent submits every answer) rescores the question with it."""
+    with session_scope(engine) as session:
+        answer = session.get(Answer, answer_id)
+        if answer is None:
+            raise LookupError(f"no answer with id {answer_id}")
+        if answer.question_id == PRACTICE_ID:
+            return None
+        interview = _interview(session, answer.interview_id)
+        bank = bank_of(session, interview.bank_version_id)
+        job = _job(session, interview, bank, answer.question_id, rescore)
+        interview_id = interview.id
+    if isinstance(job, QuestionResult):
+        return job
+    return _judge_and_write(engine, interview_id, bank, job, judge, finder, update_interview=True)
+
+
+def score_stored_interview(
+    engine: Engine,
+    interview_id: int,
+    judge: Judge,
+    finder: EvidenceFinder | None = None,
+    *,
+    rescore: bool = False,
+    on_question: Callable[[str], None] | None = None,
+) -> InterviewResult:
+    """``score_interview`` for a process sharing the database (the ``interviewer score``
+    command may run while interviews go on): one short write per question, none held while
+    the model runs."""
+    with session_scope(engine) as session:
+        interview = _interview(session, interview_id)
+        bank = bank_of(session, interview.bank_version_id)
+        answered = {a.question_id for a in answers_of(session, interview_id)} - {PRACTICE_ID}
+    results = []
+    for question in bank.questions:
+        if question.id in answered:
+            with session_scope(engine) as session:
+                job = _job(session, _interview(session, interview_id), bank, question.id, rescore)
+            if not isinstance(job, QuestionResult):
+                job = _judge_and_write(
+                    engine, interview_id, bank, job, judge, finder, update_interview=False
+                )
+            results.append(job)
+        if on_question is not None:
+            on_question(question.id)
+    with session_scope(engine, write=True) as session:
+        score, confidence = update_interview_score(session, interview_id, bank=bank, force=True)
+    return InterviewResult(interview_id, results, score, confidence)
+
+
+def _judge_and_write(
+    engine: Engine,
+    interview_id: int,
+    bank: Bank,
+    job: _Job,
+    judge: Judge,
+    finder: EvidenceFinder | None,
+    *,
+    update_interview: bool,
+) -> QuestionResult:
+    judgement, evidence = _judge(job, judge, finder)
+    with session_scope(engine, write=True) as session:
+        attempts = [session.get(Answer, i) for i in job.attempt_ids]
+        if any(a is None for a in attempts):  # erased meanwhile (privacy): nothing to write
+            raise LookupError(f"answers {job.attempt_ids} are gone")
+        _write(session, job.question, attempts, judgement, evidence)
+        if update_interview:
+            update_interview_score(session, interview_id, bank=bank)
+    return QuestionResult(
+        job.question.id, job.attempt_ids[0], judgement.score, judgement.confidence, judgement
+    )
 
 
 def _up_to_date(session: Session, primary: Answer, attempts: Sequence[Answer]) -> bool:
@@ -467,7 +586,7 @@ def _worker_main(
     # the cores the voice agent (whisper, VAD) needs and slows both sides many times over.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from interviewer.priority import lower_priority
-    from interviewer.store.db import create_db_engine, session_scope
+    from interviewer.store.db import create_db_engine
 
     lower_priority()  # live interviews first: the backlog waits, not the applicants
 
@@ -497,11 +616,13 @@ def _worker_main(
             break
         kind, ident = job
         try:
-            with session_scope(engine, write=True) as session:
-                if kind == "warm":
+            if kind == "warm":
+                with session_scope(engine) as session:
                     _queue_warm_up(session, ident, judge, warm)
-                    continue
-                result = score_answer(session, ident, judge, finder, rescore=True)
+                continue
+            # no transaction is open while the model runs: interview steps never wait for it
+            result = score_stored_answer(engine, ident, judge, finder, rescore=True)
+            with session_scope(engine) as session:
                 answer = session.get(Answer, ident)
                 if answer is not None:
                     _queue_warm_up(session, answer.interview_id, judge, warm)
