@@ -333,8 +333,13 @@ async def main() -> None:
     parser.add_argument("--timeout", type=float, default=1800.0, help="Per interview, s.")
     parser.add_argument("--scoring-timeout", type=float, default=1800.0)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--debug", action="store_true", help="Log the agents' turns.")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.ERROR)
+    logging.basicConfig(level=logging.ERROR, format="%(asctime)s %(name)s %(message)s")
+    # an interview that times out says where it stood; --debug: every turn of the agent
+    logging.getLogger("interviewer.voice").setLevel(
+        logging.DEBUG if args.debug else logging.WARNING
+    )
 
     settings = get_settings()
     bank, texts = _bank(settings, args.bank, args.questions)

@@ -306,3 +306,57 @@ async def test_segments_share_a_transcription_when_whisper_is_behind(
         assert key in text, text
     assert text.index("elephant") < text.index("trunk") < text.index("africa") < text.index("paris")
     assert [w["start"] for w in turn.words] == sorted(w["start"] for w in turn.words)
+
+
+async def test_words_a_turn_waits_for_are_not_news_of_another_turn(
+    tmp_path: Path, models: dict[str, Any]
+) -> None:
+    """The session ends a turn on the words it has; the answer's last words are often still
+    with whisper. Once the turn is being taken they belong to it: announced to the session as
+    a fresh transcript they made it end a second turn, which cut off the next question it was
+    about to ask (bench/load.py: three applicants at once, a question never heard)."""
+    from livekit import rtc
+
+    from interviewer.interview import Ask
+    from interviewer.voice.agent import AnswerCapture
+    from interviewer.voice.io import read_wav
+
+    wav = tmp_path / "answer.wav"
+    answers_wav(["The elephant is very large.", "It lives in Africa."], wav, lead_s=0.5, gap_s=0.7)
+    samples, rate = read_wav(wav)
+    step = rate // 50
+    took: list[asyncio.Task[Any]] = []
+    pending_when_taken: list[bool] = []
+
+    async def frames():
+        for i in range(0, len(samples) - step, step):  # faster than whisper keeps up
+            yield rtc.AudioFrame(samples[i : i + step].tobytes(), rate, 1, step)
+        for _ in range(3000):
+            rec = capture.current
+            last = rec.segments[-1] if rec is not None and rec.segments else None
+            if (
+                not took
+                and last is not None
+                and last.end_s is not None
+                and rec.open_segment is None
+            ):
+                # the session's end of turn: the last segment has ended, whisper is still on it
+                pending_when_taken.append(any(s.task and not s.task.done() for s in rec.segments))
+                took.append(asyncio.create_task(capture.take_turn()))
+                events_before.append(len(events))
+            if took and took[0].done():
+                break
+            yield rtc.AudioFrame(bytes(2 * step), rate, 1, step)
+            await asyncio.sleep(0.02)
+
+    events: list[str] = []
+    events_before: list[int] = []
+    capture = AnswerCapture(vad=models["vad"], stt=WhisperSTT(model="tiny.en"))
+    capture.begin(Ask("animal", 0, 0, "Describe an elephant.", 60, 30), 1)
+    capture.current.prompt_end_s = 0.0  # type: ignore[union-attr]
+    async for ev in capture.run(frames()):
+        events.append(ev.alternatives[0].text)
+    turn = await took[0]
+    assert pending_when_taken == [True]  # the case at hand: words still being transcribed
+    assert "africa" in turn.text.lower()  # the turn has them...
+    assert events[events_before[0] :] == []  # ...and nobody was told of them as a new turn

@@ -139,6 +139,9 @@ class Segment:
     started: bool = False  # its transcription has started: nothing more can join it
     merged: int = 1  # how many VAD segments it holds
     sealed: bool = False  # a time limit cut the answer after it: nothing more may join it
+    claimed: bool = False
+    """A turn being taken waits for its words: when they come, they are that turn's, not the
+    news of a new one (which would make the session cut off the reply it is about to say)."""
 
 
 @dataclass
@@ -213,7 +216,7 @@ class AnswerCapture:
         self.stream_samples = 0
         self.sample_rate = 0
         self.speaking = False
-        self._events: asyncio.Queue[stt.SpeechEvent] | None = None
+        self._events: asyncio.Queue[tuple[Segment, stt.SpeechEvent]] | None = None
         self._on_tick: Callable[[], None] | None = None
         self._on_speech: Callable[[bool], None] | None = None
 
@@ -281,6 +284,9 @@ class AnswerCapture:
             for s in sealed:
                 s.sealed = True  # words after the cut-off never join them
         while True:  # a segment may end while we wait for the others: wait for it too
+            for s in sealed if sealed is not None else rec.segments:
+                if not s.taken and s.end_s is not None:
+                    s.claimed = True
             pending = [
                 s.task
                 for s in (sealed if sealed is not None else rec.segments)
@@ -355,7 +361,7 @@ class AnswerCapture:
 
     async def run(self, audio: AsyncIterable[rtc.AudioFrame]) -> AsyncIterator[stt.SpeechEvent]:
         """Consume input frames; yield FINAL_TRANSCRIPTs of the current question's speech."""
-        events: asyncio.Queue[stt.SpeechEvent] = asyncio.Queue()
+        events: asyncio.Queue[tuple[Segment, stt.SpeechEvent]] = asyncio.Queue()
         self._events = events
         vad_stream = self._vad.stream()
         base = self.stream_samples  # the VAD stream counts from zero
@@ -376,7 +382,9 @@ class AnswerCapture:
                 get = asyncio.ensure_future(events.get())
                 done, _ = await asyncio.wait({get, tasks[0]}, return_when=asyncio.FIRST_COMPLETED)
                 if get in done:
-                    yield get.result()
+                    seg, event = get.result()
+                    if not seg.claimed:  # a turn may have claimed it while it waited here
+                        yield event
                     continue
                 get.cancel()
                 break
@@ -534,12 +542,15 @@ class AnswerCapture:
                 }
             )
         # only the question still listening hears about it: a late transcript of a finished
-        # question must not become a turn of the next one
-        if seg.text and not rec.finished and not seg.taken and self._events is not None:
+        # question must not become a turn of the next one, nor words a turn already waits for
+        if seg.text and not rec.finished and not seg.claimed and self._events is not None:
             self._events.put_nowait(
-                stt.SpeechEvent(
-                    type=stt.SpeechEventType.FINAL_TRANSCRIPT,
-                    alternatives=[stt.SpeechData(language=alt.language, text=seg.text)],
+                (
+                    seg,
+                    stt.SpeechEvent(
+                        type=stt.SpeechEventType.FINAL_TRANSCRIPT,
+                        alternatives=[stt.SpeechData(language=alt.language, text=seg.text)],
+                    ),
                 )
             )
 
@@ -565,8 +576,10 @@ class InterviewAgent(Agent):
         capture: AnswerCapture | None = None,
         no_answer_timeout_s: float = 8.0,
         silence_threshold_s: float = 1.2,
+        log_name: str = "interview",
     ) -> None:
         super().__init__(instructions=INSTRUCTIONS)
+        self.log_name = log_name  # names this interview in the log
         self.flow = flow
         self.capture = capture
         self.no_answer_timeout_s = no_answer_timeout_s
@@ -621,6 +634,7 @@ class InterviewAgent(Agent):
         async with self._lock:
             if self.capture is not None:
                 turn = await self.capture.take_turn()
+                log.debug("%s: end of turn, %d words", self.log_name, len(turn.text.split()))
                 if not turn.text:
                     return []  # words from a question already closed, or only noise
                 actions = self.flow.answer(turn.text)
@@ -693,6 +707,7 @@ class InterviewAgent(Agent):
         self, kind: str, epoch: int, key: tuple[Any, str]
     ) -> SpeechHandle | None:
         """Returns the speech it started, if any."""
+        log.debug("%s: timer %s (epoch %s, now %s)", self.log_name, kind, epoch, self._epoch)
         async with self._lock:
             if epoch != self._epoch or self.flow.finished:
                 return None  # the question it was for is gone
@@ -798,6 +813,15 @@ class InterviewAgent(Agent):
 
     def _on_agent_state(self, ev: Any) -> None:
         rec = self.capture.current if self.capture is not None else None
+        log.debug(
+            "%s: agent %s -> %s; question %s, epoch %s, prompt spoken %s",
+            self.log_name,
+            ev.old_state,
+            ev.new_state,
+            rec.ask.question_id if rec is not None else None,
+            self._epoch,
+            self._prompt_spoken,
+        )
         if ev.new_state == "speaking":
             self._prompt_spoken = True
             if rec is not None:

@@ -290,6 +290,7 @@ async def run_interview(
         capture=capture,
         no_answer_timeout_s=no_answer_timeout_s,
         silence_threshold_s=threshold,
+        log_name=f"interview {interview_id}",
     )
     session: AgentSession = AgentSession(
         stt=stt_engine,
@@ -339,7 +340,11 @@ async def run_interview(
         if timeout_s is None:
             await agent.ended.wait()
         else:
-            await asyncio.wait_for(agent.ended.wait(), timeout_s)
+            try:
+                await asyncio.wait_for(agent.ended.wait(), timeout_s)
+            except TimeoutError:
+                log.warning("interview %s timed out: %s", interview_id, _stuck(session, agent))
+                raise
     finally:
         await session.aclose()
         capture.stop()
@@ -358,3 +363,21 @@ def _answers(engine: Engine, interview_id: int) -> list[Answer]:
         for row in rows:
             s.expunge(row)
         return rows
+
+
+def _stuck(session: AgentSession, agent: InterviewAgent) -> str:
+    """Where an interview that did not end stands: what is waiting for what."""
+    capture, rec = agent.capture, agent.capture.current if agent.capture else None
+    parts = [
+        f"agent {session.agent_state}",
+        f"user {session.user_state}",
+        f"last said {agent.said[-1:]!r}",
+    ]
+    if rec is not None:
+        parts.append(
+            f"question {rec.ask.question_id}/{rec.ask.attempt} epoch {rec.epoch} (agent at "
+            f"{agent._epoch}), prompt end {rec.prompt_end_s}, listening since "
+            f"{rec.listening_since_s}, {len(rec.segments)} segments, transcribing "
+            f"{capture.transcribing()}, untaken words {capture.has_untaken_words()}"
+        )
+    return "; ".join(parts)
