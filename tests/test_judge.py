@@ -293,8 +293,7 @@ def test_service_writes_rows_and_rescoring_replaces_them(
             query = select(CriterionScore).where(CriterionScore.answer_id == answer_id)
             return list(s.scalars(query))
 
-    with session_scope(db_engine) as s:
-        result = service.score_answer(s, a0_follow, judge, finder)
+    result = service.score_answer(db_engine, a0_follow, judge, finder)
     assert result is not None and result.answer_id == a0
     first = rows(a0)
     assert len(first) == expected and rows(a0_follow) == []
@@ -313,8 +312,7 @@ def test_service_writes_rows_and_rescoring_replaces_them(
         # In progress, with questions still to come: no interview score yet.
         assert s.get(Interview, interview_id).score is None
 
-    with session_scope(db_engine) as s:
-        again = service.score_answer(s, a0, judge, finder, rescore=True)
+    again = service.score_answer(db_engine, a0, judge, finder, rescore=True)
     second = rows(a0)
     assert len(second) == expected
     with session_scope(db_engine) as s:  # replaced, not added to
@@ -327,8 +325,7 @@ def test_service_writes_rows_and_rescoring_replaces_them(
 
     with session_scope(db_engine) as s:
         s.get(Interview, interview_id).state = InterviewState.completed
-    with session_scope(db_engine) as s:
-        whole = service.score_interview(s, interview_id, judge, finder)
+    whole = service.score_interview(db_engine, interview_id, judge, finder)
     # q0 was up to date and left alone; q1 was judged now; the rest were never answered.
     assert [q.judgement is None for q in whole.questions] == [True, False]
     scores = [q.score for q in whole.questions]
@@ -382,16 +379,13 @@ def test_scoring_beside_live_interviews_holds_no_lock_while_judging(
         db_engine, bank, [(q0.id, 0, demo[q0.id]["strong"]), (q1.id, 0, demo[q1.id]["weak"])]
     )
     probe = _StepWhileJudging(judge, db_engine)
-    result = service.score_stored_answer(db_engine, a0, probe, finder)
-    with session_scope(db_engine) as s:
-        expected = service.score_answer(s, a0, judge, finder, rescore=True)
-        s.rollback()  # only the figures: the stored score stays the one written above
-    assert result.score == pytest.approx(expected.score, abs=1e-6)
+    result = service.score_answer(db_engine, a0, probe, finder)
+    assert result.score == pytest.approx(judge.score(q0, demo[q0.id]["strong"]).score, abs=1e-6)
     assert probe.errors == [] and probe.steps == 1
 
     with session_scope(db_engine) as s:
         s.get(Interview, interview_id).state = InterviewState.completed
-    whole = service.score_stored_interview(db_engine, interview_id, probe, finder, rescore=True)
+    whole = service.score_interview(db_engine, interview_id, probe, finder, rescore=True)
     assert probe.errors == [] and probe.steps == 3  # one per question judged
     assert [q.answer_id for q in whole.questions] == [a0, a1]
     with session_scope(db_engine) as s:
@@ -419,9 +413,10 @@ def test_practice_answer_is_not_scored(db_engine, judge: Judge) -> None:
         )
         s.add(practice)
         s.flush()
-        assert service.score_answer(s, practice.id, judge) is None
-        empty = service.score_answer(s, answer_id, judge)
-        assert empty.score == 0.0 and empty.judgement.empty
+        practice_id = practice.id
+    assert service.score_answer(db_engine, practice_id, judge) is None
+    empty = service.score_answer(db_engine, answer_id, judge)
+    assert empty.score == 0.0 and empty.judgement.empty
 
 
 async def test_worker_process_scores_enqueued_answers(tmp_path: Path, model_dir: Path) -> None:

@@ -75,7 +75,7 @@ def score(
             for i in totals:
                 progress.update(task, description=f"interview {i}")
                 results.append(  # never holding the database while the model runs
-                    service.score_stored_interview(
+                    service.score_interview(
                         engine,
                         i,
                         judge,

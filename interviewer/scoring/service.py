@@ -38,6 +38,7 @@ from sqlmodel import Session
 from interviewer.banks import Bank, Question
 from interviewer.scoring.evidence import Evidence, EvidenceFinder, Part
 from interviewer.scoring.judge import AnswerJudgement, Judge, is_empty
+from interviewer.store.db import session_scope
 from interviewer.store.models import (
     Answer,
     AnswerStatus,
@@ -46,7 +47,6 @@ from interviewer.store.models import (
     InterviewState,
     utcnow,
 )
-from interviewer.store.db import session_scope
 from interviewer.store.repo import answers_of, bank_of
 
 log = logging.getLogger(__name__)
@@ -72,31 +72,7 @@ class InterviewResult:
     confidence: float | None
 
 
-# --- one question ----------------------------------------------------------------------------
-
-
-def score_answer(
-    session: Session,
-    answer_id: int,
-    judge: Judge,
-    finder: EvidenceFinder | None = None,
-    *,
-    rescore: bool = False,
-    update_interview: bool = True,
-) -> QuestionResult | None:
-    """Score the question ``answer_id`` answers (with its follow-ups); None for the practice
-    question. Writes the rows, the answer's score and, when it can, the interview's score."""
-    answer = session.get(Answer, answer_id)
-    if answer is None:
-        raise LookupError(f"no answer with id {answer_id}")
-    if answer.question_id == PRACTICE_ID:
-        return None
-    interview = _interview(session, answer.interview_id)
-    bank = bank_of(session, interview.bank_version_id)
-    result = _score_question(session, interview, bank, answer.question_id, judge, finder, rescore)
-    if update_interview:
-        update_interview_score(session, interview.id, bank=bank)
-    return result
+# --- scoring stored answers ------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -135,36 +111,15 @@ def _job(
     return _Job(question, [a.id for a in attempts], parts, transcript)
 
 
-def _judge(job: _Job, judge: Judge, finder: EvidenceFinder | None) -> tuple[Any, Any]:
+def _judge(
+    job: _Job, judge: Judge, finder: EvidenceFinder | None
+) -> tuple[AnswerJudgement, Evidence | None]:
     judgement = judge.score(job.question, job.transcript)
     evidence = finder.find(job.question, job.parts) if finder is not None and job.parts else None
     return judgement, evidence
 
 
-def _score_question(
-    session: Session,
-    interview: Interview,
-    bank: Bank,
-    question_id: str,
-    judge: Judge,
-    finder: EvidenceFinder | None,
-    rescore: bool,
-) -> QuestionResult:
-    job = _job(session, interview, bank, question_id, rescore)
-    if isinstance(job, QuestionResult):
-        return job
-    judgement, evidence = _judge(job, judge, finder)
-    attempts = [session.get(Answer, i) for i in job.attempt_ids]
-    _write(session, job.question, attempts, judgement, evidence)
-    return QuestionResult(
-        question_id, job.attempt_ids[0], judgement.score, judgement.confidence, judgement
-    )
-
-
-# --- the same, never holding a transaction while the model runs ---------------------------------
-
-
-def score_stored_answer(
+def score_answer(
     engine: Engine,
     answer_id: int,
     judge: Judge,
@@ -172,13 +127,15 @@ def score_stored_answer(
     *,
     rescore: bool = False,
 ) -> QuestionResult | None:
-    """``score_answer`` for a process that shares the database with live interviews.
+    """Score the question ``answer_id`` answers (with its follow-ups); None for the practice
+    question. Writes the rows, the answer's score and, when it can, the interview's score.
 
-    Judging takes seconds to a minute; a transaction open meanwhile would hold SQLite's write
-    lock (or a PostgreSQL snapshot) that long, and every interview step would wait for it
-    (bench/load.py: turn latency). So: read in one short transaction, judge with none open,
-    write in another short one. A follow-up answer stored in between is not in this score;
-    its own job (the voice agent submits every answer) rescores the question with it."""
+    Judging takes seconds to a minute, and live interviews share the database: a transaction
+    open meanwhile would hold SQLite's write lock (or a PostgreSQL snapshot) that long, and
+    every interview step would wait for it (bench/load.py: turn latency). So: read in one
+    short transaction, judge with none open, write in another short one. A follow-up answer
+    stored in between is not in this score; its own job (the voice agent submits every
+    answer) rescores the question with it."""
     with session_scope(engine) as session:
         answer = session.get(Answer, answer_id)
         if answer is None:
@@ -194,7 +151,7 @@ def score_stored_answer(
     return _judge_and_write(engine, interview_id, bank, job, judge, finder, update_interview=True)
 
 
-def score_stored_interview(
+def score_interview(
     engine: Engine,
     interview_id: int,
     judge: Judge,
@@ -203,9 +160,10 @@ def score_stored_interview(
     rescore: bool = False,
     on_question: Callable[[str], None] | None = None,
 ) -> InterviewResult:
-    """``score_interview`` for a process sharing the database (the ``interviewer score``
-    command may run while interviews go on): one short write per question, none held while
-    the model runs."""
+    """Score every answered question of the interview, then the interview itself (its score
+    even when questions are missing: they count 0). ``on_question(question_id)`` is called
+    after each question (for a progress bar). As in ``score_answer``, no transaction is open
+    while the model runs: ``interviewer score`` may run while interviews go on."""
     with session_scope(engine) as session:
         interview = _interview(session, interview_id)
         bank = bank_of(session, interview.bank_version_id)
@@ -323,34 +281,7 @@ def _interview(session: Session, interview_id: int) -> Interview:
     return interview
 
 
-# --- a whole interview -----------------------------------------------------------------------
-
-
-def score_interview(
-    session: Session,
-    interview_id: int,
-    judge: Judge,
-    finder: EvidenceFinder | None = None,
-    *,
-    rescore: bool = False,
-    on_question: Callable[[str], None] | None = None,
-) -> InterviewResult:
-    """Score every answered question of the interview, then the interview itself.
-
-    ``on_question(question_id)`` is called after each question (for a progress bar)."""
-    interview = _interview(session, interview_id)
-    bank = bank_of(session, interview.bank_version_id)
-    answered = {a.question_id for a in answers_of(session, interview_id)} - {PRACTICE_ID}
-    results = []
-    for question in bank.questions:
-        if question.id in answered:
-            results.append(
-                _score_question(session, interview, bank, question.id, judge, finder, rescore)
-            )
-        if on_question is not None:
-            on_question(question.id)
-    score, confidence = update_interview_score(session, interview_id, bank=bank, force=True)
-    return InterviewResult(interview_id, results, score, confidence)
+# --- the interview's score -------------------------------------------------------------------
 
 
 def questions_to_score(session: Session, interview_id: int) -> int:
@@ -621,7 +552,7 @@ def _worker_main(
                     _queue_warm_up(session, ident, judge, warm)
                 continue
             # no transaction is open while the model runs: interview steps never wait for it
-            result = score_stored_answer(engine, ident, judge, finder, rescore=True)
+            result = score_answer(engine, ident, judge, finder, rescore=True)
             with session_scope(engine) as session:
                 answer = session.get(Answer, ident)
                 if answer is not None:
