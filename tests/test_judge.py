@@ -105,7 +105,7 @@ def test_kv_cache_reuse_matches_full_recomputation(judge: Judge) -> None:
 
 
 def test_anchors_put_the_non_answer_at_zero_and_the_reference_at_one() -> None:
-    from interviewer.scoring.judge import Anchors, CheckResult, combine
+    from interviewer.scoring.judge import ANCHOR_TOP, Anchors, CheckResult, combine
 
     question = _bank().questions[0]
     checks = checks_for(question)
@@ -129,12 +129,12 @@ def test_anchors_put_the_non_answer_at_zero_and_the_reference_at_one() -> None:
     assert all(r.probability == 0.0 for r in top.red_flags + bottom.red_flags)
     halfway = probabilities(0.55, {"0": 0.35, "1": 0.3, "2": 0.35}, 0.7)
     middle = combine(question, as_results(halfway), "test", anchors)
-    for c in middle.criteria:
-        assert c.probability == pytest.approx(0.75 * 0.5 + 0.25 * 0.5)
+    for c in middle.criteria:  # half way to the reference: 0.5 / ANCHOR_TOP of full marks
+        assert c.probability == pytest.approx(0.5 / ANCHOR_TOP)
     # A red flag judged 0.7 where the cleaner anchor said 0.4: half of the way to certain.
     assert all(r.probability == pytest.approx(0.5) for r in middle.red_flags)
     penalty = sum(r.penalty for r in question.rubric.red_flags) * 0.5
-    assert middle.score == pytest.approx(max(0.0, 0.5 - penalty))
+    assert middle.score == pytest.approx(max(0.0, min(1.0, 0.5 / ANCHOR_TOP) - penalty))
 
 
 def test_token_tree_shares_beginnings_and_masks_other_branches() -> None:

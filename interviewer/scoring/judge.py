@@ -23,20 +23,28 @@ Checks per question: one per key point, one per level descriptor and one per red
 key point it rates 0.35 for a non-answer may get 0.6 for a weak answer that never makes it.
 So every question is also judged, once per judge and cached, on two fixed answers: a
 non-answer (``NULL_ANSWER``) and the question's own reference answer. Per criterion, the key
-point coverage (mean P(Yes)) is placed on the scale these two define: non-answer 0, reference
-1. This is how the reference answer guides the score. It is not shown in the prompt: there,
+point coverage (see Level) is placed on the scale these two define: non-answer 0, and full
+marks at ``ANCHOR_TOP`` (0.6) of the way to the reference. This is how the reference answer
+guides the score. It is not shown in the prompt: there,
 with abstract check wordings, weak answers got 0.56-0.73 on key points they never made
 (dermatology demo, first question; strong 0.88-0.93); without it and with the literal wording,
 0.13-0.50 against 0.50-0.76 for the strong answer, 0.11-0.35 for the non-answer and 0.62-0.89
 for the reference. (The two changes were measured together, not one by one.)
 
 **Level.** ``CriterionJudgement.level`` is the criterion's share mapped linearly onto its level
-scores, where share = 0.75 x anchored key-point coverage + 0.25 x anchored level-descriptor
-reading (the expected level with levels weighted by P(descriptor fits)). Key points carry it
-because they separated strong from weak answers; descriptors of low levels ("Looks only at the
-lesion, no criteria") did not (0.16 vs 0.15 on the example above), those of the top level did
-(0.80 vs 0.53), so they get a small say and feed the confidence. Criteria without key points use
-the descriptors alone.
+scores, where the share is the anchored key-point coverage, and coverage is the mean P(Yes) of
+the better half of the criterion's key points (``_better_half``). Level-descriptor checks
+(P(descriptor fits), read as an expected level) feed the confidence, and carry criteria
+without key points alone.
+
+**Tuned on human grades** (``scripts/asag_tune.py``, the SAF train split: 2 answers of each
+of its 26 questions, spread over the human scores). The first version (key points worded
+"does the answer say this", all of them averaged, full marks only at the reference, 0.25 from
+the descriptors) agreed poorly with the tutors (Pearson 0.19, QWK 0.09 on those 52 answers):
+a small model misses points made in other words, and an answer never scores like the reference
+its key points were cut from. Key points worded "perhaps in other words", the better half of
+them, full marks at 0.6 of the reference, no descriptor share: 0.42 / 0.38 on the same answers;
+each change alone helped less (README, "Agreement with human graders", for the unseen split).
 
 **Red flags.** The model flags strong answers almost as readily as weak ones, so a red flag
 counts only by how far its P(Yes) rises above the higher of its two anchors (neither the
@@ -76,9 +84,13 @@ MAX_TRANSCRIPT_TOKENS = 3000
 """About 20 minutes of speech; longer transcripts are cut (and the judgement says so)."""
 STEM_CACHE_SIZE = 64
 """Question openings whose KV cache is kept (a few MB each): several banks' questions."""
-DESCRIPTOR_WEIGHT = 0.25
+DESCRIPTOR_WEIGHT = 0.0
 """Share of a criterion's level taken from the level-descriptor checks (the rest from key
-points) when the criterion has key points. See the module docstring for why it is small."""
+points) when the criterion has key points: none since tuning on human grades (module
+docstring); the descriptors still feed the confidence, and carry criteria without key points."""
+ANCHOR_TOP = 0.6
+"""Where on the non-answer (0) .. reference answer (1) scale full marks begin: an answer need
+not match the reference's own wording to earn them (tuned on human grades, module docstring)."""
 NO_ANSWER_CONFIDENCE = 0.99
 NULL_ANSWER = "Hmm, I'm not really sure, I'd have to look it up."
 """The non-answer anchor: what 'nothing of substance said' looks like to the model."""
@@ -166,10 +178,11 @@ def is_empty(transcript: str | None) -> bool:
 def checks_for(question: Question) -> list[Check]:
     """Every Yes/No check the judge asks about an answer to ``question``, in rubric order.
 
-    Worded literally ("does the answer say this: ..."): on the demo answers, Qwen2.5-1.5B told
-    strong from weak answers far better with these than with abstract wordings ("does the
-    answer make this point", "does it make this mistake"), which it answered Yes to almost
-    whatever the answer."""
+    Worded literally ("does the answer say this, perhaps in other words: ..."): on the demo
+    answers, Qwen2.5-1.5B told strong from weak answers far better with the point's own text
+    than with abstract wordings ("does the answer make this point", "does it make this
+    mistake"), which it answered Yes to almost whatever the answer; "perhaps in other words"
+    made it agree more with human graders (module docstring)."""
     checks: list[Check] = []
     for criterion in question.rubric.criteria:
         for point in criterion.key_points:
@@ -178,8 +191,8 @@ def checks_for(question: Question) -> list[Check]:
                     "key_point",
                     point.id,
                     criterion.id,
-                    f'Does the applicant\'s answer say this: "{_clean(point.text)}"? '
-                    "Answer Yes or No.",
+                    "Does the applicant's answer say this, perhaps in other words: "
+                    f'"{_clean(point.text)}"? Answer Yes or No.',
                 )
             )
         for level in sorted(criterion.levels, key=lambda lv: lv.score):
@@ -630,7 +643,7 @@ def criterion_judgement(
     def readings(p: Probabilities) -> tuple[float | None, float]:
         kp = [p[("key_point", criterion.id, k.id)] for k in criterion.key_points]
         fits = {s: p[("level", criterion.id, str(s))] for s in scores}
-        return (sum(kp) / len(kp) if kp else None), _descriptor_share(scores, fits)
+        return _better_half(kp), _descriptor_share(scores, fits)
 
     coverage, described = readings(by_key)
     spread = 1.0
@@ -663,12 +676,24 @@ def criterion_judgement(
     )
 
 
+def _better_half(values: Sequence[float]) -> float | None:
+    """The mean of the higher half of the key-point readings (the higher one of two, two of
+    three): a 1.5B model misses many a point made in the applicant's own words, rarely one
+    that was not made, so what it does recognise is the better evidence of coverage."""
+    if not values:
+        return None
+    ranked = sorted(values)
+    top = ranked[len(ranked) // 2 :]
+    return sum(top) / len(top)
+
+
 def _anchored(value: float, null: float, reference: float) -> float:
-    """``value`` on the scale where the non-answer is 0 and the reference answer 1; as judged
-    when the two anchors are too close to define a scale (the checks do not tell them apart)."""
+    """``value`` on the scale where the non-answer is 0 and ``ANCHOR_TOP`` of the way to the
+    reference answer is 1; as judged when the two anchors are too close to define a scale (the
+    checks do not tell them apart)."""
     if reference - null < MIN_SPREAD:
         return _clip(value)
-    return _clip((value - null) / (reference - null))
+    return _clip((value - null) / ((reference - null) * ANCHOR_TOP))
 
 
 def _red_flag_probability(
