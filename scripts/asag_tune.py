@@ -11,7 +11,8 @@ check probabilities into a score is instant. So tuning is two steps:
     python scripts/asag_tune.py fit train-checks.jsonl --test test-checks.jsonl
 
 The check variants are the judge's own (``checks_for``) plus alternatives worth a try: key
-points "perhaps in other words", and one overall "is the answer correct" check. What step 2
+points in the first version's literal wording ("does the answer say this: ..."; the shipped
+"perhaps in other words" won), and one overall "is the answer correct" check. What step 2
 picks is written into ``interviewer/scoring/judge.py`` by hand, with the figures, so the
 product and ``interviewer eval asag`` score the same way.
 """
@@ -43,8 +44,8 @@ def variant_checks(question: Question) -> list[Check]:
                     "alt-key_point",
                     point.id,
                     criterion.id,
-                    "Does the applicant's answer say this, perhaps in other words: "
-                    f'"{point.text}"? Answer Yes or No.',
+                    # the first version's literal wording, kept to compare against
+                    f'Does the applicant\'s answer say this: "{point.text}"? Answer Yes or No.',
                 )
             )
     checks.append(
@@ -262,20 +263,16 @@ def fit(args: argparse.Namespace) -> None:
         m = evaluate(train, p)
         ranked.append(((m.pearson + m.qwk) / 2, m, p))
     ranked.sort(key=lambda t: -t[0])
+    # the judge as shipped (judge.py), and as first written (literal wording, every point,
+    # full marks only at the reference, 0.25 from the descriptors)
     current = dict(
-        kp="key_point",
-        space="prob",
-        agg="mean",
-        anchor=True,
-        top=1.0,
-        kp_w=0.75,
-        desc_w=0.25,
-        overall_w=0,
-        cos_w=0,
-    )
-    baseline = dict(current, kp_w=0, desc_w=0, cos_w=1, anchor=False)
+        kp="key_point", space="prob", agg="upper", anchor=True, top=0.6,
+        kp_w=1, desc_w=0, overall_w=0, cos_w=0,
+    )  # fmt: skip
+    first = dict(current, kp="alt-key_point", agg="mean", top=1.0, kp_w=0.75, desc_w=0.25)
+    baseline = dict(current, kp_w=0, desc_w=0, cos_w=1, anchor=False, top=1.0)
     print(f"train: {len(train)} answers; test: {len(test)}")
-    for label, p in [("current judge", current), ("cosine only", baseline)] + [
+    for label, p in [("judge.py", current), ("first judge", first), ("cosine only", baseline)] + [
         (f"#{i + 1}", p) for i, (_, _, p) in enumerate(ranked[: args.top])
     ]:
         line = f"{label:14s} train {_figures(evaluate(train, p))}"
