@@ -12,9 +12,10 @@ check probabilities into a score is instant. So tuning is two steps:
 
 The check variants are the judge's own (``checks_for``) plus alternatives worth a try: key
 points in the first version's literal wording ("does the answer say this: ..."; the shipped
-"perhaps in other words" won), and one overall "is the answer correct" check. What step 2
-picks is written into ``interviewer/scoring/judge.py`` by hand, with the figures, so the
-product and ``interviewer eval asag`` score the same way.
+"perhaps in other words" won), one overall "is the answer correct" check, and the level
+descriptors of criteria with key points (which the judge stopped asking about once the tuning
+gave them no share). What step 2 picks is written into ``interviewer/scoring/judge.py`` by
+hand, with the figures, so the product and ``interviewer eval asag`` score the same way.
 """
 
 from __future__ import annotations
@@ -31,7 +32,14 @@ import numpy as np
 
 from interviewer.banks import Question
 from interviewer.scoring import asag
-from interviewer.scoring.judge import MIN_SPREAD, NULL_ANSWER, Check, Judge, checks_for
+from interviewer.scoring.judge import (
+    MIN_SPREAD,
+    NULL_ANSWER,
+    Check,
+    Judge,
+    checks_for,
+    level_checks,
+)
 
 
 def variant_checks(question: Question) -> list[Check]:
@@ -48,6 +56,8 @@ def variant_checks(question: Question) -> list[Check]:
                     f'Does the applicant\'s answer say this: "{point.text}"? Answer Yes or No.',
                 )
             )
+        if criterion.key_points:  # the judge reads descriptors only for criteria without
+            checks.extend(level_checks(criterion, "alt-level"))
     checks.append(
         Check(
             "alt-overall",
@@ -168,7 +178,11 @@ def reading(checks: dict[str, float], kind: str, space: str, aggregate: str) -> 
 
 
 def descriptor_share(checks: dict[str, float]) -> float:
-    fits = {int(k.rsplit("|", 1)[1]): v for k, v in checks.items() if k.startswith("level|")}
+    fits = {
+        int(k.rsplit("|", 1)[1]): v
+        for k, v in checks.items()
+        if k.startswith(("level|", "alt-level|"))  # files collected before 2026-11-26: "level"
+    }
     low, high = min(fits), max(fits)
     total = sum(fits.values())
     return (

@@ -6,10 +6,10 @@ judge never generates text: it reads the question and the transcript (the *prefi
 one short *check* per rubric item ("Does the applicant's answer say this: ...?") after it, and
 reads P(Yes) / (P(Yes) + P(No)) off the logits at each check's last position.
 
-Speed (two CPU cores, where one answer's checks are ~600 tokens against a ~200-token prefix):
+Speed (two CPU cores, where one answer's checks are ~270 tokens against a ~200-token prefix):
 the checks are not run as padded batches, each with its own copy of the prefix's KV cache, but
 as one *token tree* in a single forward pass: checks sharing a beginning ("Does the applicant's
-answer say this: ...", the three descriptor checks of a criterion) share those tokens, each
+answer say this, perhaps in other words: ...") share those tokens, each
 token attends to the prefix and to its own ancestors only (a 4D attention mask, positions by
 depth), so every check sees exactly what it would see alone. The prefix's opening (system
 prompt, question) is the same for every answer to a question and for its two anchors: its KV
@@ -17,7 +17,8 @@ cache is computed once per question and kept (``STEM_CACHE_SIZE``). Only each ch
 position goes through the 150k-token output layer. A check's probability equals the one from
 the whole prompt run alone up to bf16 rounding (tested on SmolLM2 in fp32 to 1e-4).
 
-Checks per question: one per key point, one per level descriptor and one per red flag.
+Checks per question: one per key point, one per red flag, and one per level descriptor of a
+criterion without key points (``checks_for``).
 
 **Anchors.** Qwen2.5-1.5B says "Yes" far too easily, and by how much depends on the check: a
 key point it rates 0.35 for a non-answer may get 0.6 for a weak answer that never makes it.
@@ -33,9 +34,9 @@ for the reference. (The two changes were measured together, not one by one.)
 
 **Level.** ``CriterionJudgement.level`` is the criterion's share mapped linearly onto its level
 scores, where the share is the anchored key-point coverage, and coverage is the mean P(Yes) of
-the better half of the criterion's key points (``_better_half``). Level-descriptor checks
-(P(descriptor fits), read as an expected level) feed the confidence, and carry criteria
-without key points alone.
+the better half of the criterion's key points (``_better_half``). A criterion without key
+points is read from its level descriptors instead (P(descriptor fits), read as an expected
+level), anchored the same way.
 
 **Tuned on human grades** (``scripts/asag_tune.py``, the SAF train split: 2 answers of each
 of its 26 questions, spread over the human scores). The first version (key points worded
@@ -51,9 +52,9 @@ counts only by how far its P(Yes) rises above the higher of its two anchors (nei
 non-answer nor the reference commits it): conservative, it rarely costs a strong answer.
 
 Question score: the weighted mean of criterion shares minus each red flag's penalty times its
-probability, clipped to [0, 1]. Confidence per criterion: half the agreement of the key-point and
-descriptor readings, half how well its checks separate the anchors (a spread of ``GOOD_SPREAD``
-or more counts fully); per question, the weighted mean.
+probability, clipped to [0, 1]. Confidence per criterion: half how far its share lies from
+the middle of the scale, half how well its checks separate the anchors (a spread of
+``GOOD_SPREAD`` or more counts fully); per question, the weighted mean.
 
 Determinism: no sampling, a fixed dtype per model, a fixed thread count per judge, a token
 tree built in rubric order, and a question's opening always computed on its own (whether its
@@ -77,17 +78,15 @@ from typing import Any
 from interviewer.banks import Criterion, Question
 from interviewer.config import get_settings
 
-# Fixed per model: the weights are stored in this dtype (weights.LLM_DTYPES), and loading them
-# in it keeps scores identical across runs. SmolLM2 is small enough to run exact fp32.
-DTYPES = {"qwen2.5-1.5b": "bfloat16", "smollm2-135m": "float32"}
+DTYPES = {"qwen2.5-1.5b": "float32", "smollm2-135m": "float32"}
+"""What the judge computes in, fixed per model so scores are identical across runs. Qwen's
+weights are stored in bfloat16 (``weights.LLM_DTYPES``) and widened exactly on load: this CPU
+(AVX512-BF16, no AMX) multiplies float32 matrices ~1.5x faster than bfloat16 ones, for 3.5 GB
+more memory (README, "Scoring speed")."""
 MAX_TRANSCRIPT_TOKENS = 3000
 """About 20 minutes of speech; longer transcripts are cut (and the judgement says so)."""
 STEM_CACHE_SIZE = 64
 """Question openings whose KV cache is kept (a few MB each): several banks' questions."""
-DESCRIPTOR_WEIGHT = 0.0
-"""Share of a criterion's level taken from the level-descriptor checks (the rest from key
-points) when the criterion has key points: none since tuning on human grades (module
-docstring); the descriptors still feed the confidence, and carry criteria without key points."""
 ANCHOR_TOP = 0.6
 """Where on the non-answer (0) .. reference answer (1) scale full marks begin: an answer need
 not match the reference's own wording to earn them (tuned on human grades, module docstring)."""
@@ -178,11 +177,13 @@ def is_empty(transcript: str | None) -> bool:
 def checks_for(question: Question) -> list[Check]:
     """Every Yes/No check the judge asks about an answer to ``question``, in rubric order.
 
-    Worded literally ("does the answer say this, perhaps in other words: ..."): on the demo
-    answers, Qwen2.5-1.5B told strong from weak answers far better with the point's own text
-    than with abstract wordings ("does the answer make this point", "does it make this
+    Key points are worded literally ("does the answer say this, perhaps in other words: ..."):
+    on the demo answers, Qwen2.5-1.5B told strong from weak answers far better with the point's
+    own text than with abstract wordings ("does the answer make this point", "does it make this
     mistake"), which it answered Yes to almost whatever the answer; "perhaps in other words"
-    made it agree more with human graders (module docstring)."""
+    made it agree more with human graders (module docstring). A criterion's level descriptors
+    are asked about only when it has no key points: the tuning gave them no share of a score
+    beside key points, and they were almost half of the tokens the model reads."""
     checks: list[Check] = []
     for criterion in question.rubric.criteria:
         for point in criterion.key_points:
@@ -195,17 +196,8 @@ def checks_for(question: Question) -> list[Check]:
                     f'"{_clean(point.text)}"? Answer Yes or No.',
                 )
             )
-        for level in sorted(criterion.levels, key=lambda lv: lv.score):
-            checks.append(
-                Check(
-                    "level",
-                    str(level.score),
-                    criterion.id,
-                    f"Criterion: {_clean(criterion.description)}\n"
-                    f'Does this describe the applicant\'s answer: "{_clean(level.descriptor)}"? '
-                    "Answer Yes or No.",
-                )
-            )
+        if not criterion.key_points:
+            checks.extend(level_checks(criterion))
     for flag in question.rubric.red_flags:
         checks.append(
             Check(
@@ -217,6 +209,21 @@ def checks_for(question: Question) -> list[Check]:
             )
         )
     return checks
+
+
+def level_checks(criterion: Criterion, kind: str = "level") -> list[Check]:
+    """One check per level descriptor: does it describe the answer?"""
+    return [
+        Check(
+            kind,
+            str(level.score),
+            criterion.id,
+            f"Criterion: {_clean(criterion.description)}\n"
+            f'Does this describe the applicant\'s answer: "{_clean(level.descriptor)}"? '
+            "Answer Yes or No.",
+        )
+        for level in sorted(criterion.levels, key=lambda lv: lv.score)
+    ]
 
 
 def prefix_text(question: Question, transcript: str) -> str:
@@ -296,7 +303,10 @@ class Judge:
         torch.set_num_threads(self.threads)
         self._torch = torch
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, self.dtype))
+        # Loaded as stored ("auto": the dtype in config.json), then widened: loading Qwen's
+        # bf16 files straight into float32 took 11 s against 3.7 s this way.
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype="auto")
+        model = model.to(getattr(torch, self.dtype))
         model.eval()
         self.model = model
         self._yes, self._no = _answer_token_ids(self.tokenizer)
@@ -637,40 +647,34 @@ def criterion_judgement(
 ) -> CriterionJudgement:
     scores = sorted(level.score for level in criterion.levels)
     low, high = scores[0], scores[-1]
-    points = {k.id: by_key[("key_point", criterion.id, k.id)] for k in criterion.key_points}
-    levels = {s: by_key[("level", criterion.id, str(s))] for s in scores}
-
-    def readings(p: Probabilities) -> tuple[float | None, float]:
-        kp = [p[("key_point", criterion.id, k.id)] for k in criterion.key_points]
-        fits = {s: p[("level", criterion.id, str(s))] for s in scores}
-        return _better_half(kp), _descriptor_share(scores, fits)
-
-    coverage, described = readings(by_key)
-    spread = 1.0
-    if anchors is not None:
-        null_coverage, null_described = readings(anchors.null)
-        ref_coverage, ref_described = readings(anchors.reference)
-        described = _anchored(described, null_described, ref_described)
-        if coverage is not None:
-            spread = ref_coverage - null_coverage
-            coverage = _anchored(coverage, null_coverage, ref_coverage)
-    if coverage is None:
-        share = described
-        confidence = _clip(max(levels.values()) - sorted(levels.values())[-2])
+    if criterion.key_points:
+        points = {k.id: by_key[("key_point", criterion.id, k.id)] for k in criterion.key_points}
+        levels: dict[int, float] = {}
+        read = lambda p: _better_half([p[("key_point", criterion.id, k)] for k in points])  # noqa: E731
     else:
-        share = (1 - DESCRIPTOR_WEIGHT) * coverage + DESCRIPTOR_WEIGHT * described
-        # Two readings that agree, from checks that tell a non-answer from the reference well.
-        agreement = 1 - abs(coverage - described)
-        separation = min(1.0, max(0.0, spread) / GOOD_SPREAD)
-        confidence = _clip(0.5 * agreement + 0.5 * separation)
+        points = {}
+        levels = {s: by_key[("level", criterion.id, str(s))] for s in scores}
+        read = lambda p: _descriptor_share(  # noqa: E731
+            scores, {s: p[("level", criterion.id, str(s))] for s in scores}
+        )
+    share = read(by_key)
+    spread = None
+    if anchors is not None:
+        null, reference = read(anchors.null), read(anchors.reference)
+        spread = reference - null
+        share = _anchored(share, null, reference)
     share = _clip(share)
+    # A reading far from the middle of the scale, from checks that tell a non-answer from the
+    # reference well (without anchors, only the first half counts).
+    decisiveness = abs(2 * share - 1)
+    separation = 0.0 if spread is None else min(1.0, max(0.0, spread) / GOOD_SPREAD)
     return CriterionJudgement(
         criterion_id=criterion.id,
         probability=share,
         level=low + share * (high - low),
         max_level=high,
         weight=criterion.weight,
-        confidence=confidence,
+        confidence=_clip(0.5 * decisiveness + 0.5 * separation),
         key_points=points,
         levels=levels,
     )
