@@ -15,20 +15,15 @@ NODE_STAMP := node_modules/.installed
 APT_TEST := $(APT_RUN) chromium chromium-driver postgresql asterisk-core-sounds-en-wav asterisk-core-sounds-en \
 	ceph-mon ceph-osd radosgw docker-compose
 
-.PHONY: run test test-full lint bench apt-run apt-test models clean-venv js
+.PHONY: run test lint bench apt-run apt-test models clean-venv js
 
 run: apt-run $(VENV)/.installed models $(if $(filter livekit,$(INTERVIEWER_TRANSPORT)),$(NODE_STAMP))
 	$(BIN)/interviewer serve --seed-demo
 
-# The whole-bank Qwen test (48 questions x 4 judgements: 2 anchors, strong, weak) needs ~90 CPU s
-# per question even with the token-tree judge (law bank: 754 CPU s, 750 s wall at load 3-7), so
-# ~75 CPU minutes in all: over 35 min with both cores to itself, far over the ~8 min the ~25-min
-# suite leaves for it. `make test-full` runs it too.
+# scripts/test.sh runs the whole-bank Qwen test beside the rest of the suite, at the lowest CPU
+# priority; with PYTEST_ARGS, one plain pytest run with them.
 test: apt-test $(VENV)/.installed models $(NODE_STAMP)
-	$(BIN)/python -m pytest -q -ra -m "not qwen_all_banks" $(PYTEST_ARGS)
-
-test-full: apt-test $(VENV)/.installed models $(NODE_STAMP)
-	$(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)
+	scripts/test.sh $(BIN)/python $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

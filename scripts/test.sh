@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# `make test`: the whole suite, in two pytest runs at once.
+#
+# The whole-bank Qwen test (tests/test_judge_qwen.py, ~30 CPU minutes) runs beside the rest at
+# the lowest CPU priority: the rest spends about two thirds of the two cores' time waiting
+# (real-time audio, browsers), and the Qwen test soaks that up, as the scoring worker does
+# beside live interviews. One after the other they would take ~35 minutes; together ~25.
+# Its output is printed when both are done; the exit status fails if either failed.
+# With arguments (make test PYTEST_ARGS=...): one plain pytest run with them.
+set -uo pipefail
+python=$1
+shift
+if [ $# -gt 0 ]; then
+	exec "$python" -m pytest -q -ra "$@"
+fi
+
+base=$(mktemp -d -t interviewer-qwen-test.XXXXXX)
+nice -n 19 "$python" -m pytest -q -ra -m qwen_all_banks -p no:cacheprovider \
+	--basetemp "$base/tmp" >"$base/log" 2>&1 &
+qwen_pid=$!
+trap 'kill "$qwen_pid" 2>/dev/null; rm -rf "$base"' EXIT
+
+"$python" -m pytest -q -ra -m "not qwen_all_banks"
+main=$?
+
+echo "== waiting for the whole-bank Qwen test (started beside the suite, at nice 19)"
+wait "$qwen_pid"
+qwen=$?
+cat "$base/log"
+if [ "$main" -ne 0 ] || [ "$qwen" -ne 0 ]; then
+	echo "== failed: the suite exited $main, the whole-bank Qwen test $qwen"
+	exit 1
+fi
