@@ -13,6 +13,7 @@ from __future__ import annotations
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -27,9 +28,12 @@ WORKERS = 2
 _judge: Judge | None = None
 
 
-def _load(model_dir: Path) -> None:
+def _load(model_dir: Path, one_at_a_time: Any) -> None:
+    """Loading peaks at ~11 GB (bf16 as stored plus float32) before settling at ~7 GB: two
+    workers loading at once beside the suite would come close to this machine's 24 GiB."""
     global _judge
-    _judge = Judge("qwen2.5-1.5b", model_dir, threads=1).load()
+    with one_at_a_time:
+        _judge = Judge("qwen2.5-1.5b", model_dir, threads=1).load()
 
 
 def _strong_and_weak(bank_file: Path, question_id: str) -> tuple[float, float]:
@@ -50,7 +54,8 @@ def test_qwen_ranks_strong_above_weak_on_every_shipped_question(model_dir: Path)
     work = [(path, q.id, bank.id) for path, bank in banks.items() for q in bank.questions]
     assert len(banks) >= 6 and len(work) >= 48
     context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(WORKERS, context, initializer=_load, initargs=(model_dir,))
+    lock = context.Lock()
+    pool = ProcessPoolExecutor(WORKERS, context, initializer=_load, initargs=(model_dir, lock))
     with pool:
         futures = [pool.submit(_strong_and_weak, path, qid) for path, qid, _ in work]
         scores = [f.result() for f in futures]

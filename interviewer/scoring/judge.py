@@ -15,7 +15,7 @@ depth), so every check sees exactly what it would see alone. The prefix's openin
 prompt, question) is the same for every answer to a question and for its two anchors: its KV
 cache is computed once per question and kept (``STEM_CACHE_SIZE``). Only each check's last
 position goes through the 150k-token output layer. A check's probability equals the one from
-the whole prompt run alone up to bf16 rounding (tested on SmolLM2 in fp32 to 1e-4).
+the whole prompt run alone up to rounding (tested on SmolLM2 in fp32 to 1e-4).
 
 Checks per question: one per key point, one per red flag, and one per level descriptor of a
 criterion without key points (``checks_for``).
@@ -303,8 +303,8 @@ class Judge:
         torch.set_num_threads(self.threads)
         self._torch = torch
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        # Loaded as stored ("auto": the dtype in config.json), then widened: loading Qwen's
-        # bf16 files straight into float32 took 11 s against 3.7 s this way.
+        # Loaded as stored ("auto": the dtype in its config.json), then widened: loading bf16
+        # files straight into float32 was as fast at best, and once took 11 s against 3.7 s.
         model = AutoModelForCausalLM.from_pretrained(folder, dtype="auto")
         model = model.to(getattr(torch, self.dtype))
         model.eval()
