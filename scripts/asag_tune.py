@@ -12,10 +12,11 @@ check probabilities into a score is instant. So tuning is two steps:
 
 The check variants are the judge's own (``checks_for``) plus alternatives worth a try: key
 points in the first version's literal wording ("does the answer say this: ..."; the shipped
-"perhaps in other words" won), one overall "is the answer correct" check, and the level
-descriptors of criteria with key points (which the judge stopped asking about once the tuning
-gave them no share). What step 2 picks is written into ``interviewer/scoring/judge.py`` by
-hand, with the figures, so the product and ``interviewer eval asag`` score the same way.
+"perhaps in other words" won), two overall checks ("is the answer correct", "does it say what
+this reference answer says"), and the level descriptors of criteria with key points (which the
+judge stopped asking about once the tuning gave them no share). What step 2 picks is written
+into ``interviewer/scoring/judge.py`` by hand, with the figures, so the product and
+``interviewer eval asag`` score the same way.
 """
 
 from __future__ import annotations
@@ -64,6 +65,16 @@ def variant_checks(question: Question) -> list[Check]:
             "correct",
             None,
             "Is the applicant's answer to the interview question correct? Answer Yes or No.",
+        )
+    )
+    checks.append(
+        Check(
+            "alt-overall",
+            "matches-reference",
+            None,
+            f'Reference answer: "{" ".join(question.reference_answer.split())}"\n'
+            "Does the applicant's answer say what this reference answer says, perhaps in other "
+            "words? Answer Yes or No.",
         )
     )
     return checks
@@ -221,7 +232,7 @@ def score(entry: dict, p: dict) -> float:
         parts.append(value)
         weights.append(p["desc_w"])
     if p["overall_w"]:
-        key = "alt-overall|None|correct"
+        key = f"alt-overall|None|{p['overall']}"
         value = entry["checks"][key]
         if p["anchor"]:
             value = anchored(value, a["null"][key], a["reference"][key], p["top"])
@@ -249,20 +260,27 @@ def grid() -> list[dict]:
         ):
             if kp_w + desc_w + overall_w + cos_w == 0:
                 continue
-            options.append(
-                dict(
-                    kp=kp,
-                    space=space,
-                    agg=agg,
-                    anchor=anchor,
-                    top=top,
-                    kp_w=kp_w,
-                    desc_w=desc_w,
-                    overall_w=overall_w,
-                    cos_w=cos_w,
+            for overall in ("correct", "matches-reference") if overall_w else ("correct",):
+                options.append(
+                    dict(
+                        kp=kp,
+                        space=space,
+                        agg=agg,
+                        anchor=anchor,
+                        top=top,
+                        kp_w=kp_w,
+                        desc_w=desc_w,
+                        overall_w=overall_w,
+                        overall=overall,
+                        cos_w=cos_w,
+                    )
                 )
-            )
     return options
+
+
+def _collected(p: dict, entry: dict) -> bool:
+    """Files collected before a check was added lack it: those settings are left out."""
+    return not p["overall_w"] or f"alt-overall|None|{p['overall']}" in entry["checks"]
 
 
 def evaluate(entries: list[dict], p: dict) -> asag.Metrics:
@@ -274,6 +292,8 @@ def fit(args: argparse.Namespace) -> None:
     test = load(args.test) if args.test else []
     ranked = []
     for p in grid():
+        if not _collected(p, train[0]):
+            continue
         m = evaluate(train, p)
         ranked.append(((m.pearson + m.qwk) / 2, m, p))
     ranked.sort(key=lambda t: -t[0])
@@ -281,7 +301,7 @@ def fit(args: argparse.Namespace) -> None:
     # full marks only at the reference, 0.25 from the descriptors)
     current = dict(
         kp="key_point", space="prob", agg="upper", anchor=True, top=0.6,
-        kp_w=1, desc_w=0, overall_w=0, cos_w=0,
+        kp_w=1, desc_w=0, overall_w=0, overall="correct", cos_w=0,
     )  # fmt: skip
     first = dict(current, kp="alt-key_point", agg="mean", top=1.0, kp_w=0.75, desc_w=0.25)
     baseline = dict(current, kp_w=0, desc_w=0, cos_w=1, anchor=False, top=1.0)
