@@ -12,8 +12,9 @@ check probabilities into a score is instant. So tuning is two steps:
 
 The check variants are the judge's own (``checks_for``) plus alternatives worth a try: key
 points in the first version's literal wording ("does the answer say this: ..."; the shipped
-"perhaps in other words" won), two overall checks ("is the answer correct", "does it say what
-this reference answer says"), and the level descriptors of criteria with key points (which the
+"perhaps in other words" won), an overall "is the answer correct" check (the judge's own
+reference check, "does it say what this reference answer says", also joins or leaves the
+score at a weight of its own), and the level descriptors of criteria with key points (which the
 judge stopped asking about once the tuning gave them no share). What step 2 picks is written
 into ``interviewer/scoring/judge.py`` by hand, with the figures, so the product and
 ``interviewer eval asag`` score the same way.
@@ -65,16 +66,6 @@ def variant_checks(question: Question) -> list[Check]:
             "correct",
             None,
             "Is the applicant's answer to the interview question correct? Answer Yes or No.",
-        )
-    )
-    checks.append(
-        Check(
-            "alt-overall",
-            "matches-reference",
-            None,
-            f'Reference answer: "{" ".join(question.reference_answer.split())}"\n'
-            "Does the applicant's answer say what this reference answer says, perhaps in other "
-            "words? Answer Yes or No.",
         )
     )
     return checks
@@ -232,7 +223,7 @@ def score(entry: dict, p: dict) -> float:
         parts.append(value)
         weights.append(p["desc_w"])
     if p["overall_w"]:
-        key = f"alt-overall|None|{p['overall']}"
+        key = _overall_key(entry["checks"], p["overall"])
         value = entry["checks"][key]
         if p["anchor"]:
             value = anchored(value, a["null"][key], a["reference"][key], p["top"])
@@ -278,9 +269,17 @@ def grid() -> list[dict]:
     return options
 
 
+def _overall_key(checks: dict[str, float], overall: str) -> str:
+    """ "matches-reference" is the judge's own reference check, an alternative in files
+    collected before it joined the judge."""
+    if overall == "matches-reference" and "reference|None|reference" in checks:
+        return "reference|None|reference"
+    return f"alt-overall|None|{overall}"
+
+
 def _collected(p: dict, entry: dict) -> bool:
     """Files collected before a check was added lack it: those settings are left out."""
-    return not p["overall_w"] or f"alt-overall|None|{p['overall']}" in entry["checks"]
+    return not p["overall_w"] or _overall_key(entry["checks"], p["overall"]) in entry["checks"]
 
 
 def evaluate(entries: list[dict], p: dict) -> asag.Metrics:
@@ -301,10 +300,12 @@ def fit(args: argparse.Namespace) -> None:
     # full marks only at the reference, 0.25 from the descriptors)
     current = dict(
         kp="key_point", space="prob", agg="upper", anchor=True, top=0.6,
-        kp_w=1, desc_w=0, overall_w=0, overall="correct", cos_w=0,
+        kp_w=1, desc_w=0, overall_w=0.25, overall="matches-reference", cos_w=0,
     )  # fmt: skip
-    first = dict(current, kp="alt-key_point", agg="mean", top=1.0, kp_w=0.75, desc_w=0.25)
-    baseline = dict(current, kp_w=0, desc_w=0, cos_w=1, anchor=False, top=1.0)
+    first = dict(
+        current, kp="alt-key_point", agg="mean", top=1.0, kp_w=0.75, desc_w=0.25, overall_w=0
+    )
+    baseline = dict(current, kp_w=0, desc_w=0, overall_w=0, cos_w=1, anchor=False, top=1.0)
     print(f"train: {len(train)} answers; test: {len(test)}")
     for label, p in [("judge.py", current), ("first judge", first), ("cosine only", baseline)] + [
         (f"#{i + 1}", p) for i, (_, _, p) in enumerate(ranked[: args.top])

@@ -78,6 +78,7 @@ def test_probabilities_and_scores_are_in_range(judge: Judge) -> None:
         assert all(0.0 <= p <= 1.0 for p in [*c.key_points.values(), *c.levels.values()])
     assert [r.red_flag_id for r in judgement.red_flags] == [r.id for r in question.rubric.red_flags]
     assert all(0.0 <= r.probability <= 1.0 for r in judgement.red_flags)
+    assert judgement.reference_match is not None and 0.0 <= judgement.reference_match <= 1.0
 
 
 def test_same_inputs_give_identical_scores(judge: Judge) -> None:
@@ -104,7 +105,13 @@ def test_kv_cache_reuse_matches_full_recomputation(judge: Judge) -> None:
 
 
 def test_anchors_put_the_non_answer_at_zero_and_the_reference_at_one() -> None:
-    from interviewer.scoring.judge import ANCHOR_TOP, Anchors, CheckResult, combine
+    from interviewer.scoring.judge import (
+        ANCHOR_TOP,
+        REFERENCE_WEIGHT,
+        Anchors,
+        CheckResult,
+        combine,
+    )
 
     # The last criterion without key points: it is read from its level descriptors instead.
     question = _bank().questions[0]
@@ -118,12 +125,16 @@ def test_anchors_put_the_non_answer_at_zero_and_the_reference_at_one() -> None:
     assert {(c.kind, c.criterion_id) for c in checks if c.kind != "red_flag"} == {
         *(("key_point", c.id) for c in question.rubric.criteria[:-1]),
         ("level", question.rubric.criteria[-1].id),
+        ("reference", None),
     }
+    assert question.reference_answer.split()[0] in checks[-1].text
 
     def probabilities(key_point: float, level: dict[str, float], flag: float) -> dict:
         out = {}
         for c in checks:
-            p = {"key_point": key_point, "red_flag": flag}.get(c.kind) or level[c.id]
+            p = {"key_point": key_point, "reference": key_point, "red_flag": flag}.get(
+                c.kind
+            ) or level[c.id]
             out[(c.kind, c.criterion_id, c.id)] = p
         return out
 
@@ -135,6 +146,11 @@ def test_anchors_put_the_non_answer_at_zero_and_the_reference_at_one() -> None:
     top = combine(question, as_results(reference), "test", anchors)
     bottom = combine(question, as_results(null), "test", anchors)
     assert top.score == pytest.approx(1.0) and bottom.score == pytest.approx(0.0)
+    # Every key point made, yet not what the reference says: the reference check's share lost.
+    key = ("reference", None, "reference")
+    partial = combine(question, as_results({**reference, key: null[key]}), "test", anchors)
+    assert partial.reference_match == 0.0
+    assert partial.score == pytest.approx(1 / (1 + REFERENCE_WEIGHT))
     assert all(c.level == c.max_level for c in top.criteria)
     assert all(r.probability == 0.0 for r in top.red_flags + bottom.red_flags)
     halfway = probabilities(0.55, {"0": 0.35, "1": 0.3, "2": 0.35}, 0.7)
