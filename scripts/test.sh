@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # `make test`: the whole suite, in two pytest runs at once.
 #
-# The whole-bank Qwen test (tests/test_judge_qwen.py, ~25 CPU minutes) runs beside the rest at
+# The whole-bank Qwen test (tests/test_judge_qwen.py, ~36 CPU minutes) runs beside the rest at
 # the lowest CPU priority: the rest spends about two thirds of the two cores' time waiting
 # (real-time audio, browsers), and the Qwen test soaks that up, as the scoring worker does
-# beside live interviews. One after the other they took 33 minutes here; together 20.
+# beside live interviews. Together they took 26 minutes here (the suite alone 20).
 # Its output is printed when both are done; the exit status fails if either failed.
 # With arguments (make test PYTEST_ARGS=...): one plain pytest run with them.
 set -uo pipefail

@@ -1,7 +1,7 @@
 """The real judge, Qwen2.5-1.5B, on every shipped bank: each question's strong demo answer must
 outscore its weak one.
 
-48 questions, each judged four times (its two anchors, the strong and the weak answer): ~25
+48 questions, each judged four times (its two anchors, the strong and the weak answer): ~36
 CPU minutes. Two worker processes of one thread each share the questions: `make test` runs this
 test beside the rest of the suite at the lowest CPU priority (scripts/test.sh), where single
 threads use whichever core the other tests leave idle, and a two-thread judge would stall

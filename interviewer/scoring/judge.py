@@ -6,7 +6,8 @@ judge never generates text: it reads the question and the transcript (the *prefi
 one short *check* per rubric item ("Does the applicant's answer say this: ...?") after it, and
 reads P(Yes) / (P(Yes) + P(No)) off the logits at each check's last position.
 
-Speed (two CPU cores, where one answer's checks are ~270 tokens against a ~200-token prefix):
+Speed (two CPU cores, where one answer's checks are ~470 tokens, ~200 of them the reference
+check's, against a ~200-token prefix):
 the checks are not run as padded batches, each with its own copy of the prefix's KV cache, but
 as one *token tree* in a single forward pass: checks sharing a beginning ("Does the applicant's
 answer say this, perhaps in other words: ...") share those tokens, each
