@@ -651,12 +651,10 @@ def combine(
     total = sum(c.weight for c in criteria)
     earned = sum(c.weight * c.probability for c in criteria) / total
     key = ("reference", None, "reference")
-    reference_match = None
-    if key in by_key:
-        reference_match = by_key[key]
-        if anchors is not None:
-            reference_match = _anchored(reference_match, anchors.null[key], anchors.reference[key])
-        earned = (earned + REFERENCE_WEIGHT * reference_match) / (1 + REFERENCE_WEIGHT)
+    reference_match = by_key[key]
+    if anchors is not None:
+        reference_match = _anchored(reference_match, anchors.null[key], anchors.reference[key])
+    earned = (earned + REFERENCE_WEIGHT * reference_match) / (1 + REFERENCE_WEIGHT)
     penalty = sum(f.penalty * f.probability for f in flags)
     score = _clip(earned - penalty)
     confidence = _clip(sum(c.weight * c.confidence for c in criteria) / total)
