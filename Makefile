@@ -20,10 +20,11 @@ APT_TEST := $(APT_RUN) chromium chromium-driver postgresql asterisk-core-sounds-
 run: apt-run $(VENV)/.installed models $(if $(filter livekit,$(INTERVIEWER_TRANSPORT)),$(NODE_STAMP))
 	$(BIN)/interviewer serve --seed-demo
 
-# scripts/test.sh runs the whole-bank Qwen test beside the rest of the suite, at the lowest CPU
-# priority; with PYTEST_ARGS, one plain pytest run with them.
-test: apt-test $(VENV)/.installed models $(NODE_STAMP)
-	scripts/test.sh $(BIN)/python $(PYTEST_ARGS)
+# scripts/test.sh starts the whole-bank Qwen test (it needs only Python and the weights), then
+# installs what the rest of the suite needs (apt-test, js) and runs it beside the Qwen test, at
+# the lowest CPU priority; with PYTEST_ARGS, the installs, then one plain pytest run with them.
+test: $(VENV)/.installed models
+	scripts/test.sh $(BIN)/python "$(MAKE) --no-print-directory apt-test js" $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
 # `make test`: the whole suite, in two pytest runs at once.
 #
-# The whole-bank Qwen test (tests/test_judge_qwen.py, ~36 CPU minutes) runs beside the rest at
-# the lowest CPU priority: the rest spends about two thirds of the two cores' time waiting
-# (real-time audio, browsers), and the Qwen test soaks that up, as the scoring worker does
-# beside live interviews. Together they took 26 minutes here (the suite alone 20).
+# Usage: scripts/test.sh PYTHON INSTALL_REST [PYTEST_ARGS...]
+# INSTALL_REST is the command that installs what only the rest of the suite needs (Debian
+# packages, the browser SDK); the Python environment and the weights are ready before.
+#
+# The whole-bank Qwen test (tests/test_judge_qwen.py, ~36 CPU minutes) needs nothing but
+# Python and the weights, so it starts first, while INSTALL_REST downloads (on a fresh machine
+# a minute or two of mostly waiting on the network). It runs beside the rest at the lowest CPU
+# priority: the rest spends about two thirds of the two cores' time waiting (real-time audio,
+# browsers), and the Qwen test soaks that up, as the scoring worker does beside live
+# interviews. Together they took 26 minutes here (the suite alone 19-20).
 # Its output is printed when both are done; the exit status fails if either failed.
-# With arguments (make test PYTEST_ARGS=...): one plain pytest run with them.
+# With PYTEST_ARGS (make test PYTEST_ARGS=...): INSTALL_REST, then one plain pytest run.
 set -uo pipefail
 python=$1
-shift
+install_rest=$2
+shift 2
 if [ $# -gt 0 ]; then
+	$install_rest || exit 1
 	exec "$python" -m pytest -q -ra "$@"
 fi
 
@@ -20,6 +28,10 @@ nice -n 19 "$python" -m pytest -q -ra -m qwen_all_banks -p no:cacheprovider \
 qwen_pid=$!
 trap 'kill "$qwen_pid" 2>/dev/null; rm -rf "$base"' EXIT
 
+if ! $install_rest; then
+	echo "== failed to install what the suite needs ($install_rest)"
+	exit 1
+fi
 "$python" -m pytest -q -ra -m "not qwen_all_banks"
 main=$?
 

@@ -57,7 +57,12 @@ applicant's answer says what it says, perhaps in other words; anchored like the 
 it counts ``REFERENCE_WEIGHT`` (0.25) beside the criteria. Added after the tuning above: on
 the same train answers Pearson 0.44 -> 0.49, QWK 0.44 -> 0.45; on the unseen questions
 0.42 -> 0.48 and 0.41 -> 0.47 (float32; README). The key point checks still never see the
-reference (see Anchors).
+reference (see Anchors). Its ~200 tokens are read again for every answer (a third of an
+answer's tokens): kept with the question's opening instead, hidden by the attention mask
+from the answer and the other checks, it lost the agreement. Placed before the answer, which
+then starts that many positions later, the key points read worse (train split r 0.49 -> 0.34,
+QWK 0.45 -> 0.22); beside the answer at the same positions, the reference check read worse
+(unseen r 0.48 -> 0.34, below the judge without it).
 
 Question score: the weighted mean of criterion shares and the reference check (criteria 1,
 reference ``REFERENCE_WEIGHT``) minus each red flag's penalty times its probability, clipped
