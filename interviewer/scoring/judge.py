@@ -131,7 +131,7 @@ _SPACE = re.compile(r"\s+")
 class Check:
     """One Yes/No question asked about an answer."""
 
-    kind: str  # "key_point" | "level" | "red_flag"
+    kind: str  # "key_point" | "level" | "red_flag" | "reference"
     id: str  # key point id, level score as text, or red flag id
     criterion_id: str | None
     text: str  # the check as appended after the prefix
