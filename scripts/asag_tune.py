@@ -28,6 +28,7 @@ import json
 import math
 import sys
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -43,12 +44,14 @@ from interviewer.scoring.judge import (
     level_checks,
 )
 
+ALTERNATIVES = ("literal", "levels", "overall", "scale")
 
-def variant_checks(question: Question) -> list[Check]:
+
+def variant_checks(question: Question, alternatives: Sequence[str] = ALTERNATIVES) -> list[Check]:
     """The judge's checks, then the alternatives (kinds prefixed ``alt-``)."""
     checks = checks_for(question)
     for criterion in question.rubric.criteria:
-        for point in criterion.key_points:
+        for point in criterion.key_points if "literal" in alternatives else ():
             checks.append(
                 Check(
                     "alt-key_point",
@@ -58,16 +61,33 @@ def variant_checks(question: Question) -> list[Check]:
                     f'Does the applicant\'s answer say this: "{point.text}"? Answer Yes or No.',
                 )
             )
-        if criterion.key_points:  # the judge reads descriptors only for criteria without
+        # the judge reads descriptors only for criteria without key points
+        if criterion.key_points and "levels" in alternatives:
             checks.extend(level_checks(criterion, "alt-level"))
-    checks.append(
-        Check(
-            "alt-overall",
-            "correct",
-            None,
-            "Is the applicant's answer to the interview question correct? Answer Yes or No.",
+    if "overall" in alternatives:
+        checks.append(
+            Check(
+                "alt-overall",
+                "correct",
+                None,
+                "Is the applicant's answer to the interview question correct? Answer Yes or No.",
+            )
         )
-    )
+    if "scale" in alternatives:
+        # the reference check as a rating (the expected digit) instead of Yes/No
+        reference = " ".join(question.reference_answer.split())
+        checks.append(
+            Check(
+                "alt-overall",
+                "scale",
+                None,
+                f'Reference answer: "{reference}"\n'
+                "How much of what this reference answer says does the applicant's answer say, "
+                "perhaps in other words? Answer with one digit from 1 (none of it) to 5 (all of "
+                "it).",
+                scale=5,
+            )
+        )
     return checks
 
 
@@ -107,7 +127,7 @@ def collect(args: argparse.Namespace) -> None:
     print(f"{len(rows)} answers; model loaded in {judge.load_seconds:.0f} s", file=sys.stderr)
     for n, row in enumerate(rows, 1):
         question = asag.question_from_reference(row.question, row.reference_answer, row.max_score)
-        checks = variant_checks(question)
+        checks = variant_checks(question, args.alternatives.split(",") if args.alternatives else ())
         with out.open("a") as f:
             if ("anchors", None, question.id) not in done:
                 null, _, _ = judge.run_checks(question, NULL_ANSWER, checks)
@@ -251,7 +271,7 @@ def grid() -> list[dict]:
         ):
             if kp_w + desc_w + overall_w + cos_w == 0:
                 continue
-            for overall in ("correct", "matches-reference") if overall_w else ("correct",):
+            for overall in ("correct", "matches-reference", "scale") if overall_w else ("correct",):
                 options.append(
                     dict(
                         kp=kp,
@@ -278,8 +298,14 @@ def _overall_key(checks: dict[str, float], overall: str) -> str:
 
 
 def _collected(p: dict, entry: dict) -> bool:
-    """Files collected before a check was added lack it: those settings are left out."""
-    return not p["overall_w"] or _overall_key(entry["checks"], p["overall"]) in entry["checks"]
+    """Files collected before a check was added, or without some alternatives, lack it: those
+    settings are left out."""
+    checks = entry["checks"]
+    if p["kp_w"] and not any(k.startswith(p["kp"] + "|") for k in checks):
+        return False
+    if p["desc_w"] and not any(k.startswith(("level|", "alt-level|")) for k in checks):
+        return False
+    return not p["overall_w"] or _overall_key(checks, p["overall"]) in checks
 
 
 def evaluate(entries: list[dict], p: dict) -> asag.Metrics:
@@ -307,7 +333,8 @@ def fit(args: argparse.Namespace) -> None:
     )
     baseline = dict(current, kp_w=0, desc_w=0, overall_w=0, cos_w=1, anchor=False, top=1.0)
     print(f"train: {len(train)} answers; test: {len(test)}")
-    for label, p in [("judge.py", current), ("first judge", first), ("cosine only", baseline)] + [
+    fixed = [("judge.py", current), ("first judge", first), ("cosine only", baseline)]
+    for label, p in [(label, p) for label, p in fixed if _collected(p, train[0])] + [
         (f"#{i + 1}", p) for i, (_, _, p) in enumerate(ranked[: args.top])
     ]:
         line = f"{label:14s} train {_figures(evaluate(train, p))}"
@@ -329,6 +356,11 @@ def main() -> None:
     c.add_argument("--per-question", type=int, default=0)
     c.add_argument("--limit", type=int, default=0)
     c.add_argument("--seed", type=int, default=0)
+    c.add_argument(
+        "--alternatives",
+        default=",".join(ALTERNATIVES),
+        help=f"comma-separated alternatives to the judge's checks to collect too: {ALTERNATIVES}",
+    )
     f = sub.add_parser("fit")
     f.add_argument("train", type=Path)
     f.add_argument("--test", type=Path)
