@@ -15,9 +15,12 @@ points in the first version's literal wording ("does the answer say this: ..."; 
 "perhaps in other words" won), an overall "is the answer correct" check (the judge's own
 reference check, "does it say what this reference answer says", also joins or leaves the
 score at a weight of its own), and the level descriptors of criteria with key points (which the
-judge stopped asking about once the tuning gave them no share). What step 2 picks is written
-into ``interviewer/scoring/judge.py`` by hand, with the figures, so the product and
-``interviewer eval asag`` score the same way.
+judge stopped asking about once the tuning gave them no share); ``--alternatives`` picks which
+of them to collect (``--alternatives ''``: the judge's own checks only). Tried and dropped
+(2026-12-07, commit 689d432): the reference check as a rating from 1 to 5, read as the expected
+digit; it lost on the train split at every weight. What step 2 picks is written into
+``interviewer/scoring/judge.py`` by hand, with the figures, so the product and ``interviewer
+eval asag`` score the same way.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ from interviewer.scoring.judge import (
     level_checks,
 )
 
-ALTERNATIVES = ("literal", "levels", "overall", "scale")
+ALTERNATIVES = ("literal", "levels", "overall")
 
 
 def variant_checks(question: Question, alternatives: Sequence[str] = ALTERNATIVES) -> list[Check]:
@@ -71,21 +74,6 @@ def variant_checks(question: Question, alternatives: Sequence[str] = ALTERNATIVE
                 "correct",
                 None,
                 "Is the applicant's answer to the interview question correct? Answer Yes or No.",
-            )
-        )
-    if "scale" in alternatives:
-        # the reference check as a rating (the expected digit) instead of Yes/No
-        reference = " ".join(question.reference_answer.split())
-        checks.append(
-            Check(
-                "alt-overall",
-                "scale",
-                None,
-                f'Reference answer: "{reference}"\n'
-                "How much of what this reference answer says does the applicant's answer say, "
-                "perhaps in other words? Answer with one digit from 1 (none of it) to 5 (all of "
-                "it).",
-                scale=5,
             )
         )
     return checks
@@ -271,7 +259,7 @@ def grid() -> list[dict]:
         ):
             if kp_w + desc_w + overall_w + cos_w == 0:
                 continue
-            for overall in ("correct", "matches-reference", "scale") if overall_w else ("correct",):
+            for overall in ("correct", "matches-reference") if overall_w else ("correct",):
                 options.append(
                     dict(
                         kp=kp,
@@ -359,7 +347,7 @@ def main() -> None:
     c.add_argument(
         "--alternatives",
         default=",".join(ALTERNATIVES),
-        help=f"comma-separated alternatives to the judge's checks to collect too: {ALTERNATIVES}",
+        help=f"alternatives to the judge's checks to collect too, of {ALTERNATIVES}",
     )
     f = sub.add_parser("fit")
     f.add_argument("train", type=Path)

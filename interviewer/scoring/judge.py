@@ -135,17 +135,13 @@ class Check:
     id: str  # key point id, level score as text, or red flag id
     criterion_id: str | None
     text: str  # the check as appended after the prefix
-    scale: int = 0
-    """0: answered Yes or No. n > 1: answered with a digit from 1 to n, read as the expected
-    digit on 0..1 ((E - 1) / (n - 1)) in place of P(Yes)."""
 
 
 @dataclass(frozen=True)
 class CheckResult:
     check: Check
-    probability: float  # P(Yes) among Yes/No (a rating check: the expected digit on 0..1)
-    format_mass: float  # P(Yes) + P(No) (or the digits) among all tokens: low means the model
-    # wanted to say something else
+    probability: float  # P(Yes) among Yes/No
+    format_mass: float  # P(Yes) + P(No) among all tokens: low means the model wanted to say else
 
 
 @dataclass(frozen=True)
@@ -344,9 +340,6 @@ class Judge:
         model.eval()
         self.model = model
         self._yes, self._no = _answer_token_ids(self.tokenizer)
-        self._digits = [
-            self.tokenizer.encode(str(d), add_special_tokens=False)[0] for d in "123456789"
-        ]
         head = model.get_output_embeddings()
         rows = self._yes + self._no
         self._answer_weight = head.weight[rows].detach().float().clone()
@@ -432,12 +425,9 @@ class Judge:
             torch = self._torch
             with torch.inference_mode():
                 if reuse_cache:
-                    scores = self._packed(question, prefix, suffixes, checks)
+                    scores = self._packed(question, prefix, suffixes)
                 else:
-                    scores = [
-                        self._full(prefix + suffix, check)
-                        for suffix, check in zip(suffixes, checks, strict=True)
-                    ]
+                    scores = [self._full(prefix + suffix) for suffix in suffixes]
         results = [
             CheckResult(check, probability, mass)
             for check, (probability, mass) in zip(checks, scores, strict=True)
@@ -463,11 +453,7 @@ class Judge:
         return list(self.tokenizer(text, add_special_tokens=False).input_ids)
 
     def _packed(
-        self,
-        question: Question,
-        prefix: list[int],
-        suffixes: list[list[int]],
-        checks: Sequence[Check],
+        self, question: Question, prefix: list[int], suffixes: list[list[int]]
     ) -> list[tuple[float, float]]:
         """All checks in one forward pass: the prefix after the question's cached opening, then
         the checks as a token tree (see the module docstring)."""
@@ -484,7 +470,7 @@ class Judge:
             use_cache=False,
             return_dict=True,
         ).last_hidden_state
-        return self._read(hidden[0, [rest + end for end in tree.ends]], checks)
+        return self._yes_no(hidden[0, [rest + end for end in tree.ends]])
 
     def _stem_cache(self, question: Question, prefix: list[int]) -> tuple[Any, int]:
         """A fresh KV cache holding the question's opening (system prompt, question: whatever
@@ -520,14 +506,13 @@ class Judge:
             cache.update(keys[:, :, :shared], values[:, :, :shared], index)
         return cache, shared
 
-    def _full(self, ids: list[int], check: Check) -> tuple[float, float]:
+    def _full(self, ids: list[int]) -> tuple[float, float]:
         torch = self._torch
         hidden = self.model.base_model(input_ids=torch.tensor([ids]), return_dict=True)
-        return self._read(hidden.last_hidden_state[:, -1], [check])[0]
+        return self._yes_no(hidden.last_hidden_state[:, -1])[0]
 
-    def _read(self, hidden: Any, checks: Sequence[Check]) -> list[tuple[float, float]]:
-        """(P(Yes) among Yes/No, P(Yes or No) among all tokens) per row of last hidden states;
-        for a rating check, (expected digit on 0..1, P(any of its digits)).
+    def _yes_no(self, hidden: Any) -> list[tuple[float, float]]:
+        """(P(Yes) among Yes/No, P(Yes or No) among all tokens) per row of last hidden states.
 
         Only these rows go through the output layer: the full logits of every suffix position
         would cost more than the checks themselves (a 150k-token vocabulary). The Yes and No
@@ -543,16 +528,8 @@ class Judge:
         yes = torch.logsumexp(answers[:, : len(self._yes)], dim=-1)
         no = torch.logsumexp(answers[:, len(self._yes) :], dim=-1)
         p_yes = torch.sigmoid(yes - no)
-        total = torch.logsumexp(logits, dim=-1)
-        mass = torch.exp(torch.logaddexp(yes, no) - total)
-        read = [(float(p), float(m)) for p, m in zip(p_yes, mass, strict=True)]
-        for row, check in enumerate(checks):
-            if check.scale > 1:
-                digits = logits[row, self._digits[: check.scale]]
-                p = torch.softmax(digits, dim=-1)
-                expected = float((p * torch.arange(check.scale)).sum()) / (check.scale - 1)
-                read[row] = (expected, float(torch.exp(torch.logsumexp(digits, -1) - total[row])))
-        return read
+        mass = torch.exp(torch.logaddexp(yes, no) - torch.logsumexp(logits, dim=-1))
+        return [(float(p), float(m)) for p, m in zip(p_yes, mass, strict=True)]
 
 
 def _answer_token_ids(tokenizer: Any) -> tuple[list[int], list[int]]:

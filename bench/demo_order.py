@@ -1,0 +1,74 @@
+"""Do the judge's scores put the shipped demo answers in their intended order?
+
+Every shipped bank has a strong, an average and a weak demo answer to each question
+(``question_banks/demo_answers``), which ``interviewer demo`` speaks as three applicants whom
+recruiters then see ranked. The slow test (tests/test_judge_qwen.py) requires
+strong > weak on every question; the average answers are left out there for time. This prints,
+per bank, the interview scores of the three (the bank's weighted mean, as
+``scoring.service.update_interview_score`` computes it) and every question where the order
+strong > average > weak breaks:
+
+    .venv/bin/python bench/demo_order.py [--model qwen2.5-1.5b] [--bank journalism ...]
+
+About 240 judgements for the six banks (two anchors and three answers per question): ~20 min
+on two idle cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import yaml
+
+from interviewer.bankcheck import load_bank
+from interviewer.banks import bank_files
+from interviewer.scoring.judge import Judge
+
+BANKS = Path(__file__).resolve().parent.parent / "question_banks"
+LEVELS = ("strong", "average", "weak")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="qwen2.5-1.5b")
+    parser.add_argument("--model-dir", type=Path, default=None)
+    parser.add_argument("--bank", nargs="*", default=None, help="bank ids (default: all)")
+    args = parser.parse_args()
+    judge = Judge(args.model, args.model_dir).load()
+    banks = [load_bank(path) for path in bank_files(BANKS)]
+    banks = [b for b in banks if not args.bank or b.id in args.bank]
+    started = time.perf_counter()
+    breaks, questions, ordered_banks = 0, 0, 0
+    for bank in banks:
+        demo = yaml.safe_load((BANKS / "demo_answers" / f"{bank.id}.yaml").read_text())["answers"]
+        totals = dict.fromkeys(LEVELS, 0.0)
+        weights = 0.0
+        for question in bank.questions:
+            scores = {
+                level: judge.score(question, demo[question.id][level]).score for level in LEVELS
+            }
+            weight = float(getattr(question, "weight", 1.0))  # as the service weighs
+            weights += weight
+            for level in LEVELS:
+                totals[level] += weight * scores[level]
+            questions += 1
+            if not scores["strong"] > scores["average"] > scores["weak"]:
+                breaks += 1
+                shown = "  ".join(f"{level} {scores[level]:.3f}" for level in LEVELS)
+                print(f"  {bank.id}/{question.id}: {shown}", flush=True)
+        interview = {level: totals[level] / weights for level in LEVELS}
+        ordered = interview["strong"] > interview["average"] > interview["weak"]
+        ordered_banks += ordered
+        shown = "  ".join(f"{level} {interview[level]:.3f}" for level in LEVELS)
+        print(f"{bank.id:<24} interview {shown}  {'ordered' if ordered else 'NOT ORDERED'}")
+    print(
+        f"\n{ordered_banks}/{len(banks)} banks ordered strong > average > weak by interview "
+        f"score; {questions - breaks}/{questions} questions ordered; "
+        f"{time.perf_counter() - started:.0f} s ({judge.model_name}, {judge.threads} threads)"
+    )
+
+
+if __name__ == "__main__":
+    main()
