@@ -10,8 +10,8 @@ strong > average > weak breaks:
 
     .venv/bin/python bench/demo_order.py [--model qwen2.5-1.5b] [--bank journalism ...]
 
-About 240 judgements for the six banks (two anchors and three answers per question): ~20 min
-on two idle cores.
+About 240 judgements for the six banks (two anchors and three answers per question): 42 min
+on two nearly idle cores (2026-12-07).
 """
 
 from __future__ import annotations
