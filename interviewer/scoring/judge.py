@@ -94,9 +94,11 @@ from interviewer.config import get_settings
 
 DTYPES = {"qwen2.5-1.5b": "float32", "smollm2-135m": "float32"}
 """What the judge computes in, fixed per model so scores are identical across runs. Qwen's
-weights are stored in bfloat16 (``weights.LLM_DTYPES``) and widened exactly on load: this CPU
-(AVX512-BF16, no AMX) multiplies float32 matrices ~1.5x faster than bfloat16 ones, for 3.5 GB
-more memory (README, "Scoring speed")."""
+weights are stored in bfloat16 (``weights.LLM_DTYPES``) and widened exactly on load: the CPU
+the judge was tuned on (AVX512-BF16, no AMX) multiplies float32 matrices ~1.5x faster than
+bfloat16 ones, for 3.5 GB more memory. Not every CPU does (an AMD EPYC: bfloat16 2.3x faster,
+``bench/gemm.py``), but scores differ between dtypes and the tuning was done in float32
+(README, "Scoring speed")."""
 MAX_TRANSCRIPT_TOKENS = 3000
 """About 20 minutes of speech; longer transcripts are cut (and the judgement says so)."""
 STEM_CACHE_SIZE = 64
