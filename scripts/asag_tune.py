@@ -354,6 +354,9 @@ def main() -> None:
     f.add_argument("--test", type=Path)
     f.add_argument("--top", type=int, default=10)
     args = parser.parse_args()
+    unknown = set(getattr(args, "alternatives", "").split(",")) - {"", *ALTERNATIVES}
+    if unknown:
+        parser.error(f"unknown --alternatives {sorted(unknown)}; choose from {ALTERNATIVES}")
     collect(args) if args.step == "collect" else fit(args)
 
 
