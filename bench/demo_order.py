@@ -9,6 +9,10 @@ per bank, the interview scores of the three (the bank's weighted mean, as
 strong > average > weak breaks:
 
     .venv/bin/python bench/demo_order.py [--model qwen2.5-1.5b] [--bank journalism ...]
+                                         [--levels strong weak] [--dtype bfloat16]
+
+``--levels strong weak`` is the slow test's check in one process; ``--dtype`` tries the judge in
+another dtype than the shipped one (``judge.DTYPES``).
 
 About 240 judgements for the six banks (two anchors and three answers per question): 42 min
 on two nearly idle cores (2026-12-07).
@@ -17,6 +21,7 @@ on two nearly idle cores (2026-12-07).
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 from pathlib import Path
 
@@ -35,39 +40,47 @@ def main() -> None:
     parser.add_argument("--model", default="qwen2.5-1.5b")
     parser.add_argument("--model-dir", type=Path, default=None)
     parser.add_argument("--bank", nargs="*", default=None, help="bank ids (default: all)")
+    parser.add_argument("--levels", nargs="+", choices=LEVELS, default=list(LEVELS))
+    parser.add_argument("--dtype", choices=("float32", "bfloat16"), default=None)
     args = parser.parse_args()
-    judge = Judge(args.model, args.model_dir).load()
+    levels = [level for level in LEVELS if level in args.levels]  # best first
+    judge = Judge(args.model, args.model_dir, dtype=args.dtype).load()
     banks = [load_bank(path) for path in bank_files(BANKS)]
     banks = [b for b in banks if not args.bank or b.id in args.bank]
     started = time.perf_counter()
     breaks, questions, ordered_banks = 0, 0, 0
     for bank in banks:
         demo = yaml.safe_load((BANKS / "demo_answers" / f"{bank.id}.yaml").read_text())["answers"]
-        totals = dict.fromkeys(LEVELS, 0.0)
+        totals = dict.fromkeys(levels, 0.0)
         weights = 0.0
         for question in bank.questions:
             scores = {
-                level: judge.score(question, demo[question.id][level]).score for level in LEVELS
+                level: judge.score(question, demo[question.id][level]).score for level in levels
             }
             weight = float(getattr(question, "weight", 1.0))  # as the service weighs
             weights += weight
-            for level in LEVELS:
+            for level in levels:
                 totals[level] += weight * scores[level]
             questions += 1
-            if not scores["strong"] > scores["average"] > scores["weak"]:
+            if not _ordered(scores, levels):
                 breaks += 1
-                shown = "  ".join(f"{level} {scores[level]:.3f}" for level in LEVELS)
+                shown = "  ".join(f"{level} {scores[level]:.3f}" for level in levels)
                 print(f"  {bank.id}/{question.id}: {shown}", flush=True)
-        interview = {level: totals[level] / weights for level in LEVELS}
-        ordered = interview["strong"] > interview["average"] > interview["weak"]
+        interview = {level: totals[level] / weights for level in levels}
+        ordered = _ordered(interview, levels)
         ordered_banks += ordered
-        shown = "  ".join(f"{level} {interview[level]:.3f}" for level in LEVELS)
+        shown = "  ".join(f"{level} {interview[level]:.3f}" for level in levels)
         print(f"{bank.id:<24} interview {shown}  {'ordered' if ordered else 'NOT ORDERED'}")
     print(
-        f"\n{ordered_banks}/{len(banks)} banks ordered strong > average > weak by interview "
+        f"\n{ordered_banks}/{len(banks)} banks ordered {' > '.join(levels)} by interview "
         f"score; {questions - breaks}/{questions} questions ordered; "
-        f"{time.perf_counter() - started:.0f} s ({judge.model_name}, {judge.threads} threads)"
+        f"{time.perf_counter() - started:.0f} s ({judge.model_name}, {judge.dtype}, "
+        f"{judge.threads} threads)"
     )
+
+
+def _ordered(scores: dict[str, float], levels: list[str]) -> bool:
+    return all(scores[a] > scores[b] for a, b in itertools.pairwise(levels))
 
 
 if __name__ == "__main__":
