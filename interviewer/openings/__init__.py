@@ -7,7 +7,7 @@ the ones the web layer and the tests use as ``openings.<name>``.
 """
 
 from interviewer.errors import UserError
-from interviewer.openings.access import is_admin, visible_openings
+from interviewer.openings.access import is_admin, visible_opening, visible_openings
 from interviewer.openings.applicants import (
     MAX_CSV_BYTES,
     MAX_CSV_ROWS,
@@ -86,5 +86,6 @@ __all__ = [
     "unassign",
     "unique_slug",
     "update_opening",
+    "visible_opening",
     "visible_openings",
 ]
