@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import Session
 
+from interviewer.interview import PRACTICE_ID
 from interviewer.scoring import ranking
 from interviewer.store import repo
 from interviewer.store.models import Answer, Applicant, AuditLog, Interview, Opening
@@ -144,7 +145,7 @@ def _question_scores(session: Session, ids: list[int]) -> dict[int, dict[str, fl
         return out
     rows = session.execute(
         select(Answer.interview_id, Answer.question_id, Answer.score)
-        .where(Answer.interview_id.in_(ids), Answer.question_id != "practice")
+        .where(Answer.interview_id.in_(ids), Answer.question_id != PRACTICE_ID)
         .where(Answer.score.is_not(None))
         .order_by(Answer.interview_id, Answer.question_index, Answer.attempt)
     ).all()
