@@ -151,7 +151,7 @@ rule(
 rule("GET", "/i/{token}/livekit", APPLICANT)
 rule("GET", "/vendor/livekit-client.mjs", PUBLIC)
 
-# auth.py, users.py
+# login.py, users.py
 rule("GET", "/login", PUBLIC)
 rule("POST", "/login", PUBLIC, form={"email": "", "password": ""})
 rule("POST", "/logout", PUBLIC)

@@ -30,9 +30,11 @@ from interviewer.config import Settings, get_settings
 from interviewer.store.db import create_db_engine, migrate, session_scope
 from interviewer.store.models import Opening
 from interviewer.store.storage import open_storage
-from interviewer.web import auth
+from interviewer.web import auth, login, users
 from interviewer.web.live import LiveInterviews, VoiceOptions, VoiceStack
+from interviewer.web.middleware import AuthMiddleware
 from interviewer.web.pages import STATIC_DIR, error_page, mask_path, render
+from interviewer.web.throttle import LoginThrottle
 
 log = logging.getLogger("interviewer.web")
 
@@ -79,8 +81,15 @@ def create_app(settings: Settings | None = None, *, voice: VoiceOptions | None =
     app.state.stack = stack
     app.state.voice = voice
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
-    # Sign-in, roles and CSRF (before access_log, so it sits inside it and refusals are logged).
-    auth.install(app)
+    app.state.login_throttle = LoginThrottle(
+        settings.login_max_failures, settings.login_lockout_minutes * 60
+    )
+    # Sign-in and CSRF (before access_log, so it sits inside it and refusals are logged).
+    app.add_middleware(AuthMiddleware)
+    app.add_exception_handler(auth.LoginRequired, auth.login_required_response)
+    app.add_exception_handler(auth.Forbidden, auth.forbidden_response)
+    app.include_router(login.router)
+    app.include_router(users.router)
 
     @app.middleware("http")
     async def access_log(request: Request, call_next: Any) -> Response:
