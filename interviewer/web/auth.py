@@ -52,6 +52,7 @@ from interviewer.store.models import Interview, Opening, OpeningRecruiter, Role,
 
 # Re-exported: the CSRF and throttle names callers (and tests) know as ``auth.<name>``.
 from interviewer.web.csrf import CSRF_COOKIE, csrf_token_for, new_nonce
+from interviewer.web.deps import services
 from interviewer.web.pages import TEMPLATES, render
 from interviewer.web.throttle import IP_FAILURE_FACTOR
 
@@ -140,7 +141,7 @@ def _not_found() -> Exception:
 def opening_for(request: Request, opening_id: int, user: User) -> Opening:
     """Blocking (call it in a thread): the opening for an admin or its assigned recruiter; 404
     for anyone else, so that nobody learns which openings exist."""
-    with session_scope(request.app.state.engine) as s:
+    with session_scope(services(request).engine) as s:
         opening = _may_see_opening(s, opening_id, user)
     if opening is None:
         raise _not_found()
@@ -149,7 +150,7 @@ def opening_for(request: Request, opening_id: int, user: User) -> Opening:
 
 def interview_for(request: Request, interview_id: int, user: User) -> Interview:
     """Blocking: the interview when ``user`` may see its opening, else 404."""
-    with session_scope(request.app.state.engine) as s:
+    with session_scope(services(request).engine) as s:
         interview = s.get(Interview, interview_id)
         if interview is None or _may_see_opening(s, interview.opening_id, user) is None:
             raise _not_found()

@@ -24,6 +24,7 @@ from markupsafe import Markup, escape
 
 from interviewer import invites
 from interviewer.config import Settings
+from interviewer.web.deps import services
 from interviewer.web.pages import TEMPLATES
 
 CSRF_COOKIE = "interviewer_csrf"
@@ -64,7 +65,7 @@ def csrf_token(request: Request) -> str:
     if nonce is None:  # outside the middleware (a unit test rendering a template)
         state.csrf_nonce = nonce = new_nonce()
         state.csrf_set = True
-    return csrf_token_for(request.app.state.settings, nonce)
+    return csrf_token_for(services(request).settings, nonce)
 
 
 @pass_context

@@ -22,6 +22,7 @@ from interviewer.store.db import session_scope
 from interviewer.store.models import Role, User
 from interviewer.web.auth import SESSION_COOKIE, cookie_secure, current_user, require_role
 from interviewer.web.csrf import csrf_token, new_nonce
+from interviewer.web.deps import services
 from interviewer.web.pages import render
 from interviewer.web.throttle import LoginThrottle, throttle_keys
 
@@ -76,8 +77,8 @@ async def login_submit(request: Request) -> Response:
     email = str(form.get("email") or "")[:320]
     password = str(form.get("password") or "")
     next_ = str(form.get("next") or "")[:2000]
-    app = request.app
-    throttle: LoginThrottle = app.state.login_throttle
+    svc = services(request)
+    throttle = svc.login_throttle
     keys = throttle_keys(email, _client(request))
     wait = throttle.retry_after(*keys)
     if wait > 0:
@@ -94,7 +95,7 @@ async def login_submit(request: Request) -> Response:
             request, 400, error="Enter your email and your password.", email=email, next_=next_
         )
     outcome = await asyncio.to_thread(
-        _sign_in, app.state.engine, app.state.settings, email, password, _client(request), throttle
+        _sign_in, svc.engine, svc.settings, email, password, _client(request), throttle
     )
     if isinstance(outcome, str):
         return _login_page(
@@ -102,11 +103,11 @@ async def login_submit(request: Request) -> Response:
         )
     token, _user = outcome
     response = RedirectResponse(safe_next(next_), status_code=303)
-    secure = cookie_secure(request.url.scheme, app.state.settings)
+    secure = cookie_secure(request.url.scheme, svc.settings)
     old = request.cookies.get(SESSION_COOKIE)
     if old:
-        await asyncio.to_thread(_end, app.state.engine, old)
-    max_age = int(app.state.settings.session_hours * 3600)
+        await asyncio.to_thread(_end, svc.engine, old)
+    max_age = int(svc.settings.session_hours * 3600)
     response.set_cookie(
         SESSION_COOKIE,
         token,
@@ -181,7 +182,7 @@ async def logout(request: Request) -> Response:
     if token:
 
         def end() -> None:
-            with session_scope(request.app.state.engine) as s:
+            with session_scope(services(request).engine) as s:
                 accounts.end_session(s, token)
                 if user is not None:
                     repo.audit(s, user, "logout", f"user:{user.id}")

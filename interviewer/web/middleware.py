@@ -8,16 +8,15 @@ before the access log, so it sits inside the log and its refusals are logged.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.engine import Engine
 from starlette.datastructures import FormData
 from starlette.requests import Request as StarletteRequest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from interviewer import accounts
-from interviewer.config import Settings
 from interviewer.store.db import session_scope
 from interviewer.store.models import User
 from interviewer.web.auth import SESSION_COOKIE, cookie_secure
@@ -30,6 +29,7 @@ from interviewer.web.csrf import (
     csrf_valid,
     new_nonce,
 )
+from interviewer.web.deps import app_services
 from interviewer.web.pages import error_page
 
 MAX_FORM_BYTES = 16 * 1024 * 1024
@@ -66,7 +66,8 @@ class AuthMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        settings: Settings = scope["app"].state.settings
+        svc = app_services(scope["app"])
+        settings = svc.settings
         state = scope.setdefault("state", {})
         cookies = _cookies(scope)
         nonce = cookies.get(CSRF_COOKIE, "")
@@ -78,8 +79,7 @@ class AuthMiddleware:
         state["user"] = None
         session_token = cookies.get(SESSION_COOKIE)
         if session_token:
-            engine = scope["app"].state.engine
-            state["user"] = await asyncio.to_thread(_resolve_user, engine, session_token)
+            state["user"] = await asyncio.to_thread(_resolve_user, svc.engine, session_token)
 
         method = scope["method"].upper()
         if method not in SAFE_METHODS:
@@ -109,7 +109,7 @@ class AuthMiddleware:
         await self.app(scope, receive, send_with_cookie)
 
 
-def _resolve_user(engine: Any, token: str) -> User | None:
+def _resolve_user(engine: Engine, token: str) -> User | None:
     with session_scope(engine) as s:
         return accounts.user_for_session(s, token)
 
