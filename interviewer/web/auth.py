@@ -50,7 +50,7 @@ from interviewer.config import Settings
 from interviewer.store.db import session_scope
 from interviewer.store.models import Interview, Opening, OpeningRecruiter, Role, User
 
-# Re-exported: the CSRF and throttle names callers (and tests) know as ``auth.<name>``.
+# The csrf and throttle names are re-exported (see __all__): callers and tests use auth.<name>.
 from interviewer.web.csrf import CSRF_COOKIE, csrf_token_for, new_nonce
 from interviewer.web.deps import services
 from interviewer.web.pages import TEMPLATES, render
