@@ -47,8 +47,9 @@ from jinja2 import pass_context
 from starlette.exceptions import HTTPException
 
 from interviewer.config import Settings
+from interviewer.openings.access import visible_opening
 from interviewer.store.db import session_scope
-from interviewer.store.models import Interview, Opening, OpeningRecruiter, Role, User
+from interviewer.store.models import Interview, Opening, Role, User
 
 # The csrf and throttle names are re-exported (see __all__): callers and tests use auth.<name>.
 from interviewer.web.csrf import CSRF_COOKIE, csrf_token_for, new_nonce
@@ -122,18 +123,6 @@ def require_role(*roles: Role) -> Callable[[Request], Awaitable[User]]:
     return dependency
 
 
-def _may_see_opening(session: Any, opening_id: int, user: User) -> Opening | None:
-    opening = session.get(Opening, opening_id)
-    if opening is None:
-        return None
-    if user.role is Role.admin:
-        return opening
-    if user.role is not Role.recruiter:
-        return None
-    assigned = session.get(OpeningRecruiter, (opening_id, user.id))
-    return opening if assigned is not None else None
-
-
 def _not_found() -> Exception:
     return HTTPException(404, "Not found")
 
@@ -142,7 +131,7 @@ def opening_for(request: Request, opening_id: int, user: User) -> Opening:
     """Blocking (call it in a thread): the opening for an admin or its assigned recruiter; 404
     for anyone else, so that nobody learns which openings exist."""
     with session_scope(services(request).engine) as s:
-        opening = _may_see_opening(s, opening_id, user)
+        opening = visible_opening(s, user, opening_id)
     if opening is None:
         raise _not_found()
     return opening
@@ -152,7 +141,7 @@ def interview_for(request: Request, interview_id: int, user: User) -> Interview:
     """Blocking: the interview when ``user`` may see its opening, else 404."""
     with session_scope(services(request).engine) as s:
         interview = s.get(Interview, interview_id)
-        if interview is None or _may_see_opening(s, interview.opening_id, user) is None:
+        if interview is None or visible_opening(s, user, interview.opening_id) is None:
             raise _not_found()
     return interview
 
