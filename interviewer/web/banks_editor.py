@@ -20,8 +20,8 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from interviewer import bankcheck
-from interviewer.bankstore import (
+from interviewer.banks import check as bankcheck
+from interviewer.banks.drafts import (
     RESERVED_IDS,
     BankStore,
     DraftConflict,

@@ -50,8 +50,8 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import OperationalError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from interviewer import bankcheck
-from interviewer.banks import Bank, bank_files
+from interviewer.banks import check as bankcheck
+from interviewer.banks.model import Bank, bank_files
 from interviewer.errors import BankError
 from interviewer.store import repo
 from interviewer.store.db import session_scope

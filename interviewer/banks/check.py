@@ -30,7 +30,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from interviewer.banks import (
+from interviewer.banks.model import (
     Bank,
     Criterion,
     FollowUp,
