@@ -51,7 +51,8 @@ from sqlalchemy.exc import OperationalError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from interviewer.banks import check as bankcheck
-from interviewer.banks.model import Bank, bank_files
+from interviewer.banks.model import Bank, _inner_type, bank_files
+from interviewer.banks.yamltext import BankLoader
 from interviewer.errors import BankError
 from interviewer.store import repo
 from interviewer.store.db import session_scope
@@ -134,7 +135,7 @@ def _ordered(value: Any, model: type[BaseModel] | None = Bank) -> Any:
     keys = [k for k in fields if k in value] + [k for k in value if k not in fields]
     out = {}
     for key in keys:
-        inner = bankcheck._inner_type(fields[key]) if key in fields else None
+        inner = _inner_type(fields[key]) if key in fields else None
         sub = inner if isinstance(inner, type) and issubclass(inner, BaseModel) else None
         out[key] = _ordered(value[key], sub)
     return out
@@ -149,7 +150,7 @@ def form_shape_ok(value: Any, model: type[BaseModel] = Bank) -> bool:
     for key, info in model.model_fields.items():
         if key not in value or value[key] is None:
             continue
-        inner = bankcheck._inner_type(info)
+        inner = _inner_type(info)
         nested = isinstance(inner, type) and issubclass(inner, BaseModel)
         item = value[key]
         if get_origin(info.annotation) is list:
@@ -194,7 +195,7 @@ def leading_comments(text: str) -> str:
 def parse_yaml(text: str) -> Any:
     """The data in bank YAML with the validator's rules (no aliases or tags), or None."""
     try:
-        loader = bankcheck._Loader(text)  # checks for unprintable characters up front
+        loader = BankLoader(text)  # checks for unprintable characters up front
     except yaml.YAMLError:
         return None
     try:
@@ -209,7 +210,7 @@ def line_paths(text: str) -> dict[int, str]:
     """Line number -> dotted path of the field written there (``questions.0.rubric.weight``):
     lets the form show a validator message next to the field it is about."""
     try:
-        root = yaml.compose(text, Loader=bankcheck._Loader)
+        root = yaml.compose(text, Loader=BankLoader)
     except (yaml.YAMLError, RecursionError, ValueError):
         return {}
     out: dict[int, str] = {}
