@@ -12,6 +12,8 @@ Bank files are untrusted text: a size cap checked before reading, then the stric
 
 from __future__ import annotations
 
+import re
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,6 +115,21 @@ def check(paths: Sequence[Path]) -> CheckResult:
             if checked.bank is not None and not problems:
                 result.banks.append(LoadedBank(file, checked.bank))
     return result
+
+
+def check_text(text: str | bytes, name: str = "bank.yaml") -> tuple[list[Problem], Bank | None]:
+    """``check`` on text (it checks files: the text goes to a private temp file first).
+    Bytes are checked as uploaded, so a file that is not UTF-8 gets the validator's message."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", Path(name).name) or "bank.yaml"
+    if not safe.endswith((".yaml", ".yml")):
+        safe += ".yaml"
+    with tempfile.TemporaryDirectory(prefix="bankcheck-") as tmp:
+        path = Path(tmp) / safe
+        path.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8", "replace"))
+        result = check([path])
+    problems = [Problem(Path(name), p.line, p.column, p.message, p.fix) for p in result.problems]
+    bank = result.banks[0].bank if result.banks and not problems else None
+    return problems, bank
 
 
 def _expand(path: Path) -> tuple[list[Path], Problem | None]:

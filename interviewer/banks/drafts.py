@@ -25,39 +25,42 @@ No edit can be lost between the two places:
   anything.
 
 Everything here is blocking (files, database, TTS via ``asyncio.run`` is left to the caller):
-the web layer calls it through ``asyncio.to_thread``.
+the web layer calls it through ``asyncio.to_thread``. The database side is
+:mod:`~interviewer.banks.versions`; how a draft reads to the editor is
+:mod:`~interviewer.banks.issues`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import difflib
 import fcntl
 import hashlib
 import os
 import re
 import tempfile
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, get_origin
+from typing import Any
 
-import yaml
-from pydantic import BaseModel
-from sqlalchemy import Engine, select
-from sqlalchemy.exc import OperationalError
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from sqlalchemy import Engine
 
-from interviewer.banks import check as bankcheck
-from interviewer.banks.model import Bank, _inner_type, bank_files
-from interviewer.banks.yamltext import BankLoader
+from interviewer.banks.check import MAX_BANK_BYTES, Problem, check_text
+from interviewer.banks.issues import Checked, Issue, key_line, text_issues
+from interviewer.banks.model import Bank, bank_files
+from interviewer.banks.versions import (
+    Published,
+    PublishedVersions,
+    UnknownBank,
+    VersionInfo,
+    export_yaml,
+)
+from interviewer.banks.yamltext import dump_yaml, parse_yaml
 from interviewer.errors import BankError
 from interviewer.store import repo
 from interviewer.store.db import session_scope
-from interviewer.store.models import BankVersion, Opening
-from interviewer.store.repo import content_sha256, publish_bank
+from interviewer.store.models import BankVersion
+from interviewer.store.repo import content_sha256
 
 BANK_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _ID_LINE = re.compile(r"^id:[ \t]*['\"]?([a-z0-9][a-z0-9_-]{0,63})['\"]?[ \t]*(?:#.*)?$", re.M)
@@ -75,220 +78,16 @@ class DraftConflict(BankError):
 class PublishRefused(BankError):
     """The draft cannot be published as it is; ``problems`` say why, each with its fix."""
 
-    def __init__(self, message: str, problems: list[bankcheck.Problem]) -> None:
+    def __init__(self, message: str, problems: list[Problem]) -> None:
         super().__init__(message)
         self.problems = problems
-
-
-class UnknownBank(BankError):
-    """No draft file and no published version with this id."""
 
 
 def file_sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-# --- YAML out --------------------------------------------------------------------------------
-
-
-class _Dumper(yaml.SafeDumper):
-    """Block style, model key order, multi-line text as ``|`` blocks: reads like the hand-written
-    banks, with lists indented under their key as in the shipped files."""
-
-    def increase_indent(self, flow: bool = False, indentless: bool = False) -> Any:
-        return super().increase_indent(flow, False)
-
-
-def _str(dumper: yaml.SafeDumper, value: str) -> Any:
-    # Long prose folds (``>-``) like the hand-written banks, instead of wrapping as plain or
-    # quoted scalars full of escaped quotes.
-    style = "|" if "\n" in value else (">" if len(value) > 70 else None)
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_Dumper.add_representer(str, _str)
-
-_EMPTY_OMITTED = {"follow_ups", "key_points", "red_flags"}
-
-
-def _prune(value: Any) -> Any:
-    """Drop empty optional lists, so a form save does not add ``follow_ups: []`` everywhere."""
-    if isinstance(value, dict):
-        return {
-            k: _prune(v) for k, v in value.items() if not (k in _EMPTY_OMITTED and v in ([], None))
-        }
-    if isinstance(value, list):
-        return [_prune(v) for v in value]
-    if isinstance(value, float) and value.is_integer():
-        return int(value)  # a stored `weight: 2.0` reads as the `weight: 2` that was written
-    return value
-
-
-def _ordered(value: Any, model: type[BaseModel] | None = Bank) -> Any:
-    """Keys in the schema's order (id, title, ... questions), whatever order the browser sent
-    them in; unknown keys (typos the validator will name) go last, kept."""
-    if isinstance(value, list):
-        return [_ordered(v, model) for v in value]
-    if not isinstance(value, dict) or model is None:
-        return value
-    fields = model.model_fields
-    keys = [k for k in fields if k in value] + [k for k in value if k not in fields]
-    out = {}
-    for key in keys:
-        inner = _inner_type(fields[key]) if key in fields else None
-        sub = inner if isinstance(inner, type) and issubclass(inner, BaseModel) else None
-        out[key] = _ordered(value[key], sub)
-    return out
-
-
-def form_shape_ok(value: Any, model: type[BaseModel] = Bank) -> bool:
-    """Whether the form can show ``value`` without dropping anything: every list and mapping
-    where the schema has one (a scalar where a list belongs would be replaced by an empty list
-    as soon as the form touched it). Scalars may be wrong; the validator says so."""
-    if not isinstance(value, dict):
-        return False
-    for key, info in model.model_fields.items():
-        if key not in value or value[key] is None:
-            continue
-        inner = _inner_type(info)
-        nested = isinstance(inner, type) and issubclass(inner, BaseModel)
-        item = value[key]
-        if get_origin(info.annotation) is list:
-            if not isinstance(item, list):
-                return False
-            if nested and not all(form_shape_ok(x, inner) for x in item):
-                return False
-        elif nested:
-            if not form_shape_ok(item, inner):
-                return False
-        elif isinstance(item, dict | list):
-            return False
-    return True
-
-
-def dump_yaml(data: Any, header: str = "") -> str:
-    """YAML text for bank data (valid or not: the validator then points at the wrong line)."""
-    body = yaml.dump(
-        _prune(_ordered(data)),
-        Dumper=_Dumper,
-        sort_keys=False,
-        allow_unicode=True,
-        width=100,
-        indent=2,
-    )
-    return header + body
-
-
-def leading_comments(text: str) -> str:
-    """The comment block at the top of a file, which a form save keeps (other comments go)."""
-    lines = []
-    for line in text.splitlines(keepends=True):
-        if line.startswith("#") or (lines and not line.strip()):
-            lines.append(line)
-        else:
-            break
-    while lines and not lines[-1].strip():
-        lines.pop()
-    return "".join(lines)
-
-
-def parse_yaml(text: str) -> Any:
-    """The data in bank YAML with the validator's rules (no aliases or tags), or None."""
-    try:
-        loader = BankLoader(text)  # checks for unprintable characters up front
-    except yaml.YAMLError:
-        return None
-    try:
-        return loader.get_single_data()
-    except (yaml.YAMLError, RecursionError, ValueError):
-        return None
-    finally:
-        loader.dispose()
-
-
-def line_paths(text: str) -> dict[int, str]:
-    """Line number -> dotted path of the field written there (``questions.0.rubric.weight``):
-    lets the form show a validator message next to the field it is about."""
-    try:
-        root = yaml.compose(text, Loader=BankLoader)
-    except (yaml.YAMLError, RecursionError, ValueError):
-        return {}
-    out: dict[int, str] = {}
-    stack: list[tuple[Node, str]] = [(root, "")] if root is not None else []
-    while stack:
-        node, path = stack.pop()
-        if isinstance(node, MappingNode):
-            for key, value in node.value:
-                if not isinstance(key, ScalarNode):
-                    continue
-                sub = f"{path}.{key.value}" if path else str(key.value)
-                out[key.start_mark.line + 1] = sub
-                stack.append((value, sub))
-        elif isinstance(node, SequenceNode):
-            for i, item in enumerate(node.value):
-                sub = f"{path}.{i}"
-                out.setdefault(item.start_mark.line + 1, sub)
-                stack.append((item, sub))
-    return out
-
-
 # --- validation ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Issue:
-    """A validator problem for the editor: line in the text it checked, and the form field."""
-
-    line: int
-    column: int | None
-    message: str
-    fix: str
-    path: str | None = None
-
-    def __str__(self) -> str:
-        where = f"line {self.line}: " if self.line else ""
-        return f"{where}{self.message} (fix: {self.fix})"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "line": self.line,
-            "column": self.column,
-            "message": self.message,
-            "fix": self.fix,
-            "path": self.path,
-            "text": str(self),
-        }
-
-
-@dataclass
-class Checked:
-    text: str
-    issues: list[Issue]
-    bank: Bank | None
-    data: Any
-
-    @property
-    def ok(self) -> bool:
-        return not self.issues and self.bank is not None
-
-
-def check_text(
-    text: str | bytes, name: str = "bank.yaml"
-) -> tuple[list[bankcheck.Problem], Bank | None]:
-    """``bankcheck`` on text (it checks files: the text goes to a private temp file first).
-    Bytes are checked as uploaded, so a file that is not UTF-8 gets the validator's message."""
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", Path(name).name) or "bank.yaml"
-    if not safe.endswith((".yaml", ".yml")):
-        safe += ".yaml"
-    with tempfile.TemporaryDirectory(prefix="bankcheck-") as tmp:
-        path = Path(tmp) / safe
-        path.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8", "replace"))
-        result = bankcheck.check([path])
-    problems = [
-        bankcheck.Problem(Path(name), p.line, p.column, p.message, p.fix) for p in result.problems
-    ]
-    bank = result.banks[0].bank if result.banks and not problems else None
-    return problems, bank
 
 
 # --- the store -------------------------------------------------------------------------------
@@ -304,17 +103,6 @@ class Draft:
     @property
     def file(self) -> str:
         return self.path.name
-
-
-@dataclass
-class VersionInfo:
-    id: int
-    version: int
-    title: str
-    sha256: str
-    published_at: datetime
-    locked: bool
-    openings: list[tuple[int, str, str]] = field(default_factory=list)  # (id, slug, title)
 
 
 @dataclass
@@ -334,19 +122,13 @@ class BankSummary:
         return self.versions[-1] if self.versions else None
 
 
-@dataclass(frozen=True)
-class Published:
-    row: BankVersion
-    created: bool
-    """False when exactly this content was already published under its version."""
-
-
 class BankStore:
     """Drafts in ``banks_dir``, published versions in the database behind ``engine``."""
 
     def __init__(self, banks_dir: Path, engine: Engine, lock_dir: Path) -> None:
         self.banks_dir = Path(banks_dir)
         self.engine = engine
+        self.published = PublishedVersions(engine)
         self.lock_dir = Path(lock_dir)
 
     # drafts -----------------------------------------------------------------------------
@@ -360,7 +142,7 @@ class BankStore:
             return found
         for path in bank_files(self.banks_dir):
             try:
-                head = path.read_bytes()[: bankcheck.MAX_BANK_BYTES].decode("utf-8-sig", "replace")
+                head = path.read_bytes()[:MAX_BANK_BYTES].decode("utf-8-sig", "replace")
             except OSError:
                 continue
             match = _ID_LINE.search(head)
@@ -394,7 +176,7 @@ class BankStore:
 
     def _write_atomic(self, path: Path, text: str) -> str:
         data = text.encode("utf-8")
-        if len(data) > bankcheck.MAX_BANK_BYTES:
+        if len(data) > MAX_BANK_BYTES:
             raise BankError(
                 f"the bank is {len(data) / 1_000_000:.1f} MB; a bank may be at most 2 MB: "
                 "split it into several banks"
@@ -498,7 +280,7 @@ class BankStore:
         _require_id(bank_id)
         if self.draft(bank_id) is not None:
             raise BankError(f"bank {bank_id} already exists: open it from the bank list")
-        if self._versions(bank_id):
+        if self.published.rows(bank_id):
             raise BankError(
                 f"bank {bank_id} has published versions but no draft file: open it from the "
                 "bank list and start a draft from its latest version"
@@ -514,7 +296,7 @@ class BankStore:
     ) -> Draft:
         """Start (or reset) the draft from a published version, as the next version number."""
         row = self.version_row(bank_id, version)
-        latest = max(v.version for v in self._versions(bank_id))
+        latest = max(v.version for v in self.published.rows(bank_id))
         content = dict(row.content)
         content["version"] = latest + 1
         header = f"# Started from published version {version}.\n"
@@ -529,12 +311,9 @@ class BankStore:
         """Every problem a publish of ``text`` would meet: the validator's, then the ones that
         need the other banks and the database (renamed id, id taken, version already used)."""
         name = name or f"{bank_id or 'bank'}.yaml"
-        problems, bank = check_text(text, name)
-        data = parse_yaml(text)
-        lines = line_paths(text)
-        issues = [Issue(p.line, p.column, p.message, p.fix, _field(p, lines)) for p in problems]
-        id_line = _key_line(text, "id")
-        version_line = _key_line(text, "version")
+        issues, bank, data = text_issues(text, name)
+        id_line = key_line(text, "id")
+        version_line = key_line(text, "version")
         if bank is not None:
             if bank_id is not None and bank.id != bank_id:
                 issues.append(
@@ -571,35 +350,11 @@ class BankStore:
                         "id",
                     )
                 )
-            clash = self.version_clash(bank)
+            clash = self.published.clash(bank)
             if clash:
                 issues.append(Issue(version_line, None, clash[0], clash[1], "version"))
         issues.sort(key=lambda i: i.line)
         return Checked(text, issues, bank if not issues else None, data)
-
-    def version_clash(self, bank: Bank) -> tuple[str, str] | None:
-        """Why ``bank`` cannot be published under its version number, and the fix; None if it
-        can (or it is exactly a version that is already published)."""
-        versions = self._versions(bank.id)
-        if not versions:
-            return None
-        digest = content_sha256(bank.model_dump(mode="json"))
-        latest = max(v.version for v in versions)
-        same = next((v for v in versions if v.version == bank.version), None)
-        if same is not None and same.sha256 == digest:
-            return None
-        if same is not None:
-            return (
-                f"version {bank.version} is already published with different content "
-                "(published versions never change)",
-                f"set `version: {latest + 1}`, the next free version",
-            )
-        if bank.version < latest:
-            return (
-                f"version {bank.version} is lower than the latest published version {latest}",
-                f"set `version: {latest + 1}`",
-            )
-        return None
 
     # publishing -------------------------------------------------------------------------
 
@@ -620,8 +375,7 @@ class BankStore:
             checked = self.check(bank_id, draft.text, name=draft.file)
             if not checked.ok:
                 problems = [
-                    bankcheck.Problem(draft.path, i.line, i.column, i.message, i.fix)
-                    for i in checked.issues
+                    Problem(draft.path, i.line, i.column, i.message, i.fix) for i in checked.issues
                 ]
                 count = len(problems)
                 raise PublishRefused(
@@ -630,68 +384,15 @@ class BankStore:
                     problems,
                 )
             assert checked.bank is not None
-            return self._store_version(checked.bank, draft.file, user_id)
-
-    def _store_version(self, bank: Bank, file: str, user_id: int | None) -> Published:
-        # SQLite refuses (without waiting) a transaction that read before another writer
-        # committed and then writes: try again on a fresh snapshot, which then sees the other
-        # publication and answers for it (same content: done; other content: refused, with fix).
-        for attempt in range(5):
-            try:
-                with session_scope(self.engine) as s:
-                    before = s.scalars(
-                        select(BankVersion.id).where(
-                            BankVersion.bank_id == bank.id, BankVersion.version == bank.version
-                        )
-                    ).first()
-                    row = publish_bank(s, bank)
-                    s.flush()
-                    if before is None:
-                        repo.audit(
-                            s,
-                            user_id,
-                            "bank.publish",
-                            f"bank:{bank.id}:v{row.version}",
-                            sha256=row.sha256,
-                            file=file,
-                        )
-                return Published(row, before is None)
-            except OperationalError as err:
-                if "locked" not in str(err) or attempt == 4:
-                    raise
-                time.sleep(0.05 * (attempt + 1))
-        raise AssertionError("unreachable")
+            return self.published.store(checked.bank, draft.file, user_id)
 
     # reading ----------------------------------------------------------------------------
 
-    def _versions(self, bank_id: str) -> list[BankVersion]:
-        with session_scope(self.engine) as s:
-            query = select(BankVersion).where(BankVersion.bank_id == bank_id)
-            return list(s.scalars(query.order_by(BankVersion.version)))
-
     def version_row(self, bank_id: str, version: int) -> BankVersion:
-        for row in self._versions(bank_id):
-            if row.version == version:
-                return row
-        raise UnknownBank(f"bank {bank_id} has no published version {version}")
+        return self.published.row(bank_id, version)
 
     def versions(self, bank_id: str) -> list[VersionInfo]:
-        rows = self._versions(bank_id)
-        infos = {
-            r.id: VersionInfo(r.id, r.version, r.title, r.sha256, r.published_at, r.locked)
-            for r in rows
-        }
-        if infos:
-            with session_scope(self.engine) as s:
-                query = select(Opening.id, Opening.slug, Opening.title, Opening.bank_version_id)
-                query = query.where(Opening.bank_version_id.in_(list(infos)))
-                for oid, slug, title, version_id in s.execute(query.order_by(Opening.slug)):
-                    infos[version_id].openings.append((oid, slug, title))
-        return [infos[r.id] for r in rows]
-
-    def published_ids(self) -> list[str]:
-        with session_scope(self.engine) as s:
-            return sorted(set(s.scalars(select(BankVersion.bank_id).distinct())))
+        return self.published.infos(bank_id)
 
     def summary(self, bank_id: str) -> BankSummary:
         draft = self.draft(bank_id)
@@ -722,7 +423,7 @@ class BankStore:
         )
 
     def summaries(self) -> list[BankSummary]:
-        ids = sorted(set(self.draft_files()) | set(self.published_ids()))
+        ids = sorted(set(self.draft_files()) | set(self.published.bank_ids()))
         return [self.summary(bank_id) for bank_id in ids]
 
     def usable_banks(self) -> list[Bank]:
@@ -730,14 +431,14 @@ class BankStore:
         the draft when it would publish cleanly, otherwise the latest published version. A
         draft that is half-edited in the browser must not stop the server from starting."""
         out: list[Bank] = []
-        for bank_id in sorted(set(self.draft_files()) | set(self.published_ids())):
+        for bank_id in sorted(set(self.draft_files()) | set(self.published.bank_ids())):
             draft = self.draft(bank_id)
             if draft is not None:
                 checked = self.check(bank_id, draft.text, name=draft.file)
                 if checked.ok and checked.bank is not None:
                     out.append(checked.bank)
                     continue
-            versions = self._versions(bank_id)
+            versions = self.published.rows(bank_id)
             if versions:
                 out.append(Bank.model_validate(versions[-1].content))
         return out
@@ -754,14 +455,6 @@ class BankStore:
             raise UnknownBank(f"{which!r} is not a version: use a number or 'draft'")
         row = self.version_row(bank_id, int(which))
         return f"version {row.version}", row.content, export_yaml(row)
-
-
-def export_yaml(row: BankVersion) -> str:
-    header = (
-        f"# Bank {row.bank_id}, published version {row.version} "
-        f"({row.published_at:%Y-%m-%d %H:%M} UTC), sha256 {row.sha256[:12]}.\n"
-    )
-    return dump_yaml(row.content, header)
 
 
 def _state(checked: Checked, versions: list[VersionInfo]) -> tuple[str, str]:
@@ -783,20 +476,6 @@ def _state(checked: Checked, versions: list[VersionInfo]) -> tuple[str, str]:
             f"Start a draft from version {latest.version} to edit the latest.",
         )
     return "ready", f"Version {bank.version} is ready to publish."
-
-
-def _field(problem: bankcheck.Problem, lines: dict[int, str]) -> str | None:
-    """The form field a problem is about. A missing key is reported on its parent's first line,
-    i.e. on the parent's first key: the field is then the parent itself."""
-    path = lines.get(problem.line)
-    if path is not None and "missing required key" in problem.message:
-        path = path.rsplit(".", 1)[0] if "." in path else ""
-    return path
-
-
-def _key_line(text: str, key: str) -> int:
-    match = re.search(rf"^{key}:", text, re.M)
-    return text.count("\n", 0, match.start()) + 1 if match else 1
 
 
 RESERVED_IDS = frozenset({"new", "import"})
@@ -849,228 +528,3 @@ def skeleton(bank_id: str, title: str, domain: str, description: str) -> dict[st
             }
         ],
     }
-
-
-# --- diff ------------------------------------------------------------------------------------
-
-
-@dataclass
-class Change:
-    """One difference a person reads: ``what`` changed (``added``/``removed``/``changed``/
-    ``moved``) at ``where`` (e.g. ``criterion accuracy › weight``)."""
-
-    kind: str
-    where: str
-    old: Any = None
-    new: Any = None
-
-    @property
-    def words(self) -> list[tuple[str, str]] | None:
-        """Word-level diff of two texts: [(op, text)] with op in '=', '-', '+'."""
-        if not (isinstance(self.old, str) and isinstance(self.new, str)):
-            return None
-        return word_diff(self.old, self.new)
-
-
-@dataclass
-class Section:
-    title: str
-    status: str  # added | removed | changed
-    changes: list[Change] = field(default_factory=list)
-
-
-def word_diff(old: str, new: str) -> list[tuple[str, str]]:
-    token = re.compile(r"\w+|[^\w\s]+|\s+")
-    a, b = token.findall(old), token.findall(new)
-    out: list[tuple[str, str]] = []
-    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
-        if op == "equal":
-            out.append(("=", "".join(a[i1:i2])))
-        else:
-            if i2 > i1:
-                out.append(("-", "".join(a[i1:i2])))
-            if j2 > j1:
-                out.append(("+", "".join(b[j1:j2])))
-    return out
-
-
-_BANK_FIELDS = ("title", "domain", "version", "language", "description", "practice_question")
-_QUESTION_FIELDS = ("prompt", "time_limit_s", "reference_answer")
-
-
-def _d(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _l(value: Any) -> list[Any]:
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
-
-
-def _num(value: Any) -> Any:
-    return int(value) if isinstance(value, float) and value.is_integer() else value
-
-
-def _fields(prefix: str, old: dict, new: dict, names: tuple[str, ...]) -> list[Change]:
-    out = []
-    for name in names:
-        a, b = _num(old.get(name)), _num(new.get(name))
-        if a != b:
-            out.append(Change("changed", f"{prefix}{name.replace('_', ' ')}", a, b))
-    return out
-
-
-def _keyed(items: list[dict], key: str) -> dict[str, dict]:
-    out: dict[str, dict] = {}
-    for i, item in enumerate(items):
-        k = str(item.get(key, f"#{i + 1}"))
-        while k in out:
-            k += "'"
-        out[k] = item
-    return out
-
-
-def _list_changes(
-    prefix: str,
-    kind: str,
-    old: list[dict],
-    new: list[dict],
-    key: str,
-    fields: tuple[str, ...],
-    describe: Any,
-) -> list[Change]:
-    a, b = _keyed(old, key), _keyed(new, key)
-    out = []
-    for k, item in a.items():
-        if k not in b:
-            out.append(Change("removed", f"{prefix}{kind} {k}", describe(item), None))
-    for k, item in b.items():
-        if k not in a:
-            out.append(Change("added", f"{prefix}{kind} {k}", None, describe(item)))
-        else:
-            out += _fields(f"{prefix}{kind} {k} › ", a[k], item, fields)
-    common = [k for k in a if k in b]
-    if common != [k for k in b if k in a]:
-        out.append(
-            Change(
-                "moved",
-                f"{prefix}{kind}s reordered",
-                ", ".join(common),
-                ", ".join(k for k in b if k in a),
-            )
-        )
-    return out
-
-
-def _criterion_text(c: dict) -> str:
-    levels = ", ".join(f"{lv.get('score')}: {lv.get('descriptor')}" for lv in _l(c.get("levels")))
-    return f"{c.get('description')} (weight {c.get('weight')}; levels {levels})"
-
-
-def _question_changes(old: dict, new: dict) -> list[Change]:
-    out = _fields("", old, new, _QUESTION_FIELDS)
-    out += _list_changes(
-        "",
-        "follow-up on",
-        _l(old.get("follow_ups")),
-        _l(new.get("follow_ups")),
-        "trigger",
-        ("prompt",),
-        lambda f: f.get("prompt"),
-    )
-    old_r, new_r = _d(old.get("rubric")), _d(new.get("rubric"))
-    old_c, new_c = _keyed(_l(old_r.get("criteria")), "id"), _keyed(_l(new_r.get("criteria")), "id")
-    out += _list_changes(
-        "",
-        "criterion",
-        list(old_c.values()),
-        list(new_c.values()),
-        "id",
-        ("description", "weight"),
-        _criterion_text,
-    )
-    for cid in old_c.keys() & new_c.keys():
-        a, b = old_c[cid], new_c[cid]
-        pre = f"criterion {cid} › "
-        levels_a = {str(lv.get("score")): lv for lv in _l(a.get("levels"))}
-        levels_b = {str(lv.get("score")): lv for lv in _l(b.get("levels"))}
-        out += _list_changes(
-            pre,
-            "level",
-            list(levels_a.values()),
-            list(levels_b.values()),
-            "score",
-            ("descriptor",),
-            lambda lv: lv.get("descriptor"),
-        )
-        out += _list_changes(
-            pre,
-            "key point",
-            _l(a.get("key_points")),
-            _l(b.get("key_points")),
-            "id",
-            ("text",),
-            lambda kp: kp.get("text"),
-        )
-    out += _list_changes(
-        "",
-        "red flag",
-        _l(old_r.get("red_flags")),
-        _l(new_r.get("red_flags")),
-        "id",
-        ("description", "penalty"),
-        lambda r: f"{r.get('description')} (penalty {r.get('penalty', 0.25)})",
-    )
-    return [c for c in out if c.kind != "moved" or c.old != c.new]
-
-
-def diff_banks(old: dict[str, Any] | None, new: dict[str, Any] | None) -> list[Section]:
-    """Per-question, per-criterion differences between two banks' data (either may be partly
-    invalid: a draft that does not validate still diffs by what it holds)."""
-    old, new = _d(old), _d(new)
-    sections = []
-    details = _fields("", old, new, _BANK_FIELDS)
-    if details:
-        sections.append(Section("Bank details", "changed", details))
-    qa, qb = _keyed(_l(old.get("questions")), "id"), _keyed(_l(new.get("questions")), "id")
-    for qid, q in qa.items():
-        if qid not in qb:
-            sections.append(
-                Section(
-                    f"Question {qid}",
-                    "removed",
-                    [Change("removed", "prompt", q.get("prompt"), None)],
-                )
-            )
-    for qid, q in qb.items():
-        if qid not in qa:
-            changes = [Change("added", "prompt", None, q.get("prompt"))]
-            for c in _l(_d(q.get("rubric")).get("criteria")):
-                text = _criterion_text(c)
-                changes.append(Change("added", f"criterion {c.get('id')}", None, text))
-            sections.append(Section(f"Question {qid}", "added", changes))
-        else:
-            changes = _question_changes(qa[qid], q)
-            if changes:
-                sections.append(Section(f"Question {qid}", "changed", changes))
-    order_a = [k for k in qa if k in qb]
-    order_b = [k for k in qb if k in qa]
-    if order_a != order_b:
-        sections.append(
-            Section(
-                "Question order",
-                "changed",
-                [Change("moved", "questions reordered", ", ".join(order_a), ", ".join(order_b))],
-            )
-        )
-    return sections
-
-
-def unified_diff(old_text: str, new_text: str, old_label: str, new_label: str) -> str:
-    return "".join(
-        difflib.unified_diff(
-            old_text.splitlines(keepends=True),
-            new_text.splitlines(keepends=True),
-            fromfile=old_label,
-            tofile=new_label,
-        )
-    )
