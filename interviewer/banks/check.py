@@ -50,7 +50,6 @@ class LoadedBank:
 class CheckResult:
     banks: list[LoadedBank] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
-    files: list[Path] = field(default_factory=list)
 
 
 def load_bank(path: Path) -> Bank:
@@ -92,7 +91,6 @@ def check(paths: Sequence[Path]) -> CheckResult:
             if file.resolve() in seen_files:
                 continue
             seen_files.add(file.resolve())
-            result.files.append(file)
             checked = _check_file(file)
             problems = checked.problems
             if checked.bank_id is not None:

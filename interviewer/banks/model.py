@@ -39,7 +39,6 @@ Example (abridged)::
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated, Any, get_args, get_origin
 
@@ -172,13 +171,6 @@ def _require_unique(kind: str, ids: list[str]) -> None:
         if item in seen:
             raise ValueError(f"duplicate {kind} id {item!r}")
         seen.add(item)
-
-
-_SLUG = re.compile(r"[^a-z0-9]+")
-
-
-def slugify(text: str) -> str:
-    return _SLUG.sub("-", text.lower()).strip("-")[:64] or "item"
 
 
 def bank_files(folder: Path) -> list[Path]:
