@@ -116,51 +116,44 @@ def rule_problems(path: Path, root: Node) -> list[Problem]:
     return problems
 
 
-def _duplicate_ids(path: Path, kind: str, scope: str, items: list[Node]) -> list[Problem]:
-    problems = []
+def _repeated(items: list[Node], key: str) -> Iterator[tuple[str, Node, int]]:
+    """Each item whose ``key`` repeats an earlier item's: (value, its key node, first line)."""
     first: dict[str, int] = {}
     for item in items:
-        ident = _scalar(value_node(item, "id"))
-        key = key_node(item, "id")
-        if not ident or key is None:
+        text = _scalar(value_node(item, key))
+        node = key_node(item, key)
+        if not text or node is None:
             continue
-        if ident in first:
-            problems.append(
-                Problem(
-                    path,
-                    line_of(key),
-                    column_of(key),
-                    f"duplicate {kind} id {ident!r} (first on line {first[ident]})",
-                    f"rename one of them: {kind} ids must be unique within {scope}",
-                )
-            )
+        if text in first:
+            yield text, node, first[text]
         else:
-            first[ident] = line_of(key)
-    return problems
+            first[text] = line_of(node)
+
+
+def _duplicate_ids(path: Path, kind: str, scope: str, items: list[Node]) -> list[Problem]:
+    return [
+        Problem(
+            path,
+            line_of(key),
+            column_of(key),
+            f"duplicate {kind} id {ident!r} (first on line {first})",
+            f"rename one of them: {kind} ids must be unique within {scope}",
+        )
+        for ident, key, first in _repeated(items, "id")
+    ]
 
 
 def _duplicate_scores(path: Path, levels: list[Node]) -> list[Problem]:
-    problems = []
-    first: dict[str, int] = {}
-    for level in levels:
-        score = _scalar(value_node(level, "score"))
-        key = key_node(level, "score")
-        if not score or key is None:
-            continue
-        if score in first:
-            problems.append(
-                Problem(
-                    path,
-                    line_of(key),
-                    column_of(key),
-                    f"two levels of one criterion both score {score} (first on line "
-                    f"{first[score]})",
-                    "give each level of a criterion a different score",
-                )
-            )
-        else:
-            first[score] = line_of(key)
-    return problems
+    return [
+        Problem(
+            path,
+            line_of(key),
+            column_of(key),
+            f"two levels of one criterion both score {score} (first on line {first})",
+            "give each level of a criterion a different score",
+        )
+        for score, key, first in _repeated(levels, "score")
+    ]
 
 
 def _unknown_triggers(path: Path, question: Node, key_points: list[Node]) -> list[Problem]:
