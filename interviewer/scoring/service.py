@@ -35,7 +35,7 @@ from typing import Any
 from sqlalchemy import Engine, delete, select
 from sqlmodel import Session
 
-from interviewer.banks import Bank, Question
+from interviewer.banks.model import Bank, Question
 from interviewer.scoring.evidence import Evidence, EvidenceFinder, Part
 from interviewer.scoring.judge import AnswerJudgement, Judge, is_empty
 from interviewer.store.db import session_scope

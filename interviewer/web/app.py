@@ -26,7 +26,7 @@ from sqlalchemy import select
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from interviewer import privacy
-from interviewer.bankstore import BankStore
+from interviewer.banks.drafts import BankStore
 from interviewer.config import Settings, get_settings
 from interviewer.store import repo
 from interviewer.store.db import create_db_engine, migrate, session_scope

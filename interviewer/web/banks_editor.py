@@ -20,21 +20,12 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from interviewer import bankcheck
-from interviewer.bankstore import (
-    RESERVED_IDS,
-    BankStore,
-    DraftConflict,
-    PublishRefused,
-    UnknownBank,
-    check_text,
-    diff_banks,
-    dump_yaml,
-    form_shape_ok,
-    leading_comments,
-    parse_yaml,
-    unified_diff,
-)
+from interviewer.banks import check as bankcheck
+from interviewer.banks.check import check_text
+from interviewer.banks.diff import diff_banks, unified_diff
+from interviewer.banks.drafts import RESERVED_IDS, BankStore, DraftConflict, PublishRefused
+from interviewer.banks.versions import UnknownBank
+from interviewer.banks.yamltext import dump_yaml, form_shape_ok, leading_comments, parse_yaml
 from interviewer.errors import BankError, UserError
 from interviewer.store.models import Role, User
 from interviewer.voice.tts import Pyttsx3TTS

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
 from starlette.requests import HTTPConnection
 
-from interviewer.bankstore import BankStore
+from interviewer.banks.drafts import BankStore
 from interviewer.config import Settings
 from interviewer.store.storage import LocalStorage
 from interviewer.web.throttle import LoginThrottle
