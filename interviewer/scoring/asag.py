@@ -503,9 +503,12 @@ def judge_scorer(
 
 def judge_fingerprint() -> str:
     """A digest of the judge's source: its prompts and arithmetic are what the scores mean."""
-    from interviewer.scoring import judge
+    from interviewer.scoring import judge, judge_checks, judge_combine
 
-    return hashlib.sha256(Path(judge.__file__).read_bytes()).hexdigest()[:16]
+    digest = hashlib.sha256()
+    for module in (judge, judge_checks, judge_combine):
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def _read_cache(path: Path) -> dict[str, float]:
