@@ -101,24 +101,6 @@ def _scrub_audit_emails(session: Session, emails: set[str]) -> int:
     return changed
 
 
-def check_database(engine: Engine) -> None:
-    """A one-line UserError for a database that is down or never migrated (CLI commands)."""
-    from sqlalchemy.exc import OperationalError
-
-    from interviewer.errors import UserError
-    from interviewer.store.db import current_revision
-
-    where = engine.url.render_as_string(hide_password=True)
-    try:
-        migrated = current_revision(engine) is not None
-    except OperationalError:
-        raise UserError(
-            f"cannot reach the database {where}: check --url or INTERVIEWER_DATABASE_URL"
-        ) from None
-    if not migrated:
-        raise UserError(f"the database {where} has no tables yet: run `interviewer db upgrade`")
-
-
 # --- retention ---------------------------------------------------------------------------------
 
 

@@ -21,7 +21,7 @@ from rich.text import Text
 from sqlalchemy import Engine, select
 
 from interviewer.banks import Bank
-from interviewer.cli._common import run_or_exit
+from interviewer.cli._common import UrlOption, open_database, run_or_exit
 from interviewer.config import get_settings
 from interviewer.errors import UserError
 
@@ -32,14 +32,6 @@ if not console.is_terminal:  # piped to a file or a log: Rich would wrap tables 
 DEMO_LEVELS = ("strong", "average", "weak")
 DEMO_VOICES = {"strong": "en-gb", "average": "en-us+f3", "weak": "en-gb-scotland"}
 DEMO_GAP_S = 3.0
-
-
-def _engine(url: str | None) -> Engine:
-    from interviewer.store import db
-
-    engine = db.create_db_engine(url)
-    db.migrate(engine)
-    return engine
 
 
 def _find_opening(engine: Engine, ref: str) -> Any:
@@ -192,7 +184,7 @@ def interview(
     stt_model: str | None = typer.Option(None, "--stt-model", help="tiny.en or base."),
     follow_ups: int = typer.Option(1, "--follow-ups", help="Follow-ups per question at most."),
     no_answer_s: float = typer.Option(8.0, "--no-answer-timeout", help="Silence = no answer."),
-    url: str | None = typer.Option(None, "--url", help="Database URL (default: settings)."),
+    url: str | None = UrlOption,
     score: bool | None = typer.Option(
         None,
         "--score/--no-score",
@@ -204,7 +196,7 @@ def interview(
     with run_or_exit():
         if not answers.is_file():
             raise UserError(f"{answers}: no such file")
-        engine = _engine(url)
+        engine = open_database(url, schema="migrate")
         if resume is None:
             if opening is None:
                 raise UserError("give --opening SLUG for a new interview, or --interview ID")
@@ -287,7 +279,7 @@ def demo(
     realtime: bool = typer.Option(False, "--realtime", help="Real-time pace instead of --fast."),
     again: bool = typer.Option(False, "--again", help="Re-run applicants already interviewed."),
     stt_model: str | None = typer.Option(None, "--stt-model", help="tiny.en or base."),
-    url: str | None = typer.Option(None, "--url", help="Database URL (default: settings)."),
+    url: str | None = UrlOption,
 ) -> None:
     """Demo openings from the shipped banks, and synthetic applicants interviewed end to end."""
     from interviewer.bankcheck import load_banks
@@ -296,7 +288,7 @@ def demo(
     logging.basicConfig(level=logging.WARNING)
     settings = get_settings()
     with run_or_exit():
-        engine = _engine(url)
+        engine = open_database(url, schema="migrate")
         all_banks = load_banks(settings.banks_dir)
         wanted = [b.strip() for b in banks.split(",")] if banks else [b.id for b in all_banks]
         known = {b.id: b for b in all_banks}

@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from interviewer.cli._common import err_console, run_or_exit
+from interviewer.cli._common import UrlOption, err_console, open_database, run_or_exit
 from interviewer.errors import UserError
 
 
@@ -38,9 +38,7 @@ def score(
     evidence: bool = typer.Option(
         True, "--evidence/--no-evidence", help="Quote supporting sentences for each criterion."
     ),
-    url: str | None = typer.Option(
-        None, "--url", help="SQLAlchemy URL; default: INTERVIEWER_DATABASE_URL or the SQLite file."
-    ),
+    url: str | None = UrlOption,
 ) -> None:
     """Score answers against their rubrics with the local judge and write the scores."""
     # Before torch loads: idle OpenMP threads sleep instead of spinning on shared cores.
@@ -51,9 +49,9 @@ def score(
         from interviewer.scoring import service
         from interviewer.scoring.evidence import EvidenceFinder
         from interviewer.scoring.judge import Judge
-        from interviewer.store.db import create_db_engine, session_scope
+        from interviewer.store.db import session_scope
 
-        engine = create_db_engine(url)
+        engine = open_database(url)
         with session_scope(engine) as session:
             ids = [interview_id] if interview_id is not None else _interviews_of(session, opening)
             totals = {i: service.questions_to_score(session, i) for i in _existing(session, ids)}

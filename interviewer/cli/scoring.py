@@ -19,41 +19,33 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from interviewer.cli._common import err_console, run_or_exit
+from interviewer.cli._common import (
+    UrlOption,
+    check_database,
+    err_console,
+    open_database,
+    run_or_exit,
+)
 from interviewer.errors import UserError
+from interviewer.store.db import session_scope
 
 eval_app = typer.Typer(help="Check the scorer against human-graded data.", no_args_is_help=True)
 
 OpeningArg = typer.Argument(..., metavar="OPENING", help="Opening slug (or id).")
-UrlOption = typer.Option(
-    None, "--url", help="SQLAlchemy URL; default: INTERVIEWER_DATABASE_URL or the SQLite file."
-)
 
 
 @contextmanager
 def _session(url: str | None) -> Iterator[Any]:
     """A read session; a database that cannot be read (down, never migrated) is one line."""
-    from sqlalchemy.exc import OperationalError, ProgrammingError
-
-    from interviewer.store.db import create_db_engine, current_revision, session_scope
-
-    engine = create_db_engine(url)
+    engine = open_database(url)
     where = engine.url.render_as_string(hide_password=True)
     try:
         with session_scope(engine) as session:
             yield session
     except (OperationalError, ProgrammingError) as err:
-        try:
-            migrated = current_revision(engine) is not None
-        except OperationalError:
-            raise UserError(
-                f"cannot reach the database {where}: check --url or INTERVIEWER_DATABASE_URL"
-            ) from None
-        if not migrated:
-            raise UserError(
-                f"the database {where} has no tables yet: run `interviewer db upgrade`"
-            ) from None
+        check_database(engine)  # down or never migrated: says so in one line
         raise UserError(
             f"cannot read the database {where} ({str(err.orig).splitlines()[0]}): run "
             "`interviewer db current` to check its schema"

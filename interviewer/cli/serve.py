@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.text import Text
 from sqlalchemy import Engine, select
 
-from interviewer.cli._common import run_or_exit
+from interviewer.cli._common import open_database, run_or_exit
 from interviewer.config import Settings, get_settings
 
 console = Console(highlight=False)
@@ -107,7 +107,6 @@ def serve(
     """Run the web app: applicants open their invite link and take the interview in a browser."""
     import uvicorn
 
-    from interviewer.store.db import create_db_engine, migrate
     from interviewer.web import create_app
 
     logging.basicConfig(
@@ -117,8 +116,7 @@ def serve(
     host = host or settings.host
     port = port or settings.port
     with run_or_exit():
-        engine = create_db_engine(settings.resolved_database_url)
-        migrate(engine)
+        engine = open_database(settings.resolved_database_url, schema="migrate")
         base = _base_url(host, port)
         _first_admin(engine, base)
         if seed_demo_:

@@ -13,16 +13,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from interviewer.cli._common import run_or_exit
+from interviewer.cli._common import UrlOption, open_database, run_or_exit
+from interviewer.store.db import session_scope
 
 app = typer.Typer(
     help="Staff accounts: add, list, set a password, deactivate.", no_args_is_help=True
 )
 console = Console(highlight=False)
 
-UrlOption = typer.Option(
-    None, "--url", help="SQLAlchemy URL; default: INTERVIEWER_DATABASE_URL or the SQLite file."
-)
 RoleOption = typer.Option(..., "--role", help="admin, recruiter or domain_lead.")
 EmailArgument = typer.Argument(..., help="The account's email.")
 PasswordStdinOption = typer.Option(
@@ -32,11 +30,7 @@ PasswordStdinOption = typer.Option(
 
 def _session(url: str | None):
     """One transaction on the database at ``url``, migrated to the latest version first."""
-    from interviewer.store import db
-
-    engine = db.create_db_engine(url)
-    db.migrate(engine)
-    return db.session_scope(engine)
+    return session_scope(open_database(url, schema="migrate"))
 
 
 def _stdin_password() -> str:

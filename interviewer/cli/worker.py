@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from interviewer.cli._common import run_or_exit
+from interviewer.cli._common import open_database, run_or_exit
 
 
 def worker(
@@ -67,14 +67,13 @@ def scorer(
     import asyncio
 
     from interviewer.config import get_settings
-    from interviewer.store.db import create_db_engine
     from interviewer.voice.scoring import LiveScoring
     from interviewer.worker import score_pending
 
     settings = get_settings()
 
     async def go() -> None:
-        engine = create_db_engine(settings.resolved_database_url)
+        engine = open_database(settings.resolved_database_url)
         scoring = LiveScoring(
             settings.resolved_database_url,
             model=settings.scoring_model,
