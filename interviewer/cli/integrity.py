@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from interviewer.cli._common import UrlOption, run_or_exit
+from interviewer.config import get_settings
 from interviewer.errors import UserError
 
 app = typer.Typer(no_args_is_help=True, help="Integrity events (proctoring) of interviews.")
@@ -30,7 +31,7 @@ def analyze(
     ),
 ) -> None:
     """Camera, voice and answer detectors over each interview; stores events and summary."""
-    from interviewer.config import get_settings
+    # Lazy: loads the camera/voice detectors' libraries (about a second), only for this command.
     from interviewer.proctoring.analyze import analyze_and_summarize
 
     settings = get_settings()

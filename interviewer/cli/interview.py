@@ -24,6 +24,10 @@ from interviewer.banks import Bank
 from interviewer.cli._common import UrlOption, open_database, run_or_exit
 from interviewer.config import get_settings
 from interviewer.errors import UserError
+from interviewer.store import repo
+from interviewer.store.db import session_scope
+from interviewer.store.models import Applicant, Interview, InterviewState, Opening
+from interviewer.voice.scoring import LiveScoring
 
 console = Console(highlight=False)
 if not console.is_terminal:  # piped to a file or a log: Rich would wrap tables at 80 columns
@@ -35,8 +39,6 @@ DEMO_GAP_S = 3.0
 
 
 def _find_opening(engine: Engine, ref: str) -> Any:
-    from interviewer.store.db import session_scope
-    from interviewer.store.models import Opening
 
     with session_scope(engine) as s:
         query = select(Opening).where(Opening.slug == ref)
@@ -51,8 +53,6 @@ def _find_opening(engine: Engine, ref: str) -> Any:
 
 
 def _new_interview(engine: Engine, opening: Any, name: str, email: str) -> int:
-    from interviewer.store import repo
-    from interviewer.store.db import session_scope
 
     with session_scope(engine) as s:
         applicant = repo.create_applicant(s, name=name, email=email)
@@ -73,8 +73,8 @@ def _run(
 ) -> Any:
     """``score_url``: score each answer as it is stored (a worker process on that database),
     and wait for the scores before returning."""
+    # Lazy: loads livekit/whisper (about a second), only for this command.
     from interviewer.voice.io import WavAudioInput, WavAudioOutput
-    from interviewer.voice.scoring import LiveScoring
     from interviewer.voice.session import run_interview
     from interviewer.voice.stt import WhisperSTT
 
@@ -156,8 +156,6 @@ def _print_report(report: Any, title: str) -> None:
 
 
 def _print_score(engine: Engine, interview_id: int) -> None:
-    from interviewer.store.db import session_scope
-    from interviewer.store.models import Interview
 
     with session_scope(engine) as s:
         row = s.get(Interview, interview_id)
@@ -235,9 +233,6 @@ def _demo_answers(folder: Path, bank: Bank) -> dict[str, Any]:
 
 
 def _demo_opening(engine: Engine, bank: Bank) -> Any:
-    from interviewer.store import repo
-    from interviewer.store.db import session_scope
-    from interviewer.store.models import Opening
 
     slug = f"demo-{bank.id}"[:64]
     with session_scope(engine) as s:
@@ -252,9 +247,6 @@ def _demo_opening(engine: Engine, bank: Bank) -> Any:
 
 def _demo_interview(engine: Engine, opening: Any, level: str) -> tuple[int, bool, int]:
     """The demo applicant's interview for this opening: (id, completed, next question)."""
-    from interviewer.store import repo
-    from interviewer.store.db import session_scope
-    from interviewer.store.models import Applicant, Interview, InterviewState
 
     email = f"demo-{level}@example.invalid"
     with session_scope(engine) as s:
@@ -283,7 +275,7 @@ def demo(
 ) -> None:
     """Demo openings from the shipped banks, and synthetic applicants interviewed end to end."""
     from interviewer.bankcheck import load_banks
-    from interviewer.voice.io import answers_wav
+    from interviewer.voice.io import answers_wav  # lazy: livekit, as in _run
 
     logging.basicConfig(level=logging.WARNING)
     settings = get_settings()
@@ -312,7 +304,7 @@ def demo(
                     )
                     completed, next_index = False, -1
                 if completed:
-                    from interviewer.voice.session import InterviewReport, _answers
+                    from interviewer.voice.session import InterviewReport, _answers  # lazy
 
                     report = InterviewReport(interview_id, True, False, 0.0)
                     report.answers = _answers(engine, interview_id)

@@ -28,7 +28,11 @@ from interviewer.cli._common import (
     open_database,
     run_or_exit,
 )
+from interviewer.config import get_settings
 from interviewer.errors import UserError
+from interviewer.scoring import asag
+from interviewer.scoring.audit import FOUR_FIFTHS, load_audit
+from interviewer.scoring.ranking import display_score, integrity_summary, load_ranking
 from interviewer.store.db import session_scope
 
 eval_app = typer.Typer(help="Check the scorer against human-graded data.", no_args_is_help=True)
@@ -78,7 +82,6 @@ def rank(
     url: str | None = UrlOption,
 ) -> None:
     """Applicants of an opening by interview score, with intervals, flags and the shortlist."""
-    from interviewer.scoring.ranking import load_ranking
 
     with run_or_exit():
         if csv_file and as_json:
@@ -107,7 +110,6 @@ def _open_for_writing(path: Path):
 
 
 def _print_ranking(ranking) -> None:
-    from interviewer.scoring.ranking import display_score, integrity_summary
 
     console = Console()
     level = round(ranking.confidence * 100)
@@ -160,7 +162,6 @@ def audit(
     url: str | None = UrlOption,
 ) -> None:
     """Bias audit (NYC Local Law 144 method): selection and scoring rates, impact ratios."""
-    from interviewer.scoring.audit import load_audit
 
     with run_or_exit():
         with _session(url) as session:
@@ -184,7 +185,6 @@ _CATEGORY_TITLES = {
 def _ratio(value: float | None) -> Text:
     if value is None:
         return Text("–")
-    from interviewer.scoring.audit import FOUR_FIFTHS
 
     return Text(f"{value:.3f}", style="bold red" if value < FOUR_FIFTHS else "")
 
@@ -288,9 +288,6 @@ def eval_asag(
         TimeElapsedColumn,
         TimeRemainingColumn,
     )
-
-    from interviewer.config import get_settings
-    from interviewer.scoring import asag
 
     with run_or_exit():
         rows = asag.sample(asag.read_csv(file), limit, seed)

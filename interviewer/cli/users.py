@@ -13,6 +13,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from interviewer import accounts
+from interviewer.accounts import AccountError
 from interviewer.cli._common import UrlOption, open_database, run_or_exit
 from interviewer.store.db import session_scope
 
@@ -34,7 +36,6 @@ def _session(url: str | None):
 
 
 def _stdin_password() -> str:
-    from interviewer.accounts import AccountError
 
     if sys.stdin is None:
         raise AccountError("--password-stdin: nothing on stdin; pipe the password in")
@@ -58,7 +59,6 @@ def add(
     url: str | None = UrlOption,
 ) -> None:
     """Add a staff account; prints a generated password once unless --password-stdin."""
-    from interviewer import accounts
 
     with run_or_exit():
         password = _stdin_password() if password_stdin else None
@@ -73,7 +73,6 @@ def add(
 @app.command("list")
 def list_(url: str | None = UrlOption) -> None:
     """Every account with its role and whether it can sign in."""
-    from interviewer import accounts
 
     with run_or_exit(), _session(url) as s:
         users = accounts.list_users(s)
@@ -95,7 +94,6 @@ def set_password(
     url: str | None = UrlOption,
 ) -> None:
     """Set a new password (printed once unless --password-stdin); ends every session."""
-    from interviewer import accounts
 
     with run_or_exit():
         password = _stdin_password() if password_stdin else None
@@ -114,7 +112,6 @@ def set_role(
     url: str | None = UrlOption,
 ) -> None:
     """Change an account's role."""
-    from interviewer import accounts
 
     with run_or_exit(), _session(url) as s:
         user = accounts.set_role(s, email, role)
@@ -140,7 +137,6 @@ def activate(
 
 
 def _set_active(email: str, active: bool, done: str, url: str | None) -> None:
-    from interviewer import accounts
 
     with run_or_exit(), _session(url) as s:
         user = accounts.set_active(s, email, active)
