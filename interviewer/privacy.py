@@ -35,6 +35,7 @@ from sqlalchemy import Engine, String, cast, delete, func, or_, select, update
 from sqlalchemy.orm import attributes
 from sqlmodel import Session, SQLModel
 
+from interviewer.reports import build_report
 from interviewer.store.db import session_scope
 from interviewer.store.models import (
     Answer,
@@ -48,28 +49,13 @@ from interviewer.store.models import (
     Opening,
     as_utc,
 )
-from interviewer.store.recordings import Recordings
+from interviewer.store.recordings import Recordings, stored_keys
+from interviewer.store.repo import audit
 
 log = logging.getLogger("interviewer.privacy")
 
 PURGE_INTERVAL_S = 3600.0
 REDACTED = {"redacted": "personal data deleted on request"}
-
-
-def stored_keys(recordings: Recordings, interview_id: int) -> list[str]:
-    """Every stored file of one interview, as keys relative to the root: the local folder's
-    files (symlinks not followed, staged uploads skipped) and, for a bucket backend
-    (``store/storage.py``), the bucket's objects too."""
-    keys: set[str] = set()
-    folder = recordings.root / str(interview_id)
-    if folder.is_dir() and not folder.is_symlink():
-        for path in folder.rglob("*"):
-            if path.is_file() and not path.is_symlink() and not path.name.startswith("."):
-                keys.add(path.relative_to(recordings.root).as_posix())
-    list_keys = getattr(recordings, "list_keys", None)
-    if callable(list_keys):
-        keys.update(list_keys(interview_id))
-    return sorted(keys)
 
 
 def folder_usage(recordings: Recordings, interview_id: int) -> tuple[int, int]:
@@ -84,12 +70,6 @@ def folder_usage(recordings: Recordings, interview_id: int) -> tuple[int, int]:
         if local.is_file() and not local.is_symlink():
             total += local.stat().st_size
     return len(keys), total
-
-
-def _audit(session: Session, user_id: int | None, action: str, target: str, **detail: Any) -> None:
-    from interviewer.store.repo import audit
-
-    audit(session, user_id, action, target, **detail)
 
 
 def _scrub(value: Any, emails: set[str]) -> Any:
@@ -119,24 +99,6 @@ def _scrub_audit_emails(session: Session, emails: set[str]) -> int:
             changed += 1
     session.flush()
     return changed
-
-
-def check_database(engine: Engine) -> None:
-    """A one-line UserError for a database that is down or never migrated (CLI commands)."""
-    from sqlalchemy.exc import OperationalError
-
-    from interviewer.errors import UserError
-    from interviewer.store.db import current_revision
-
-    where = engine.url.render_as_string(hide_password=True)
-    try:
-        migrated = current_revision(engine) is not None
-    except OperationalError:
-        raise UserError(
-            f"cannot reach the database {where}: check --url or INTERVIEWER_DATABASE_URL"
-        ) from None
-    if not migrated:
-        raise UserError(f"the database {where} has no tables yet: run `interviewer db upgrade`")
 
 
 # --- retention ---------------------------------------------------------------------------------
@@ -195,7 +157,7 @@ def purge_expired(
             with session_scope(engine) as s:
                 recordings.purge_interview(interview_id)
                 _forget_media(s, interview_id)
-                _audit(
+                audit(
                     s,
                     user_id,
                     "retention.purge",
@@ -282,8 +244,6 @@ def export_interviews(
     Self-reported demographics are kept away from recruiters (only the fairness audit reads
     them), so a recruiter's export leaves them out (``include_demographics=False``) and says
     so; an admin's or the command line's export has them."""
-    from interviewer.reports import build_report
-
     buffer = io.BytesIO()
     files = 0
     with session_scope(engine) as s, zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -329,7 +289,7 @@ def export_interviews(
             "evidence and integrity events) and your recordings, and your applicant record.\n",
         )
         for interview_id in interview_ids:
-            _audit(
+            audit(
                 s,
                 user_id,
                 "applicant.export",
@@ -481,7 +441,7 @@ def delete_interviews(
         result.interviews = ids
         result.applicants = orphans
         for interview in interviews:
-            _audit(
+            audit(
                 s,
                 user_id,
                 "applicant.delete",
@@ -496,7 +456,7 @@ def delete_interviews(
         interviewed = {iv.applicant_id for iv in interviews}
         for applicant_id in orphans:
             if applicant_id not in interviewed:
-                _audit(
+                audit(
                     s,
                     user_id,
                     "applicant.delete",
@@ -506,7 +466,3 @@ def delete_interviews(
                 )
     log.info("deleted interviews %s (%d files)", ids, result.files)
     return result
-
-
-def purge_report(items: list[Purged]) -> list[dict[str, Any]]:
-    return [asdict(i) for i in items]

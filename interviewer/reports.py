@@ -37,7 +37,7 @@ from interviewer.store.models import (
     User,
     as_utc,
 )
-from interviewer.store.recordings import Recordings
+from interviewer.store.recordings import Recordings, stored_keys
 from interviewer.store.repo import answers_of, bank_of
 
 PRACTICE = "practice"
@@ -96,8 +96,6 @@ def camera_parts(recordings: Recordings, interview_id: int) -> dict[int, CameraP
     Timing comes from the chunks' mtimes (written as they were uploaded). A chunk fetched back
     from a bucket carries its download time instead, so with ``INTERVIEWER_STORAGE=s3`` and no
     local copy the camera's alignment with the answers is off (the video itself plays)."""
-    from interviewer.privacy import stored_keys
-
     prefix = f"{interview_id}/media/{CAMERA_KIND}/"
     found: dict[int, list[tuple[int, Path]]] = {}
     for key in stored_keys(recordings, interview_id):

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import typer
 
-from interviewer.cli._common import run_or_exit
+from interviewer import privacy
+from interviewer.cli._common import open_database, run_or_exit
 from interviewer.config import get_settings
 from interviewer.errors import UserError
-from interviewer.store.db import create_db_engine, session_scope
+from interviewer.store.db import session_scope
 from interviewer.store.recordings import Recordings
 from interviewer.store.storage import open_storage
 
@@ -21,11 +22,8 @@ app = typer.Typer(help="An applicant's personal data: export or delete on reques
 
 
 def _find(email: str) -> tuple[object, Recordings, list[int], list[int]]:
-    from interviewer import privacy
-
     settings = get_settings()
-    engine = create_db_engine(settings.resolved_database_url)
-    privacy.check_database(engine)
+    engine = open_database(settings.resolved_database_url, schema="check")
     with session_scope(engine) as s:
         interviews = privacy.interviews_of_email(s, email)
         applicants = privacy.applicants_of_email(s, email)
@@ -43,8 +41,6 @@ def export(
     out: Path = typer.Option(..., "--out", "-o", help="The zip file to write."),
 ) -> None:
     """Write everything stored about one person (reports, recordings, their record) to a zip."""
-    from interviewer import privacy
-
     with run_or_exit():
         engine, recordings, interviews, applicants = _find(email)
         data = privacy.export_interviews(engine, recordings, interviews, applicant_ids=applicants)
@@ -58,8 +54,6 @@ def delete(
     yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
 ) -> None:
     """Delete one person's recordings, transcripts, scores, events and record, everywhere."""
-    from interviewer import privacy
-
     with run_or_exit():
         engine, recordings, interviews, applicants = _find(email)
         if not yes:

@@ -17,7 +17,7 @@ from rich.text import Text
 from interviewer.banks.check import CheckResult, LoadedBank, check
 from interviewer.banks.drafts import BankStore
 from interviewer.banks.reference import schema_reference
-from interviewer.cli._common import run_or_exit
+from interviewer.cli._common import UrlOption, open_database, run_or_exit
 from interviewer.config import get_settings
 from interviewer.errors import BankError
 
@@ -155,17 +155,9 @@ def _print_bank(loaded: LoadedBank) -> None:
             )
 
 
-UrlOption = typer.Option(
-    None, "--url", help="SQLAlchemy URL; default: INTERVIEWER_DATABASE_URL or the SQLite file."
-)
-
-
 def _store(url: str | None, banks_dir: Path | None) -> BankStore:
-    from interviewer.store import db
-
     settings = get_settings()
-    engine = db.create_db_engine(url)
-    db.migrate(engine)
+    engine = open_database(url, schema="migrate")
     return BankStore(banks_dir or settings.banks_dir, engine, settings.data_dir / "locks")
 
 

@@ -6,14 +6,13 @@ import typer
 from alembic import command
 from sqlalchemy import Engine
 
-from interviewer.cli._common import run_or_exit
+from interviewer import privacy
+from interviewer.cli._common import UrlOption, open_database, run_or_exit
+from interviewer.config import get_settings
 from interviewer.store import db
+from interviewer.store.storage import open_storage
 
 app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
-
-UrlOption = typer.Option(
-    None, "--url", help="SQLAlchemy URL; default: INTERVIEWER_DATABASE_URL or the SQLite file."
-)
 
 
 @app.command()
@@ -21,7 +20,7 @@ def upgrade(
     revision: str = typer.Argument("head", help="Target revision."), url: str | None = UrlOption
 ) -> None:
     """Migrate the database up (to the newest schema by default); creates it if absent."""
-    engine = db.create_db_engine(url)
+    engine = open_database(url)
     db.migrate(engine, revision)
     typer.echo(f"{_safe(engine)}: at {db.current_revision(engine)}")
 
@@ -32,7 +31,7 @@ def downgrade(
     url: str | None = UrlOption,
 ) -> None:
     """Migrate the database down. `base` deletes every table and its data."""
-    engine = db.create_db_engine(url)
+    engine = open_database(url)
     db.downgrade(engine, revision)
     typer.echo(f"{_safe(engine)}: at {db.current_revision(engine) or 'base'}")
 
@@ -40,7 +39,7 @@ def downgrade(
 @app.command()
 def current(url: str | None = UrlOption) -> None:
     """Show the database's revision and the newest one this version of the code knows."""
-    engine = db.create_db_engine(url)
+    engine = open_database(url)
     at, head = db.current_revision(engine), db.head_revision()
     note = "up to date" if at == head else "run `interviewer db upgrade`"
     typer.echo(f"{_safe(engine)}: at {at or 'base (empty)'}, head {head} ({note})")
@@ -52,7 +51,7 @@ def revision(
     url: str | None = UrlOption,
 ) -> None:
     """(Developers) autogenerate a migration from the models against a database at head."""
-    engine = db.create_db_engine(url)
+    engine = open_database(url)
     config = db.alembic_config(engine)
     config.set_section_option("post_write_hooks", "hooks", "ruff")
     config.set_section_option("post_write_hooks", "ruff.type", "module")
@@ -70,14 +69,9 @@ def purge(
 ) -> None:
     """Delete recordings older than their opening's retention period (the web app does this
     every hour); transcripts and scores stay. Each deletion is written to the audit log."""
-    from interviewer import privacy
-    from interviewer.config import get_settings
-    from interviewer.store.storage import open_storage
-
-    engine = db.create_db_engine(url)
     recordings = open_storage(get_settings())  # the bucket too when INTERVIEWER_STORAGE=s3
     with run_or_exit():
-        privacy.check_database(engine)
+        engine = open_database(url, schema="check")
         items = privacy.purge_expired(engine, recordings, dry_run=dry_run)
     verb = "would delete" if dry_run else "deleted"
     for item in items:

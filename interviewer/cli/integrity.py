@@ -14,7 +14,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from interviewer.cli._common import run_or_exit
+from interviewer.cli._common import UrlOption, run_or_exit
+from interviewer.config import get_settings
 from interviewer.errors import UserError
 
 app = typer.Typer(no_args_is_help=True, help="Integrity events (proctoring) of interviews.")
@@ -24,13 +25,13 @@ console = Console(highlight=False)
 @app.command("analyze")
 def analyze(
     interview_ids: list[int] = typer.Argument(..., metavar="INTERVIEW_ID..."),
-    url: str | None = typer.Option(None, "--url", help="Database URL (default: settings)."),
+    url: str | None = UrlOption,
     model_dir: Path | None = typer.Option(
         None, "--model-dir", help="Model directory (default: INTERVIEWER_MODEL_DIR)."
     ),
 ) -> None:
     """Camera, voice and answer detectors over each interview; stores events and summary."""
-    from interviewer.config import get_settings
+    # Lazy: loads the camera/voice detectors' libraries (about a second), only for this command.
     from interviewer.proctoring.analyze import analyze_and_summarize
 
     settings = get_settings()

@@ -21,9 +21,13 @@ from rich.text import Text
 from sqlalchemy import Engine, select
 
 from interviewer.banks.model import Bank
-from interviewer.cli._common import run_or_exit
+from interviewer.cli._common import UrlOption, open_database, run_or_exit
 from interviewer.config import get_settings
 from interviewer.errors import UserError
+from interviewer.store import repo
+from interviewer.store.db import session_scope
+from interviewer.store.models import Applicant, Interview, InterviewState, Opening
+from interviewer.voice.scoring import LiveScoring
 
 console = Console(highlight=False)
 if not console.is_terminal:  # piped to a file or a log: Rich would wrap tables at 80 columns
@@ -34,17 +38,7 @@ DEMO_VOICES = {"strong": "en-gb", "average": "en-us+f3", "weak": "en-gb-scotland
 DEMO_GAP_S = 3.0
 
 
-def _engine(url: str | None) -> Engine:
-    from interviewer.store import db
-
-    engine = db.create_db_engine(url)
-    db.migrate(engine)
-    return engine
-
-
 def _find_opening(engine: Engine, ref: str) -> Any:
-    from interviewer.store.db import session_scope
-    from interviewer.store.models import Opening
 
     with session_scope(engine) as s:
         query = select(Opening).where(Opening.slug == ref)
@@ -59,8 +53,6 @@ def _find_opening(engine: Engine, ref: str) -> Any:
 
 
 def _new_interview(engine: Engine, opening: Any, name: str, email: str) -> int:
-    from interviewer.store import repo
-    from interviewer.store.db import session_scope
 
     with session_scope(engine) as s:
         applicant = repo.create_applicant(s, name=name, email=email)
@@ -81,8 +73,8 @@ def _run(
 ) -> Any:
     """``score_url``: score each answer as it is stored (a worker process on that database),
     and wait for the scores before returning."""
+    # Lazy: loads livekit/whisper (about a second), only for this command.
     from interviewer.voice.io import WavAudioInput, WavAudioOutput
-    from interviewer.voice.scoring import LiveScoring
     from interviewer.voice.session import run_interview
     from interviewer.voice.stt import WhisperSTT
 
@@ -164,8 +156,6 @@ def _print_report(report: Any, title: str) -> None:
 
 
 def _print_score(engine: Engine, interview_id: int) -> None:
-    from interviewer.store.db import session_scope
-    from interviewer.store.models import Interview
 
     with session_scope(engine) as s:
         row = s.get(Interview, interview_id)
@@ -192,7 +182,7 @@ def interview(
     stt_model: str | None = typer.Option(None, "--stt-model", help="tiny.en or base."),
     follow_ups: int = typer.Option(1, "--follow-ups", help="Follow-ups per question at most."),
     no_answer_s: float = typer.Option(8.0, "--no-answer-timeout", help="Silence = no answer."),
-    url: str | None = typer.Option(None, "--url", help="Database URL (default: settings)."),
+    url: str | None = UrlOption,
     score: bool | None = typer.Option(
         None,
         "--score/--no-score",
@@ -204,7 +194,7 @@ def interview(
     with run_or_exit():
         if not answers.is_file():
             raise UserError(f"{answers}: no such file")
-        engine = _engine(url)
+        engine = open_database(url, schema="migrate")
         if resume is None:
             if opening is None:
                 raise UserError("give --opening SLUG for a new interview, or --interview ID")
@@ -243,9 +233,6 @@ def _demo_answers(folder: Path, bank: Bank) -> dict[str, Any]:
 
 
 def _demo_opening(engine: Engine, bank: Bank) -> Any:
-    from interviewer.store import repo
-    from interviewer.store.db import session_scope
-    from interviewer.store.models import Opening
 
     slug = f"demo-{bank.id}"[:64]
     with session_scope(engine) as s:
@@ -260,9 +247,6 @@ def _demo_opening(engine: Engine, bank: Bank) -> Any:
 
 def _demo_interview(engine: Engine, opening: Any, level: str) -> tuple[int, bool, int]:
     """The demo applicant's interview for this opening: (id, completed, next question)."""
-    from interviewer.store import repo
-    from interviewer.store.db import session_scope
-    from interviewer.store.models import Applicant, Interview, InterviewState
 
     email = f"demo-{level}@example.invalid"
     with session_scope(engine) as s:
@@ -287,16 +271,16 @@ def demo(
     realtime: bool = typer.Option(False, "--realtime", help="Real-time pace instead of --fast."),
     again: bool = typer.Option(False, "--again", help="Re-run applicants already interviewed."),
     stt_model: str | None = typer.Option(None, "--stt-model", help="tiny.en or base."),
-    url: str | None = typer.Option(None, "--url", help="Database URL (default: settings)."),
+    url: str | None = UrlOption,
 ) -> None:
     """Demo openings from the shipped banks, and synthetic applicants interviewed end to end."""
     from interviewer.banks.check import load_banks
-    from interviewer.voice.io import answers_wav
+    from interviewer.voice.io import answers_wav  # lazy: livekit, as in _run
 
     logging.basicConfig(level=logging.WARNING)
     settings = get_settings()
     with run_or_exit():
-        engine = _engine(url)
+        engine = open_database(url, schema="migrate")
         all_banks = load_banks(settings.banks_dir)
         wanted = [b.strip() for b in banks.split(",")] if banks else [b.id for b in all_banks]
         known = {b.id: b for b in all_banks}
@@ -320,7 +304,7 @@ def demo(
                     )
                     completed, next_index = False, -1
                 if completed:
-                    from interviewer.voice.session import InterviewReport, _answers
+                    from interviewer.voice.session import InterviewReport, _answers  # lazy
 
                     report = InterviewReport(interview_id, True, False, 0.0)
                     report.answers = _answers(engine, interview_id)

@@ -14,9 +14,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
+from sqlalchemy import select
 
-from interviewer.cli._common import err_console, run_or_exit
+from interviewer.cli._common import UrlOption, err_console, open_database, run_or_exit
 from interviewer.errors import UserError
+from interviewer.scoring import service
+from interviewer.scoring.evidence import EvidenceFinder
+from interviewer.scoring.judge import Judge
+from interviewer.scoring.ranking import find_opening
+from interviewer.store.db import session_scope
+from interviewer.store.models import Interview
 
 
 def score(
@@ -38,9 +45,7 @@ def score(
     evidence: bool = typer.Option(
         True, "--evidence/--no-evidence", help="Quote supporting sentences for each criterion."
     ),
-    url: str | None = typer.Option(
-        None, "--url", help="SQLAlchemy URL; default: INTERVIEWER_DATABASE_URL or the SQLite file."
-    ),
+    url: str | None = UrlOption,
 ) -> None:
     """Score answers against their rubrics with the local judge and write the scores."""
     # Before torch loads: idle OpenMP threads sleep instead of spinning on shared cores.
@@ -48,12 +53,8 @@ def score(
     with run_or_exit():
         if (interview_id is None) == (opening is None):
             raise UserError("give one INTERVIEW_ID or --opening SLUG (see `interviewer score -h`)")
-        from interviewer.scoring import service
-        from interviewer.scoring.evidence import EvidenceFinder
-        from interviewer.scoring.judge import Judge
-        from interviewer.store.db import create_db_engine, session_scope
 
-        engine = create_db_engine(url)
+        engine = open_database(url)
         with session_scope(engine) as session:
             ids = [interview_id] if interview_id is not None else _interviews_of(session, opening)
             totals = {i: service.questions_to_score(session, i) for i in _existing(session, ids)}
@@ -88,10 +89,6 @@ def score(
 
 
 def _interviews_of(session, opening: str | None) -> list[int]:
-    from sqlalchemy import select
-
-    from interviewer.scoring.ranking import find_opening
-    from interviewer.store.models import Interview
 
     row = find_opening(session, opening)
     ids = list(
@@ -105,7 +102,6 @@ def _interviews_of(session, opening: str | None) -> list[int]:
 
 
 def _existing(session, ids: list[int]) -> list[int]:
-    from interviewer.store.models import Interview
 
     for i in ids:
         if session.get(Interview, i) is None:

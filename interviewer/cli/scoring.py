@@ -19,41 +19,37 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from interviewer.cli._common import err_console, run_or_exit
+from interviewer.cli._common import (
+    UrlOption,
+    check_database,
+    err_console,
+    open_database,
+    run_or_exit,
+)
+from interviewer.config import get_settings
 from interviewer.errors import UserError
+from interviewer.scoring import asag
+from interviewer.scoring.audit import FOUR_FIFTHS, load_audit
+from interviewer.scoring.ranking import display_score, integrity_summary, load_ranking
+from interviewer.store.db import session_scope
 
 eval_app = typer.Typer(help="Check the scorer against human-graded data.", no_args_is_help=True)
 
 OpeningArg = typer.Argument(..., metavar="OPENING", help="Opening slug (or id).")
-UrlOption = typer.Option(
-    None, "--url", help="SQLAlchemy URL; default: INTERVIEWER_DATABASE_URL or the SQLite file."
-)
 
 
 @contextmanager
 def _session(url: str | None) -> Iterator[Any]:
     """A read session; a database that cannot be read (down, never migrated) is one line."""
-    from sqlalchemy.exc import OperationalError, ProgrammingError
-
-    from interviewer.store.db import create_db_engine, current_revision, session_scope
-
-    engine = create_db_engine(url)
+    engine = open_database(url)
     where = engine.url.render_as_string(hide_password=True)
     try:
         with session_scope(engine) as session:
             yield session
     except (OperationalError, ProgrammingError) as err:
-        try:
-            migrated = current_revision(engine) is not None
-        except OperationalError:
-            raise UserError(
-                f"cannot reach the database {where}: check --url or INTERVIEWER_DATABASE_URL"
-            ) from None
-        if not migrated:
-            raise UserError(
-                f"the database {where} has no tables yet: run `interviewer db upgrade`"
-            ) from None
+        check_database(engine)  # down or never migrated: says so in one line
         raise UserError(
             f"cannot read the database {where} ({str(err.orig).splitlines()[0]}): run "
             "`interviewer db current` to check its schema"
@@ -86,7 +82,6 @@ def rank(
     url: str | None = UrlOption,
 ) -> None:
     """Applicants of an opening by interview score, with intervals, flags and the shortlist."""
-    from interviewer.scoring.ranking import load_ranking
 
     with run_or_exit():
         if csv_file and as_json:
@@ -115,7 +110,6 @@ def _open_for_writing(path: Path):
 
 
 def _print_ranking(ranking) -> None:
-    from interviewer.scoring.ranking import display_score, integrity_summary
 
     console = Console()
     level = round(ranking.confidence * 100)
@@ -168,7 +162,6 @@ def audit(
     url: str | None = UrlOption,
 ) -> None:
     """Bias audit (NYC Local Law 144 method): selection and scoring rates, impact ratios."""
-    from interviewer.scoring.audit import load_audit
 
     with run_or_exit():
         with _session(url) as session:
@@ -192,7 +185,6 @@ _CATEGORY_TITLES = {
 def _ratio(value: float | None) -> Text:
     if value is None:
         return Text("–")
-    from interviewer.scoring.audit import FOUR_FIFTHS
 
     return Text(f"{value:.3f}", style="bold red" if value < FOUR_FIFTHS else "")
 
@@ -296,9 +288,6 @@ def eval_asag(
         TimeElapsedColumn,
         TimeRemainingColumn,
     )
-
-    from interviewer.config import get_settings
-    from interviewer.scoring import asag
 
     with run_or_exit():
         rows = asag.sample(asag.read_csv(file), limit, seed)

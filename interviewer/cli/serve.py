@@ -12,8 +12,12 @@ from rich.console import Console
 from rich.text import Text
 from sqlalchemy import Engine, select
 
-from interviewer.cli._common import run_or_exit
+from interviewer.accounts import ensure_first_admin
+from interviewer.cli._common import open_database, run_or_exit
 from interviewer.config import Settings, get_settings
+from interviewer.store import repo
+from interviewer.store.db import session_scope
+from interviewer.store.models import Applicant
 
 console = Console(highlight=False)
 
@@ -37,9 +41,6 @@ def seed_demo(
     from interviewer import invites
     from interviewer.banks.drafts import BankStore
     from interviewer.cli.interview import _demo_opening
-    from interviewer.store import repo
-    from interviewer.store.db import session_scope
-    from interviewer.store.models import Applicant
 
     links: list[DemoLink] = []
     # A draft being edited in the browser may be invalid or not yet published under a new
@@ -74,7 +75,6 @@ def _base_url(host: str, port: int) -> str:
 def _first_admin(engine: Engine, base: str) -> None:
     """With no admin in the database, create one and print its password to this console once:
     not to the log (a file), and never again (the next start finds the admin)."""
-    from interviewer.accounts import ensure_first_admin
 
     new = ensure_first_admin(engine)
     if new is None:
@@ -107,8 +107,7 @@ def serve(
     """Run the web app: applicants open their invite link and take the interview in a browser."""
     import uvicorn
 
-    from interviewer.store.db import create_db_engine, migrate
-    from interviewer.web import create_app
+    from interviewer.web import create_app  # lazy: the whole web app, only for this command
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -117,8 +116,7 @@ def serve(
     host = host or settings.host
     port = port or settings.port
     with run_or_exit():
-        engine = create_db_engine(settings.resolved_database_url)
-        migrate(engine)
+        engine = open_database(settings.resolved_database_url, schema="migrate")
         base = _base_url(host, port)
         _first_admin(engine, base)
         if seed_demo_:

