@@ -56,12 +56,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from interviewer.bankcheck import load_banks
 from interviewer.banks import Bank
 from interviewer.config import get_settings
+from interviewer.scoring.live import LiveScoring, pending_answers
 from interviewer.store import repo
 from interviewer.store.db import create_db_engine, migrate, session_scope
 from interviewer.store.storage import LocalStorage
 from interviewer.transports.admission import Admission
 from interviewer.voice.io import WavAudioInput, WavAudioOutput, answers_wav
-from interviewer.voice.scoring import LiveScoring, pending_answers
 from interviewer.voice.session import InterviewReport, run_interview
 from interviewer.voice.stt import WhisperSTT
 from interviewer.voice.tts import Pyttsx3TTS

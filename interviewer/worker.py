@@ -252,7 +252,7 @@ async def score_pending(
     """Feed answers that workers stored (unscored) to ``scoring`` (a ``LiveScoring``) until
     ``stop``; the deployment's one scorer (``interviewer scorer``). Workers do not score: each
     job process would load its own judge model."""
-    from interviewer.voice.scoring import pending_answers
+    from interviewer.scoring.live import pending_answers
 
     seen = set() if seen is None else seen
     stop = stop or asyncio.Event()

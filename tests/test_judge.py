@@ -498,8 +498,8 @@ async def test_worker_process_scores_enqueued_answers(tmp_path: Path, model_dir:
 async def test_live_scoring_without_a_model_reports_and_never_raises(tmp_path: Path) -> None:
     """A server whose scoring model is missing keeps interviewing: the answers are left for
     `interviewer score`, the error is kept for the logs, nothing raises into the session."""
+    from interviewer.scoring.live import LiveScoring
     from interviewer.store.db import create_db_engine, dispose_engine, migrate
-    from interviewer.voice.scoring import LiveScoring
 
     db_url = f"sqlite:///{tmp_path / 'live.db'}"
     migrate(create_db_engine(db_url))

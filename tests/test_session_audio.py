@@ -16,12 +16,12 @@ from sqlalchemy import Engine, select
 from web_support import bank_question as _question
 
 from interviewer.banks import Bank
+from interviewer.scoring.live import LiveScoring
 from interviewer.store import repo
 from interviewer.store.db import create_db_engine, migrate, session_scope
 from interviewer.store.models import Answer, AnswerStatus, CriterionScore, Interview, InterviewState
 from interviewer.store.recordings import Recordings
 from interviewer.voice.io import WavAudioInput, WavAudioOutput, answers_wav
-from interviewer.voice.scoring import LiveScoring
 from interviewer.voice.session import run_interview
 from interviewer.voice.stt import WhisperSTT
 from interviewer.voice.tts import Pyttsx3TTS

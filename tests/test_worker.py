@@ -211,8 +211,8 @@ async def test_worker_runs_the_interview_session_and_stores_answers_in_s3(
 async def test_scorer_scores_what_workers_stored(tmp_path: Path, model_dir: Path) -> None:
     """`interviewer scorer`: answers a worker stored unscored get judged (SmolLM2: the code
     path), each once."""
+    from interviewer.scoring.live import LiveScoring
     from interviewer.store.models import CriterionScore
-    from interviewer.voice.scoring import LiveScoring
     from interviewer.worker import score_pending
 
     settings = make_settings(tmp_path)

@@ -81,8 +81,8 @@ def _run(
 ) -> Any:
     """``score_url``: score each answer as it is stored (a worker process on that database),
     and wait for the scores before returning."""
+    from interviewer.scoring.live import LiveScoring
     from interviewer.voice.io import WavAudioInput, WavAudioOutput
-    from interviewer.voice.scoring import LiveScoring
     from interviewer.voice.session import run_interview
     from interviewer.voice.stt import WhisperSTT
 

@@ -67,8 +67,8 @@ def scorer(
     import asyncio
 
     from interviewer.config import get_settings
+    from interviewer.scoring.live import LiveScoring
     from interviewer.store.db import create_db_engine
-    from interviewer.voice.scoring import LiveScoring
     from interviewer.worker import score_pending
 
     settings = get_settings()

@@ -42,6 +42,7 @@ from interviewer.proctoring import browser
 from interviewer.proctoring.events import EventDraft, record
 from interviewer.proctoring.thresholds import ProctoringThresholds, thresholds_from_settings
 from interviewer.proctoring.worker import AnalysisPool
+from interviewer.scoring.live import LiveScoring
 from interviewer.store.db import session_scope
 from interviewer.store.models import IntegrityEvent, Interview, Opening, utcnow
 from interviewer.store.recordings import Recordings
@@ -60,7 +61,6 @@ from interviewer.transports.websocket import (
 # Imported here, not lazily: livekit plugins (silero) must register on the main thread, and
 # create_app runs there while sessions start on the server's event loop thread.
 from interviewer.voice.agent import InterviewAgent
-from interviewer.voice.scoring import LiveScoring
 from interviewer.voice.session import SEGMENT_SILENCE_S, load_interview, run_interview
 from interviewer.voice.stt import WhisperSTT
 from interviewer.voice.tts import Pyttsx3TTS
