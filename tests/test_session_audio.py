@@ -260,7 +260,7 @@ async def test_segments_share_a_transcription_when_whisper_is_behind(
     from livekit import rtc
 
     from interviewer.interview import Ask
-    from interviewer.voice.agent import AnswerCapture
+    from interviewer.voice.capture import AnswerCapture
     from interviewer.voice.io import read_wav
     from interviewer.voice.stt import TranscriptionQueue
 
@@ -318,7 +318,7 @@ async def test_words_a_turn_waits_for_are_not_news_of_another_turn(
     from livekit import rtc
 
     from interviewer.interview import Ask
-    from interviewer.voice.agent import AnswerCapture
+    from interviewer.voice.capture import AnswerCapture
     from interviewer.voice.io import read_wav
 
     wav = tmp_path / "answer.wav"

@@ -42,7 +42,8 @@ from interviewer.store.db import session_scope
 from interviewer.store.models import Answer, AnswerStatus, Interview, InterviewState, Opening
 from interviewer.store.recordings import Recordings
 from interviewer.store.storage import open_storage
-from interviewer.voice.agent import AnswerCapture, InterviewAgent, Recording, ScriptedLLM, Step
+from interviewer.voice.agent import InterviewAgent, ScriptedLLM, Step
+from interviewer.voice.capture import AnswerCapture, Recording
 from interviewer.voice.io import StreamingWavWriter
 
 log = logging.getLogger(__name__)
