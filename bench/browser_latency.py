@@ -52,7 +52,7 @@ from web_support import (
     whisper_seconds,
 )
 
-from interviewer.banks import Bank
+from interviewer.banks.model import Bank
 from interviewer.store import repo
 from interviewer.store.db import session_scope
 from interviewer.web import create_app

@@ -53,8 +53,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from interviewer.bankcheck import load_banks
-from interviewer.banks import Bank
+from interviewer.banks.check import load_banks
+from interviewer.banks.model import Bank
 from interviewer.config import get_settings
 from interviewer.scoring.live import LiveScoring, pending_answers
 from interviewer.store import repo

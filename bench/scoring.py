@@ -38,7 +38,7 @@ from pathlib import Path
 
 import yaml
 
-from interviewer.bankcheck import load_bank
+from interviewer.banks.check import load_bank
 from interviewer.scoring.evidence import EvidenceFinder, Part
 from interviewer.scoring.judge import Judge
 

@@ -27,8 +27,8 @@ from typing import Any
 
 import yaml
 
-from interviewer.bankcheck import load_banks
-from interviewer.banks import Bank
+from interviewer.banks.check import load_banks
+from interviewer.banks.model import Bank
 from interviewer.config import get_settings
 from interviewer.store import repo
 from interviewer.store.db import create_db_engine, migrate, session_scope

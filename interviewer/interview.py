@@ -32,7 +32,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from interviewer.banks import Bank, Question
+from interviewer.banks.model import Bank, Question
 
 STATE_VERSION = 1
 PRACTICE_ID = "practice"

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from interviewer.banks import Question
+from interviewer.banks.model import Question
 from interviewer.scoring import asag
 from interviewer.scoring.judge import (
     MIN_SPREAD,

@@ -14,7 +14,7 @@ from typing import Any
 from web_support import bank_question
 
 from interviewer import invites
-from interviewer.banks import Bank
+from interviewer.banks.model import Bank
 from interviewer.config import Settings
 from interviewer.store import repo
 from interviewer.store.db import create_db_engine, migrate, session_scope

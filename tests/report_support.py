@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from web_support import FIXTURE_ANSWERS, FIXTURE_BANK, Seeded, seed_interview
 
-from interviewer.banks import Bank
+from interviewer.banks.model import Bank
 from interviewer.config import Settings
 from interviewer.proctoring.events import save_thumbnail
 from interviewer.store import repo

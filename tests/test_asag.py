@@ -17,7 +17,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import cohen_kappa_score, mean_squared_error
 from typer.testing import CliRunner
 
-from interviewer import banks
+from interviewer.banks import model as banks
 from interviewer.cli import app
 from interviewer.errors import UserError
 from interviewer.scoring import asag

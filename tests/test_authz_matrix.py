@@ -21,7 +21,7 @@ from sqlalchemy import select
 from web_support import FIXTURE_BANK, make_settings
 
 from interviewer import accounts, invites
-from interviewer.bankcheck import load_banks
+from interviewer.banks.check import load_banks
 from interviewer.store import repo
 from interviewer.store.db import create_db_engine, migrate, session_scope
 from interviewer.store.models import (

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from interviewer.banks import Bank, bank_files
+from interviewer.banks.model import Bank, bank_files
 
 BANKS_DIR = Path(__file__).resolve().parent.parent / "question_banks"
 DEMO_DIR = BANKS_DIR / "demo_answers"

@@ -12,16 +12,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from interviewer import bankcheck
-from interviewer.bankcheck import (
+from interviewer.banks import model as bankcheck
+from interviewer.banks.check import (
     MAX_BANK_BYTES,
     Problem,
     check_paths,
     load_bank,
     load_banks,
-    schema_reference,
 )
-from interviewer.banks import Bank
+from interviewer.banks.model import Bank
+from interviewer.banks.reference import schema_reference
 from interviewer.cli import app
 from interviewer.config import get_settings
 from interviewer.errors import BankError, UserError

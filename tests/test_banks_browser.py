@@ -13,7 +13,8 @@ import pytest
 from web_support import CHROMIUM, CHROMIUM_FLAGS, LiveServer, make_settings
 
 from interviewer import accounts
-from interviewer.bankstore import BankStore, parse_yaml
+from interviewer.banks.drafts import BankStore
+from interviewer.banks.yamltext import parse_yaml
 from interviewer.store.db import create_db_engine, migrate, session_scope
 from interviewer.web import create_app
 from interviewer.web.live import VoiceOptions

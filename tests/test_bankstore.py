@@ -12,16 +12,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from interviewer.bankstore import (
-    BankStore,
-    DraftConflict,
-    PublishRefused,
-    check_text,
-    diff_banks,
-    dump_yaml,
-    parse_yaml,
-    word_diff,
-)
+from interviewer.banks.check import check_text
+from interviewer.banks.diff import diff_banks, word_diff
+from interviewer.banks.drafts import BankStore, DraftConflict, PublishRefused
+from interviewer.banks.yamltext import dump_yaml, parse_yaml
 from interviewer.errors import BankError
 from interviewer.store import repo
 from interviewer.store.db import session_scope
@@ -248,7 +242,7 @@ def test_form_dump_keeps_the_schema_order() -> None:
 
 
 def test_form_only_opens_on_the_shape_of_a_bank() -> None:
-    from interviewer.bankstore import form_shape_ok
+    from interviewer.banks.yamltext import form_shape_ok
 
     data = parse_yaml(SMALL)
     assert form_shape_ok(data)
@@ -296,7 +290,7 @@ def test_diff_reads_per_question_and_criterion() -> None:
 
 
 def test_header_comment_survives_a_form_save(store: BankStore) -> None:
-    from interviewer.bankstore import leading_comments
+    from interviewer.banks.yamltext import leading_comments
 
     draft = store.draft("small")
     text = dump_yaml(parse_yaml(draft.text), leading_comments(draft.text))

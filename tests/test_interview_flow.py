@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from interviewer.banks import Bank
+from interviewer.banks.model import Bank
 from interviewer.interview import (
     PRACTICE_ID,
     Ask,

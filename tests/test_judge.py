@@ -19,8 +19,8 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from interviewer.bankcheck import load_bank
-from interviewer.banks import Bank
+from interviewer.banks.check import load_bank
+from interviewer.banks.model import Bank
 from interviewer.config import get_settings
 from interviewer.scoring.evidence import EvidenceFinder, Part, split_sentences, timed_sentences
 from interviewer.scoring.judge import Judge, checks_for, is_empty

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
-from interviewer.bankcheck import load_bank
-from interviewer.banks import bank_files
+from interviewer.banks.check import load_bank
+from interviewer.banks.model import bank_files
 from interviewer.scoring.judge import Judge
 
 BANKS = Path(__file__).resolve().parent.parent / "question_banks"

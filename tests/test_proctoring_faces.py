@@ -20,7 +20,7 @@ import pytest
 import yaml
 from sqlalchemy import Engine
 
-from interviewer.banks import Bank
+from interviewer.banks.model import Bank
 from interviewer.proctoring import faces
 from interviewer.proctoring.analyze import analyze_interview
 from interviewer.proctoring.events import EventKind, Severity, severity_of, summary

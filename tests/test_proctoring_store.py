@@ -16,7 +16,7 @@ import pytest
 import yaml
 from sqlalchemy import Engine, func, select
 
-from interviewer.banks import Bank
+from interviewer.banks.model import Bank
 from interviewer.proctoring import voices
 from interviewer.proctoring.analyze import SUMMARY_ACTION, analyze_interview
 from interviewer.proctoring.browser import to_drafts

@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from interviewer.banks import Bank
+from interviewer.banks.model import Bank
 from interviewer.errors import UserError
 from interviewer.scoring.ranking import (
     Candidate,

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import Engine, select
 from web_support import bank_question as _question
 
-from interviewer.banks import Bank
+from interviewer.banks.model import Bank
 from interviewer.scoring.live import LiveScoring
 from interviewer.store import repo
 from interviewer.store.db import create_db_engine, migrate, session_scope

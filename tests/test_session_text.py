@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from livekit.agents import AgentSession, llm
 
-from interviewer.banks import Bank
+from interviewer.banks.model import Bank
 from interviewer.interview import MAX_REPEATS, InterviewFlow, Status
 from interviewer.voice.agent import InterviewAgent, ScriptedLLM, Step
 

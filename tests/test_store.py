@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel
 from typer.testing import CliRunner
 
-from interviewer.banks import Bank
+from interviewer.banks.model import Bank
 from interviewer.cli import app as cli_app
 from interviewer.errors import BankError, UserError
 from interviewer.store import db, repo

@@ -19,8 +19,9 @@ from interviewer import accounts
 from interviewer.store.db import session_scope
 from interviewer.store.models import AuditLog, Role, User
 from interviewer.web import auth, create_app
-from interviewer.web.auth import LoginThrottle, safe_next
 from interviewer.web.live import VoiceOptions
+from interviewer.web.login import safe_next
+from interviewer.web.throttle import LoginThrottle
 
 PASSWORD = "correct horse battery staple"
 AGREE = {"recording": "yes", "scoring": "yes", "retention": "yes"}

@@ -531,7 +531,7 @@ def test_phone_viewport_and_keyboard(web: dict[str, Any], playwright: Any) -> No
 
 @pytest.mark.slow
 def test_shipped_bank_interview(web: dict[str, Any], playwright: Any, tmp_path: Path) -> None:
-    from interviewer.bankcheck import load_banks
+    from interviewer.banks.check import load_banks
 
     settings, server = web["settings"], web["server"]
     banks = {b.id: b for b in load_banks(Path("question_banks"))}

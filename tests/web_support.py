@@ -15,7 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from interviewer.banks import Bank
+from interviewer.banks.model import Bank
 from interviewer.config import Settings
 from interviewer.store import repo
 from interviewer.store.db import create_db_engine, migrate, session_scope

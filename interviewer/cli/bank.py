@@ -14,8 +14,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from interviewer.bankcheck import CheckResult, LoadedBank, check, schema_reference
-from interviewer.bankstore import BankStore
+from interviewer.banks.check import CheckResult, LoadedBank, check
+from interviewer.banks.drafts import BankStore
+from interviewer.banks.reference import schema_reference
 from interviewer.cli._common import run_or_exit
 from interviewer.config import get_settings
 from interviewer.errors import BankError

@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy import Engine, select
 
-from interviewer.banks import Bank
+from interviewer.banks.model import Bank
 from interviewer.cli._common import run_or_exit
 from interviewer.config import get_settings
 from interviewer.errors import UserError
@@ -290,7 +290,7 @@ def demo(
     url: str | None = typer.Option(None, "--url", help="Database URL (default: settings)."),
 ) -> None:
     """Demo openings from the shipped banks, and synthetic applicants interviewed end to end."""
-    from interviewer.bankcheck import load_banks
+    from interviewer.banks.check import load_banks
     from interviewer.voice.io import answers_wav
 
     logging.basicConfig(level=logging.WARNING)

@@ -35,7 +35,7 @@ def seed_demo(
     """A demo opening per shipped bank (the `interviewer demo` ones) and a fresh invite link for
     a demo applicant in each. Links are new on every call: only their hashes are stored."""
     from interviewer import invites
-    from interviewer.bankstore import BankStore
+    from interviewer.banks.drafts import BankStore
     from interviewer.cli.interview import _demo_opening
     from interviewer.store import repo
     from interviewer.store.db import session_scope

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from interviewer import banks
+from interviewer.banks import model as banks
 from interviewer.errors import UserError
 
 if TYPE_CHECKING:

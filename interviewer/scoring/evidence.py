@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from interviewer.banks import Question
+from interviewer.banks.model import Question
 from interviewer.config import get_settings  # noqa: F401  (sets HF_HUB_OFFLINE before loading)
 
 MAX_WORDS = 40

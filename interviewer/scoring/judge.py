@@ -89,7 +89,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from interviewer.banks import Criterion, Question
+from interviewer.banks.model import Criterion, Question
 from interviewer.config import get_settings
 
 DTYPES = {"qwen2.5-1.5b": "float32", "smollm2-135m": "float32"}

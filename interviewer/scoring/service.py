@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import Engine, delete, select
 from sqlmodel import Session
 
-from interviewer.banks import Bank, Question
+from interviewer.banks.model import Bank, Question
 from interviewer.interview import PRACTICE_ID
 from interviewer.scoring.evidence import Evidence, EvidenceFinder, Part
 from interviewer.scoring.judge import AnswerJudgement, Judge, is_empty

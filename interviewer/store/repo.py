@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import attributes
 from sqlmodel import Session
 
-from interviewer.banks import Bank
+from interviewer.banks.model import Bank
 from interviewer.errors import BankError, UserError
 from interviewer.store.models import (
     Answer,

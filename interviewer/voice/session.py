@@ -34,7 +34,7 @@ from livekit.agents import AgentSession, stt, tts, vad
 from livekit.agents.voice import io
 from sqlalchemy import Engine
 
-from interviewer.banks import Bank
+from interviewer.banks.model import Bank
 from interviewer.config import get_settings
 from interviewer.interview import Ask, InterviewFlow
 from interviewer.store import repo

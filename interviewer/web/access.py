@@ -43,9 +43,13 @@ no entry here fails the test, naming the line to add.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+from fastapi.routing import APIWebSocketRoute
+from starlette.routing import Mount, WebSocketRoute
 
 
 class Policy(enum.StrEnum):
@@ -151,7 +155,7 @@ rule(
 rule("GET", "/i/{token}/livekit", APPLICANT)
 rule("GET", "/vendor/livekit-client.mjs", PUBLIC)
 
-# auth.py, users.py
+# login.py, users.py
 rule("GET", "/login", PUBLIC)
 rule("POST", "/login", PUBLIC, form={"email": "", "password": ""})
 rule("POST", "/logout", PUBLIC)
@@ -256,16 +260,12 @@ class RouteInfo:
 
 
 def _params(path: str) -> tuple[str, ...]:
-    import re
-
     return tuple(p.split(":", 1)[0] for p in re.findall(r"{([^}]+)}", path))
 
 
 def iter_routes(app: Any) -> Iterator[RouteInfo]:
     """Every (method, path) the app answers, included routers flattened: HTTP routes (GET for
     GET+HEAD), WebSocket routes as "WS", mounts as "MOUNT"."""
-    from fastapi.routing import APIWebSocketRoute
-    from starlette.routing import Mount, WebSocketRoute
 
     def walk(routes: list[Any]) -> Iterator[RouteInfo]:
         for route in routes:

@@ -26,13 +26,27 @@ from sqlalchemy import select
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from interviewer import privacy
+from interviewer.banks.drafts import BankStore
 from interviewer.config import Settings, get_settings
+from interviewer.store import repo
 from interviewer.store.db import create_db_engine, migrate, session_scope
 from interviewer.store.models import Opening
 from interviewer.store.storage import open_storage
-from interviewer.web import auth
+from interviewer.web import (
+    applicant,
+    auth,
+    banks_editor,
+    livekit,
+    login,
+    openings,
+    report,
+    users,
+)
+from interviewer.web.deps import Services
 from interviewer.web.live import LiveInterviews, VoiceOptions, VoiceStack
+from interviewer.web.middleware import AuthMiddleware
 from interviewer.web.pages import STATIC_DIR, error_page, mask_path, render
+from interviewer.web.throttle import LoginThrottle
 
 log = logging.getLogger("interviewer.web")
 
@@ -44,6 +58,18 @@ def create_app(settings: Settings | None = None, *, voice: VoiceOptions | None =
     recordings = open_storage(settings)
     stack = VoiceStack(settings)
     live = LiveInterviews(settings, engine, recordings, stack, voice)
+    services = Services(
+        settings=settings,
+        engine=engine,
+        recordings=recordings,
+        stack=stack,
+        live=live,
+        voice=voice,
+        login_throttle=LoginThrottle(
+            settings.login_max_failures, settings.login_lockout_minutes * 60
+        ),
+        bankstore=BankStore(settings.banks_dir, engine, settings.data_dir / "locks"),
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -72,15 +98,16 @@ def create_app(settings: Settings | None = None, *, voice: VoiceOptions | None =
         redoc_url=None,
         openapi_url=None,  # no route listing: every route is in access.py, nothing else served
     )
-    app.state.settings = settings
-    app.state.engine = engine
-    app.state.recordings = recordings
-    app.state.live = live
-    app.state.stack = stack
-    app.state.voice = voice
+    # The typed services are the app's state (Starlette itself never reads app.state): the one
+    # place it is set. Routes reach it through web/deps.py.
+    app.state = services  # type: ignore[assignment]
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
-    # Sign-in, roles and CSRF (before access_log, so it sits inside it and refusals are logged).
-    auth.install(app)
+    # Sign-in and CSRF (before access_log, so it sits inside it and refusals are logged).
+    app.add_middleware(AuthMiddleware)
+    app.add_exception_handler(auth.LoginRequired, auth.login_required_response)
+    app.add_exception_handler(auth.Forbidden, auth.forbidden_response)
+    app.include_router(login.router)
+    app.include_router(users.router)
 
     @app.middleware("http")
     async def access_log(request: Request, call_next: Any) -> Response:
@@ -148,20 +175,10 @@ def create_app(settings: Settings | None = None, *, voice: VoiceOptions | None =
     async def index(request: Request) -> HTMLResponse:
         return render(request, "index.html")
 
-    from interviewer.web import applicant
-
     app.include_router(applicant.router)
-    from interviewer.web import banks_editor
-
     app.include_router(banks_editor.router)
-    from interviewer.web import report
-
     app.include_router(report.router)
-    from interviewer.web import openings
-
     app.include_router(openings.router)
-    from interviewer.web import livekit
-
     app.include_router(livekit.router)
     return app
 
@@ -186,7 +203,6 @@ async def _warm(stack: VoiceStack, engine: Any) -> None:
         await stack.load()
     except Exception:
         return
-    from interviewer.store import repo
 
     def banks() -> list[Any]:
         with session_scope(engine) as s:

@@ -29,6 +29,7 @@ from interviewer import invites
 from interviewer.store.db import session_scope
 from interviewer.store.models import Interview, InterviewState, Opening
 from interviewer.store.repo import bank_of
+from interviewer.web.deps import services
 from interviewer.web.pages import error_page, render
 
 router = APIRouter()
@@ -72,9 +73,9 @@ def _invite_error(request: Request, err: invites.InviteError) -> HTMLResponse:
 
 def _context(request: Request, token: str, *, allow_used: bool = False) -> dict[str, Any]:
     """Blocking: the invite's interview, opening and bank, or an InviteError."""
-    app = request.app
-    with session_scope(app.state.engine) as s:
-        check = invites.check_invite(s, app.state.settings, token, allow_used=allow_used)
+    svc = services(request)
+    with session_scope(svc.engine) as s:
+        check = invites.check_invite(s, svc.settings, token, allow_used=allow_used)
         interview = s.get(Interview, check.interview_id)
         opening = s.get(Opening, check.opening_id)
         bank = bank_of(s, interview.bank_version_id)
@@ -129,7 +130,7 @@ async def consent(request: Request, token: str) -> Response:
     missing = [item for item in CONSENT_ITEMS if form.get(item) != "yes"]
     if missing:
         return render(request, "consent.html", status_code=400, **ctx, step=1, missing=missing)
-    await asyncio.to_thread(_record_consent, request.app.state.engine, ctx["interview_id"])
+    await asyncio.to_thread(_record_consent, services(request).engine, ctx["interview_id"])
     return _go(request, "check", token)
 
 
@@ -177,7 +178,7 @@ async def done(request: Request, token: str) -> Response:
 
 @router.websocket("/i/{token}/ws")
 async def voice_socket(websocket: WebSocket, token: str) -> None:
-    await websocket.app.state.live.serve(websocket, token)
+    await services(websocket).live.serve(websocket, token)
 
 
 # --- media uploads ---------------------------------------------------------------------------
@@ -211,9 +212,9 @@ _gate = _UploadGate()
 
 def _upload_allowed(request: Request, token: str) -> tuple[int, str | None]:
     """Blocking: (interview id, refusal message or None)."""
-    app = request.app
-    with session_scope(app.state.engine) as s:
-        check = invites.check_invite(s, app.state.settings, token, allow_used=True)
+    svc = services(request)
+    with session_scope(svc.engine) as s:
+        check = invites.check_invite(s, svc.settings, token, allow_used=True)
         interview = s.get(Interview, check.interview_id)
         if interview.consented_at is None:
             return check.interview_id, "no recording before consent"
@@ -287,7 +288,7 @@ async def upload_media(request: Request, token: str, kind: str) -> Response:
     if not body:
         return _upload_error(400, "empty chunk")
 
-    recordings = request.app.state.recordings
+    recordings = services(request).recordings
     lock = _gate.locks.setdefault(interview_id, asyncio.Lock())
     async with lock:
         # seq 0 is never a chunk (parts start at 1): asking for it just yields the folder.

@@ -20,24 +20,17 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from interviewer import bankcheck
-from interviewer.bankstore import (
-    RESERVED_IDS,
-    BankStore,
-    DraftConflict,
-    PublishRefused,
-    UnknownBank,
-    check_text,
-    diff_banks,
-    dump_yaml,
-    form_shape_ok,
-    leading_comments,
-    parse_yaml,
-    unified_diff,
-)
+from interviewer.banks import check as bankcheck
+from interviewer.banks.check import check_text
+from interviewer.banks.diff import diff_banks, unified_diff
+from interviewer.banks.drafts import RESERVED_IDS, BankStore, DraftConflict, PublishRefused
+from interviewer.banks.versions import UnknownBank
+from interviewer.banks.yamltext import dump_yaml, form_shape_ok, leading_comments, parse_yaml
 from interviewer.errors import BankError, UserError
 from interviewer.store.models import Role, User
+from interviewer.voice.tts import Pyttsx3TTS
 from interviewer.web.auth import require_role
+from interviewer.web.deps import services
 from interviewer.web.pages import render
 
 router = APIRouter()
@@ -48,14 +41,7 @@ _KEY = re.compile(r"^[0-9a-f]{64}$")
 
 
 def store(request: Request) -> BankStore:
-    app = request.app
-    found = getattr(app.state, "bankstore", None)
-    if found is None:
-        settings = app.state.settings
-        found = app.state.bankstore = BankStore(
-            settings.banks_dir, app.state.engine, settings.data_dir / "locks"
-        )
-    return found
+    return services(request).bankstore
 
 
 def error_page(
@@ -115,7 +101,7 @@ async def bank_list(request: Request, user: User = LEAD) -> HTMLResponse:
         "banks/list.html",
         user=user,
         banks=summaries,
-        banks_dir=str(request.app.state.settings.banks_dir),
+        banks_dir=str(services(request).settings.banks_dir),
     )
 
 
@@ -557,13 +543,11 @@ async def audio_file(request: Request, bank_id: str, key: str, user: User = LEAD
     return FileResponse(path, media_type="audio/wav", headers={"Cache-Control": "private"})
 
 
-async def _tts(request: Request) -> Any:
-    app = request.app
-    tts = getattr(app.state, "bank_tts", None)
+async def _tts(request: Request) -> Pyttsx3TTS:
+    slot = services(request).bank_tts
+    tts = slot.value
     if tts is None:
-        from interviewer.voice.tts import Pyttsx3TTS
-
-        settings = app.state.settings
+        settings = services(request).settings
 
         def make() -> Pyttsx3TTS:
             return Pyttsx3TTS(
@@ -572,5 +556,5 @@ async def _tts(request: Request) -> Any:
                 cache_dir=settings.data_dir / "tts-cache",
             )
 
-        tts = app.state.bank_tts = await asyncio.to_thread(make)
+        tts = slot.value = await asyncio.to_thread(make)
     return tts

@@ -33,7 +33,7 @@ from sqlalchemy import Engine, func, select
 from starlette.websockets import WebSocket
 
 from interviewer import invites
-from interviewer.banks import Bank
+from interviewer.banks.model import Bank
 from interviewer.config import Settings
 from interviewer.errors import UserError
 from interviewer.interview import PRACTICE_ID as PRACTICE_QUESTION_ID

@@ -28,6 +28,7 @@ from interviewer.errors import UserError
 from interviewer.store.db import session_scope
 from interviewer.store.models import Applicant, Interview
 from interviewer.transports import livekit as lk
+from interviewer.web.deps import services
 
 router = APIRouter()
 
@@ -55,9 +56,9 @@ def _problem(status: int, code: str, message: str, next_step: str, **extra: Any)
 
 def _mint(request: Request, token: str) -> dict[str, Any]:
     """Blocking: check the invite, then mint the room token (raises InviteError/UserError)."""
-    app = request.app
-    settings = app.state.settings
-    with session_scope(app.state.engine) as s:
+    svc = services(request)
+    settings = svc.settings
+    with session_scope(svc.engine) as s:
         check = invites.check_invite(s, settings, token)
         interview = s.get(Interview, check.interview_id)
         applicant = s.get(Applicant, interview.applicant_id) if interview else None
@@ -123,7 +124,7 @@ async def livekit_token(request: Request, token: str) -> Response:
 
 @router.get("/vendor/livekit-client.mjs", name="livekit_sdk")
 async def livekit_sdk(request: Request) -> Response:
-    path = sdk_path(request.app.state.settings.node_modules_dir)
+    path = sdk_path(services(request).settings.node_modules_dir)
     if path is None:
         return Response(
             "// The LiveKit browser SDK is not installed on this server: run `make js` "

@@ -31,6 +31,7 @@ from interviewer.store import repo
 from interviewer.store.db import session_scope
 from interviewer.store.models import BankVersion, Opening, Role, User
 from interviewer.web.auth import require_opening, require_role
+from interviewer.web.deps import services
 from interviewer.web.media import attachment
 from interviewer.web.pages import render
 
@@ -63,7 +64,7 @@ async def _db(request: Request, work: Callable[..., Any], *args: Any) -> Any:
     """Run ``work(session, *args)`` in a thread, in one transaction."""
 
     def run() -> Any:
-        with session_scope(request.app.state.engine) as s:
+        with session_scope(services(request).engine) as s:
             return work(s, *args)
 
     return await asyncio.to_thread(run)
@@ -244,7 +245,7 @@ def _link(request: Request, token: str) -> str:
 async def _invites_page(
     request: Request, opening: Opening, status_code: int = 200, **context: Any
 ) -> Response:
-    settings = request.app.state.settings
+    settings = services(request).settings
     links = await _db(request, svc.invite_links, settings, opening)
     context.setdefault("one", {})
     context.setdefault("one_errors", {})
@@ -285,7 +286,7 @@ async def invite_one(
     request: Request, opening: Opening = Depends(require_opening), user: User = Recruiter
 ) -> Response:
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
-    settings = request.app.state.settings
+    settings = services(request).settings
 
     def add(s: Any) -> dict[str, str]:
         report = svc.CsvCheck()
@@ -314,7 +315,7 @@ async def invite_upload(
         report.error(1, "file", "choose a CSV file first")
         return await _invites_page(request, opening, 400, report=report, filename="")
     data = await upload.read(svc.MAX_CSV_BYTES + 1)
-    settings = request.app.state.settings
+    settings = services(request).settings
 
     def check_and_add(s: Any) -> svc.CsvCheck:
         report = svc.parse_applicants_csv(data, invited=svc.invited_emails(s, opening.id))
@@ -334,7 +335,7 @@ async def invite_upload(
 async def invites_csv(
     request: Request, opening: Opening = Depends(require_opening), user: User = Recruiter
 ) -> Response:
-    settings = request.app.state.settings
+    settings = services(request).settings
 
     def load(s: Any) -> list[svc.InviteLink]:
         links = svc.invite_links(s, settings, opening)
@@ -357,7 +358,7 @@ async def invite_renew(
     opening: Opening = Depends(require_opening),
     user: User = Recruiter,
 ) -> Response:
-    settings = request.app.state.settings
+    settings = services(request).settings
     error = await _attempt(request, InviteError, svc.renew_link, settings, user, opening, invite_id)
     if error:
         return await _invites_page(request, opening, 409, renew_error=error)

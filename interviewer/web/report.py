@@ -39,6 +39,7 @@ from interviewer.store.models import (
     as_utc,
 )
 from interviewer.web.auth import opening_for, require_role
+from interviewer.web.deps import services
 from interviewer.web.media import attachment, serve_files
 from interviewer.web.pages import render
 
@@ -60,7 +61,7 @@ def _gone(what: str) -> HTTPException:
 def _check(request: Request, opening_id: int, interview_id: int, user: User) -> Opening:
     """Blocking: the opening when ``user`` may see it and the interview is in it; else 404."""
     opening = opening_for(request, opening_id, user)
-    with session_scope(request.app.state.engine) as s:
+    with session_scope(services(request).engine) as s:
         interview = s.get(Interview, interview_id)
         if interview is None or interview.opening_id != opening.id:
             raise _not_found()
@@ -72,8 +73,8 @@ async def _allowed(request: Request, opening_id: int, interview_id: int, user: U
 
 
 def _report(request: Request, interview_id: int) -> dict[str, Any]:
-    with session_scope(request.app.state.engine) as s:
-        return reports.build_report(s, request.app.state.recordings, interview_id)
+    with session_scope(services(request).engine) as s:
+        return reports.build_report(s, services(request).recordings, interview_id)
 
 
 # --- presentation helpers ----------------------------------------------------------------------
@@ -181,7 +182,7 @@ async def applicant_page(
 
 
 def _applicants(request: Request, opening_id: int) -> list[dict[str, Any]]:
-    with session_scope(request.app.state.engine) as s:
+    with session_scope(services(request).engine) as s:
         rows = s.execute(
             select(Interview.id, Applicant.name, Interview.state, Interview.score)
             .join(Applicant, Applicant.id == Interview.applicant_id)
@@ -195,7 +196,7 @@ def _applicants(request: Request, opening_id: int) -> list[dict[str, Any]]:
 
 
 def _answer_file(request: Request, interview_id: int, answer_id: int) -> tuple[Any, str]:
-    with session_scope(request.app.state.engine) as s:
+    with session_scope(services(request).engine) as s:
         answer = s.get(Answer, answer_id)
         if answer is None or answer.interview_id != interview_id:
             raise _not_found("no such answer in this interview")
@@ -203,7 +204,7 @@ def _answer_file(request: Request, interview_id: int, answer_id: int) -> tuple[A
     if not relative:
         raise _gone("no recording of this answer is stored (none was made, or it was purged)")
     try:
-        path = request.app.state.recordings.open_for_read(relative)
+        path = services(request).recordings.open_for_read(relative)
     except (FileNotFoundError, ValueError):
         raise _gone("the recording is no longer stored (deleted or purged)") from None
     return path, reports.MEDIA_TYPES.get(path.suffix.lstrip("."), "application/octet-stream")
@@ -232,7 +233,7 @@ async def camera(
 ) -> Response:
     await _allowed(request, opening_id, interview_id, user)
     parts = await asyncio.to_thread(
-        reports.camera_parts, request.app.state.recordings, interview_id
+        reports.camera_parts, services(request).recordings, interview_id
     )
     found = parts.get(part)
     if found is None:
@@ -241,7 +242,7 @@ async def camera(
 
 
 def _thumbnail(request: Request, interview_id: int, event_id: int) -> Any:
-    with session_scope(request.app.state.engine) as s:
+    with session_scope(services(request).engine) as s:
         event = s.get(IntegrityEvent, event_id)
         if event is None or event.interview_id != interview_id:
             raise _not_found("no such event")
@@ -249,7 +250,7 @@ def _thumbnail(request: Request, interview_id: int, event_id: int) -> Any:
     if not isinstance(relative, str) or not relative:
         raise _gone("no camera frame is stored for this event")
     try:
-        return request.app.state.recordings.open_for_read(relative)
+        return services(request).recordings.open_for_read(relative)
     except (FileNotFoundError, ValueError):
         raise _gone("the frame is no longer stored (deleted or purged)") from None
 
@@ -272,7 +273,7 @@ async def thumbnail(
 
 def _audit_export(request: Request, user: User, interview_id: int, fmt: str) -> None:
     """Exports carry personal data out of the system: who took which one is logged."""
-    with session_scope(request.app.state.engine) as s:
+    with session_scope(services(request).engine) as s:
         repo.audit(s, user, "report.export", f"interview:{interview_id}", format=fmt)
 
 
@@ -312,7 +313,7 @@ async def export_csv(
 
 
 def _compare(request: Request, opening_id: int, ids: list[int]) -> list[dict[str, Any]]:
-    with session_scope(request.app.state.engine) as s:
+    with session_scope(services(request).engine) as s:
         found = {
             iv.id
             for iv in s.scalars(
@@ -321,7 +322,7 @@ def _compare(request: Request, opening_id: int, ids: list[int]) -> list[dict[str
         }
         if found != set(ids):
             raise _not_found("one of these applicants is not in this opening")
-        return [reports.build_report(s, request.app.state.recordings, i) for i in ids]
+        return [reports.build_report(s, services(request).recordings, i) for i in ids]
 
 
 def compare_rows(people: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -416,7 +417,7 @@ async def _personal_data_page(
     error: str | None = None,
 ) -> Response:
     files, size = await asyncio.to_thread(
-        privacy.folder_usage, request.app.state.recordings, interview_id
+        privacy.folder_usage, services(request).recordings, interview_id
     )
     return render(
         request,
@@ -438,8 +439,8 @@ async def personal_export(
     await _allowed(request, opening_id, interview_id, user)
     data = await asyncio.to_thread(
         privacy.export_interviews,
-        request.app.state.engine,
-        request.app.state.recordings,
+        services(request).engine,
+        services(request).recordings,
         [interview_id],
         user_id=user.id,
         include_demographics=user.role is Role.admin,
@@ -479,8 +480,8 @@ async def personal_delete(
         )
     result = await asyncio.to_thread(
         privacy.delete_interviews,
-        request.app.state.engine,
-        request.app.state.recordings,
+        services(request).engine,
+        services(request).recordings,
         [interview_id],
         user_id=user.id,
     )
@@ -505,4 +506,4 @@ def purge_date(report: dict[str, Any]) -> str | None:
 
 def _live_ids(request: Request) -> set[int]:
     """Interviews with a voice session open in this server right now."""
-    return set(request.app.state.live.active)
+    return set(services(request).live.active)

@@ -17,6 +17,7 @@ from interviewer import accounts
 from interviewer.store.db import session_scope
 from interviewer.store.models import Role, User
 from interviewer.web.auth import require_role
+from interviewer.web.deps import services
 from interviewer.web.pages import render
 
 router = APIRouter()
@@ -35,7 +36,7 @@ def _users(engine: Any) -> list[User]:
 
 
 async def _page(request: Request, status: int = 200, **context: Any) -> Response:
-    users = await asyncio.to_thread(_users, request.app.state.engine)
+    users = await asyncio.to_thread(_users, services(request).engine)
     context.setdefault("notice", NOTICES.get(request.query_params.get("done", ""), ""))
     return render(
         request, "staff/users.html", status_code=status, users=users, roles=list(Role), **context
@@ -53,7 +54,7 @@ async def users_add(request: Request, admin: User = Depends(admin_only)) -> Resp
     values = {k: str(form.get(k) or "")[:320] for k in ("email", "name", "role")}
 
     def add() -> accounts.NewAccount:
-        with session_scope(request.app.state.engine) as s:
+        with session_scope(services(request).engine) as s:
             return accounts.create_user(
                 s, email=values["email"], role=values["role"], name=values["name"], by=admin
             )
@@ -76,7 +77,7 @@ async def _change(request: Request, admin: User, user_id: int, action: str) -> R
     role = str(form.get("role") or "")[:32]
 
     def change() -> None:
-        with session_scope(request.app.state.engine) as s:
+        with session_scope(services(request).engine) as s:
             if action == "role":
                 accounts.set_role(s, user_id, role, by=admin)
             else:
@@ -113,7 +114,7 @@ async def users_password(
     request: Request, user_id: int, admin: User = Depends(admin_only)
 ) -> Response:
     def reset() -> tuple[str, str]:
-        with session_scope(request.app.state.engine) as s:
+        with session_scope(services(request).engine) as s:
             password = accounts.set_password(s, user_id, by=admin)
             return s.get(User, user_id).email, password
 

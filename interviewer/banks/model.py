@@ -39,11 +39,11 @@ Example (abridged)::
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic.fields import FieldInfo
 
 Identifier = Annotated[
     str,
@@ -173,13 +173,28 @@ def _require_unique(kind: str, ids: list[str]) -> None:
         seen.add(item)
 
 
-_SLUG = re.compile(r"[^a-z0-9]+")
-
-
-def slugify(text: str) -> str:
-    return _SLUG.sub("-", text.lower()).strip("-")[:64] or "item"
-
-
 def bank_files(folder: Path) -> list[Path]:
     """Bank files are the YAML files directly inside the folder (subfolders hold other data)."""
     return sorted(p for p in folder.iterdir() if p.suffix in {".yaml", ".yml"} and p.is_file())
+
+
+SCHEMA_MODELS: tuple[type[BaseModel], ...] = (
+    Bank,
+    Question,
+    FollowUp,
+    Rubric,
+    Criterion,
+    Level,
+    KeyPoint,
+    RedFlag,
+)
+"""Every model a bank is made of, in the order the schema reference documents them."""
+
+
+def _inner_type(info: FieldInfo) -> Any:
+    """The type a field holds, or its items' type for a list: the validator, the schema reference
+    and the YAML dumper all walk the models through it (package-private, hence the underscore)."""
+    annotation = info.annotation
+    if get_origin(annotation) is list:
+        return get_args(annotation)[0]
+    return annotation

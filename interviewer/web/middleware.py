@@ -1,0 +1,213 @@
+"""The ASGI middleware in front of every route: who is signed in, the CSRF cookie, CSRF refusals.
+
+Pure ASGI (not BaseHTTPMiddleware): a media upload's body still streams to its route; only a
+form's body is read here (to find its token) and then replayed unchanged. create_app adds it
+before the access log, so it sits inside the log and its refusals are logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.engine import Engine
+from starlette.datastructures import FormData
+from starlette.requests import Request as StarletteRequest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from interviewer import accounts
+from interviewer.store.db import session_scope
+from interviewer.store.models import User
+from interviewer.web.auth import SESSION_COOKIE, cookie_secure
+from interviewer.web.csrf import (
+    CSRF_COOKIE,
+    CSRF_FIELD,
+    CSRF_HEADER,
+    NONCE,
+    SAFE_METHODS,
+    csrf_valid,
+    new_nonce,
+)
+from interviewer.web.deps import app_services
+from interviewer.web.pages import error_page
+
+MAX_FORM_BYTES = 16 * 1024 * 1024
+"""A form body is read whole to find its token; larger forms are refused (413)."""
+
+
+def _cookie_header(name: str, value: str, *, secure: bool, max_age: int | None = None) -> bytes:
+    parts = [f"{name}={value}", "Path=/", "HttpOnly", "SameSite=Lax"]
+    if max_age is not None:
+        parts.append(f"Max-Age={max_age}")
+    if secure:
+        parts.append("Secure")
+    return "; ".join(parts).encode("latin-1")
+
+
+def _cookies(scope: Scope) -> dict[str, str]:
+    for key, _value in scope.get("headers", []):
+        if key == b"cookie":
+            return StarletteRequest(scope).cookies
+    return {}
+
+
+def _is_form(content_type: str) -> bool:
+    return content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data"))
+
+
+class AuthMiddleware:
+    """Resolves the signed-in user, keeps the CSRF cookie, and refuses any state-changing
+    request without a valid CSRF token before a route sees it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        svc = app_services(scope["app"])
+        settings = svc.settings
+        state = scope.setdefault("state", {})
+        cookies = _cookies(scope)
+        nonce = cookies.get(CSRF_COOKIE, "")
+        if NONCE.match(nonce):
+            state["csrf_nonce"], state["csrf_set"] = nonce, False
+        else:
+            state["csrf_nonce"], state["csrf_set"] = new_nonce(), True
+            nonce = ""
+        state["user"] = None
+        session_token = cookies.get(SESSION_COOKIE)
+        if session_token:
+            state["user"] = await asyncio.to_thread(_resolve_user, svc.engine, session_token)
+
+        method = scope["method"].upper()
+        if method not in SAFE_METHODS:
+            request = StarletteRequest(scope, receive)
+            token = request.headers.get(CSRF_HEADER)
+            content_type = request.headers.get("content-type", "").lower()
+            if token is None and _is_form(content_type):
+                body = await _read_body(receive)
+                if body is None:
+                    return await _refuse(scope, send, 413, "This form is too large to send.")
+                receive = _replay(body)
+                token = await _form_token(scope, body)
+            if not csrf_valid(settings, nonce, token):
+                reason = "missing" if not token else "invalid"
+                return await _refuse_csrf(scope, send, reason, bool(nonce))
+
+        async def send_with_cookie(message: Message) -> None:
+            if message["type"] == "http.response.start" and state.get("csrf_set"):
+                secure = cookie_secure(scope.get("scheme", "http"), settings)
+                headers = list(message.get("headers", []))
+                headers.append(
+                    (b"set-cookie", _cookie_header(CSRF_COOKIE, state["csrf_nonce"], secure=secure))
+                )
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_cookie)
+
+
+def _resolve_user(engine: Engine, token: str) -> User | None:
+    with session_scope(engine) as s:
+        return accounts.user_for_session(s, token)
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_FORM_BYTES:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes) -> Receive:
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+async def _form_token(scope: Scope, body: bytes) -> str | None:
+    try:
+        form: FormData = await StarletteRequest(scope, _replay(body)).form()
+    except Exception:  # a malformed body has no token; the route never sees it
+        return None
+    value = form.get(CSRF_FIELD)
+    await form.close()  # the route parses its own copy of the body
+    return value if isinstance(value, str) else None
+
+
+def _json_path(scope: Scope) -> bool:
+    path = scope.get("path", "")
+    if path.startswith("/api/") or "/media/" in path:
+        return True
+    accept = StarletteRequest(scope).headers.get("accept", "")
+    return "application/json" in accept and "text/html" not in accept
+
+
+async def _refuse(scope: Scope, send: Send, status: int, message: str) -> None:
+    async def no_body() -> Message:
+        return {"type": "http.disconnect"}
+
+    scope.setdefault("router", scope["app"].router)  # url_for in the page's template
+    request = Request(scope, no_body)
+    if _json_path(scope):
+        response: Response = JSONResponse({"error": message}, status_code=status)
+    else:
+        response = error_page(
+            request,
+            status,
+            "This request could not be completed",
+            message,
+            "Go back, reload the page and try again.",
+        )
+    await response(scope, no_body, send)
+
+
+async def _refuse_csrf(scope: Scope, send: Send, reason: str, had_cookie: bool) -> None:
+    if not had_cookie:
+        message = (
+            "Your browser did not send the security cookie this page needs (cookies may be "
+            "blocked, or the page was open for very long). Allow cookies for this site, reload "
+            "the page and try again."
+        )
+    else:
+        message = (
+            "The page you sent this from is out of date (its security token is "
+            f"{reason}). Reload the page and try again."
+        )
+
+    async def no_body() -> Message:
+        return {"type": "http.disconnect"}
+
+    scope.setdefault("router", scope["app"].router)
+    request = Request(scope, no_body)
+    if _json_path(scope):
+        response: Response = JSONResponse({"error": message, "csrf": reason}, status_code=403)
+    else:
+        response = error_page(
+            request,
+            403,
+            "This form has expired",
+            message,
+            "Reload the page, then send the form again.",
+            code="csrf",
+        )
+    await response(scope, no_body, send)
