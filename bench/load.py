@@ -53,6 +53,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from interviewer.admission import Admission
 from interviewer.banks.check import load_banks
 from interviewer.banks.model import Bank
 from interviewer.config import get_settings
@@ -60,7 +61,6 @@ from interviewer.scoring.live import LiveScoring, pending_answers
 from interviewer.store import repo
 from interviewer.store.db import create_db_engine, migrate, session_scope
 from interviewer.store.storage import LocalStorage
-from interviewer.transports.admission import Admission
 from interviewer.voice.io import WavAudioInput, WavAudioOutput, answers_wav
 from interviewer.voice.session import InterviewReport, SessionOptions, run_interview
 from interviewer.voice.stack import VoiceModels

@@ -33,6 +33,7 @@ from sqlalchemy import Engine, func, select
 from starlette.websockets import WebSocket
 
 from interviewer import invites
+from interviewer.admission import Admission, busy_message
 from interviewer.banks.model import Bank
 from interviewer.config import Settings
 from interviewer.errors import UserError
@@ -46,7 +47,6 @@ from interviewer.scoring.live import LiveScoring
 from interviewer.store.db import session_scope
 from interviewer.store.models import IntegrityEvent, Interview, Opening, utcnow
 from interviewer.store.recordings import Recordings
-from interviewer.transports.admission import Admission, busy_message
 from interviewer.transports.websocket import (
     CloseCode,
     Disconnected,
