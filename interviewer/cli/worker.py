@@ -1,4 +1,4 @@
-"""`interviewer worker`: the LiveKit transport's agent worker (see interviewer/worker.py)."""
+"""`interviewer worker` (the LiveKit agent server, transports/livekit/) and `interviewer scorer`."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def worker(
     from livekit.agents.cli.cli import _run_worker
 
     from interviewer.config import get_settings
-    from interviewer.worker import build_server
+    from interviewer.transports.livekit.server import build_server
 
     with run_or_exit():
         server = build_server(
@@ -67,9 +67,8 @@ def scorer(
     import asyncio
 
     from interviewer.config import get_settings
-    from interviewer.scoring.live import LiveScoring
+    from interviewer.scoring.live import LiveScoring, score_pending
     from interviewer.store.db import create_db_engine
-    from interviewer.worker import score_pending
 
     settings = get_settings()
 

@@ -59,10 +59,13 @@ class Loaded:
     core_state: dict[str, Any]
     state: InterviewState
     silence_threshold_s: float
+    invite_id: int | None = None
+    opening_settings: dict[str, Any] = field(default_factory=dict)
+    opening_slug: str = ""
 
 
 def load_interview(engine: Engine, interview_id: int) -> Loaded:
-    """Blocking: the interview's bank version, resume point and the opening's silence."""
+    """Blocking: the interview's bank version, resume point and its opening's settings."""
     with session_scope(engine) as s:
         interview = s.get(Interview, interview_id)
         if interview is None:
@@ -79,6 +82,9 @@ def load_interview(engine: Engine, interview_id: int) -> Loaded:
             core_state=dict(interview.core_state or {}),
             state=InterviewState(interview.state),
             silence_threshold_s=float(threshold),
+            invite_id=interview.invite_id,
+            opening_settings=dict(opening.settings or {}) if opening is not None else {},
+            opening_slug=opening.slug if opening is not None else "",
         )
 
 

@@ -94,21 +94,29 @@ class VoiceStack:
     are in, ``error`` says why they could not be loaded.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, vad: Any = None, stt: Any = None) -> None:
         self.settings = settings
-        self.vad: Any = None
-        self.stt: Any = None
+        self.vad: Any = vad
+        self.stt: Any = stt
         self.ready = asyncio.Event()
         self.error: str | None = None
         self._lock = asyncio.Lock()
+
+    def build(self) -> VoiceStack:
+        """Blocking: build what is missing (a LiveKit job process does this before its first
+        job; whisper's weights load on ``load``)."""
+        if self.vad is None:
+            self.vad = build_vad()
+        if self.stt is None:
+            self.stt = build_stt(self.settings)
+        return self
 
     async def load(self) -> None:
         async with self._lock:
             if self.ready.is_set():
                 return
             try:
-                self.vad = await asyncio.to_thread(build_vad)
-                self.stt = build_stt(self.settings)
+                await asyncio.to_thread(self.build)
                 await self.stt.warm_up()
             except Exception as err:
                 self.error = str(err)
