@@ -53,16 +53,17 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from interviewer.admission import Admission
 from interviewer.banks.check import load_banks
 from interviewer.banks.model import Bank
 from interviewer.config import get_settings
+from interviewer.scoring.live import LiveScoring, pending_answers
 from interviewer.store import repo
 from interviewer.store.db import create_db_engine, migrate, session_scope
 from interviewer.store.storage import LocalStorage
-from interviewer.transports.admission import Admission
 from interviewer.voice.io import WavAudioInput, WavAudioOutput, answers_wav
-from interviewer.voice.scoring import LiveScoring, pending_answers
-from interviewer.voice.session import InterviewReport, run_interview
+from interviewer.voice.session import InterviewReport, SessionOptions, run_interview
+from interviewer.voice.stack import VoiceModels
 from interviewer.voice.stt import WhisperSTT
 from interviewer.voice.tts import Pyttsx3TTS
 from interviewer.voice.vad import load_vad
@@ -199,12 +200,14 @@ async def run_level(n: int, args: argparse.Namespace, ctx: dict[str, Any]) -> di
                     audio_input=audio_in,
                     audio_output=out,
                     recordings=storage,
-                    stt_engine=ctx["stt"],
-                    vad_model=ctx["vad"],
-                    tts_engine=Pyttsx3TTS(cache_dir=ctx["tts_cache"]),
-                    max_follow_ups=0,
-                    hold_input=not args.impatient,
-                    timeout_s=args.timeout,
+                    models=VoiceModels(
+                        stt=ctx["stt"],
+                        vad=ctx["vad"],
+                        tts=Pyttsx3TTS(cache_dir=ctx["tts_cache"]),
+                    ),
+                    options=SessionOptions(
+                        max_follow_ups=0, hold_input=not args.impatient, timeout_s=args.timeout
+                    ),
                     on_answer=scoring.submit if scoring is not None else None,
                 )
             finally:

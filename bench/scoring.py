@@ -10,7 +10,7 @@ Two parts:
 - in-process: ``Judge.score`` + ``EvidenceFinder.find`` on every question of the bank with its
   demo answers (``question_banks/demo_answers``), timed one by one after the model is loaded;
 - worker: the production path. A temporary SQLite database holds an interview with the bank's
-  answers; a ``ScoringWorker`` process scores the first answers as they would arrive during
+  answers; a ``ScorerProcess`` process scores the first answers as they would arrive during
   the interview, then the last answer is submitted alone and timed until its score *and the
   interview's score* are in the database. Because each answer is scored while the next
   question is being asked, this is the wait after the interview ends (target: 60 s).
@@ -114,7 +114,7 @@ def in_process(args: argparse.Namespace) -> dict:
 
 
 async def through_worker(args: argparse.Namespace) -> dict:
-    from interviewer.scoring.service import ScoringWorker
+    from interviewer.scoring.process import ScorerProcess
     from interviewer.store import repo
     from interviewer.store.db import create_db_engine, migrate, session_scope
     from interviewer.store.models import Answer, Interview, InterviewState
@@ -142,7 +142,7 @@ async def through_worker(args: argparse.Namespace) -> dict:
                 ids.append(repo.save_answer(s, answer).id)
             s.get(Interview, interview_id).state = InterviewState.completed
             # (completed up front so the last answer's scoring also writes the interview score)
-        worker = ScoringWorker(
+        worker = ScorerProcess(
             url, model=args.model, model_dir=args.model_dir, threads=args.threads
         )
         started = time.perf_counter()

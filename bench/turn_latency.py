@@ -34,7 +34,8 @@ from interviewer.store import repo
 from interviewer.store.db import create_db_engine, migrate, session_scope
 from interviewer.store.recordings import Recordings
 from interviewer.voice.io import WavAudioInput, WavAudioOutput, answers_wav
-from interviewer.voice.session import InterviewReport, run_interview
+from interviewer.voice.session import InterviewReport, SessionOptions, run_interview
+from interviewer.voice.stack import VoiceModels
 from interviewer.voice.stt import WhisperSTT
 from interviewer.voice.tts import Pyttsx3TTS
 from interviewer.voice.vad import load_vad
@@ -64,11 +65,8 @@ async def _run(
             audio_input=WavAudioInput(wav),
             audio_output=out,
             recordings=Recordings(tmp / "rec"),
-            stt_engine=models["stt"],
-            tts_engine=models["tts"],
-            vad_model=models["vad"],
-            max_follow_ups=0,
-            timeout_s=1800,
+            models=VoiceModels(stt=models["stt"], vad=models["vad"], tts=models["tts"]),
+            options=SessionOptions(max_follow_ups=0, timeout_s=1800),
         )
     finally:
         await out.aclose()

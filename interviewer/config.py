@@ -105,7 +105,7 @@ class Settings(BaseSettings):
         default=True, description="Keep the staged copy after upload (a read cache)."
     )
 
-    # --- LiveKit transport (interviewer/worker.py, interviewer/web/livekit.py) ---
+    # --- LiveKit transport (interviewer/transports/livekit/, interviewer/web/livekit.py) ---
     livekit_url: str | None = Field(
         default=None, description="wss://... of the LiveKit server or Cloud project."
     )

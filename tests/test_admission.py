@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from interviewer.transports.admission import Admission, busy_message
+from interviewer.admission import Admission, busy_message
 
 
 async def test_unlimited_never_waits() -> None:

@@ -450,7 +450,7 @@ def test_practice_answer_is_not_scored(db_engine, judge: Judge) -> None:
 
 
 async def test_worker_process_scores_enqueued_answers(tmp_path: Path, model_dir: Path) -> None:
-    from interviewer.scoring.service import ScoringWorker
+    from interviewer.scoring.process import ScorerProcess
     from interviewer.store.db import create_db_engine, dispose_engine, migrate, session_scope
     from interviewer.store.models import Answer
 
@@ -462,7 +462,7 @@ async def test_worker_process_scores_enqueued_answers(tmp_path: Path, model_dir:
     _, ids = _interview_with_answers(
         engine, bank, [(q.id, 0, demo[q.id]["strong"]) for q in bank.questions[:3]]
     )
-    worker = ScoringWorker(db_url, model=SMALL, model_dir=model_dir, maxsize=1).start()
+    worker = ScorerProcess(db_url, model=SMALL, model_dir=model_dir, maxsize=1).start()
     ticks = 0
 
     async def ticker() -> None:
@@ -498,8 +498,8 @@ async def test_worker_process_scores_enqueued_answers(tmp_path: Path, model_dir:
 async def test_live_scoring_without_a_model_reports_and_never_raises(tmp_path: Path) -> None:
     """A server whose scoring model is missing keeps interviewing: the answers are left for
     `interviewer score`, the error is kept for the logs, nothing raises into the session."""
+    from interviewer.scoring.live import LiveScoring
     from interviewer.store.db import create_db_engine, dispose_engine, migrate
-    from interviewer.voice.scoring import LiveScoring
 
     db_url = f"sqlite:///{tmp_path / 'live.db'}"
     migrate(create_db_engine(db_url))

@@ -29,8 +29,8 @@ from interviewer.proctoring.events import (
     save_thumbnail,
     summary,
 )
+from interviewer.proctoring.pool import AnalysisPool
 from interviewer.proctoring.thresholds import ProctoringThresholds
-from interviewer.proctoring.worker import AnalysisPool
 from interviewer.store import repo
 from interviewer.store.db import session_scope
 from interviewer.store.models import Answer, AuditLog, IntegrityEvent, Interview

@@ -16,13 +16,14 @@ from sqlalchemy import Engine, select
 from web_support import bank_question as _question
 
 from interviewer.banks.model import Bank
+from interviewer.scoring.live import LiveScoring
 from interviewer.store import repo
 from interviewer.store.db import create_db_engine, migrate, session_scope
 from interviewer.store.models import Answer, AnswerStatus, CriterionScore, Interview, InterviewState
 from interviewer.store.recordings import Recordings
 from interviewer.voice.io import WavAudioInput, WavAudioOutput, answers_wav
-from interviewer.voice.scoring import LiveScoring
-from interviewer.voice.session import run_interview
+from interviewer.voice.session import SessionOptions, run_interview
+from interviewer.voice.stack import VoiceModels
 from interviewer.voice.stt import WhisperSTT
 from interviewer.voice.tts import Pyttsx3TTS
 from interviewer.voice.vad import load_vad
@@ -94,10 +95,12 @@ async def test_answers_land_on_their_questions(
         audio_input=WavAudioInput(wav, fast=True),
         audio_output=audio_out,
         recordings=recordings,
-        stt_engine=models["stt"],
-        vad_model=models["vad"],
-        tts_engine=Pyttsx3TTS(cache_dir=tmp_path_factory.getbasetemp() / "tts-cache"),
-        timeout_s=240,
+        models=VoiceModels(
+            stt=models["stt"],
+            vad=models["vad"],
+            tts=Pyttsx3TTS(cache_dir=tmp_path_factory.getbasetemp() / "tts-cache"),
+        ),
+        options=SessionOptions(timeout_s=240),
         on_answer=scoring.submit,
     )
     await audio_out.aclose()
@@ -173,11 +176,12 @@ async def test_barge_in_stops_the_agent(
             audio_input=audio_in,
             audio_output=audio_out,
             recordings=Recordings(tmp_path / "rec"),
-            stt_engine=models["stt"],
-            vad_model=models["vad"],
-            tts_engine=Pyttsx3TTS(cache_dir=tmp_path_factory.getbasetemp() / "tts-cache"),
-            hold_input=False,
-            timeout_s=12,
+            models=VoiceModels(
+                stt=models["stt"],
+                vad=models["vad"],
+                tts=Pyttsx3TTS(cache_dir=tmp_path_factory.getbasetemp() / "tts-cache"),
+            ),
+            options=SessionOptions(hold_input=False, timeout_s=12),
         )
     await audio_out.aclose()
     assert audio_out.interruptions >= 1
@@ -230,11 +234,12 @@ async def test_no_answer_and_time_limit_in_audio(
         audio_input=WavAudioInput(wav, fast=True),
         audio_output=audio_out,
         recordings=Recordings(tmp_path / "rec"),
-        stt_engine=models["stt"],
-        vad_model=models["vad"],
-        tts_engine=Pyttsx3TTS(cache_dir=tmp_path_factory.getbasetemp() / "tts-cache"),
-        no_answer_timeout_s=no_answer_s,
-        timeout_s=240,
+        models=VoiceModels(
+            stt=models["stt"],
+            vad=models["vad"],
+            tts=Pyttsx3TTS(cache_dir=tmp_path_factory.getbasetemp() / "tts-cache"),
+        ),
+        options=SessionOptions(no_answer_timeout_s=no_answer_s, timeout_s=240),
     )
     await audio_out.aclose()
 
@@ -260,7 +265,7 @@ async def test_segments_share_a_transcription_when_whisper_is_behind(
     from livekit import rtc
 
     from interviewer.interview import Ask
-    from interviewer.voice.agent import AnswerCapture
+    from interviewer.voice.capture import AnswerCapture
     from interviewer.voice.io import read_wav
     from interviewer.voice.stt import TranscriptionQueue
 
@@ -318,7 +323,7 @@ async def test_words_a_turn_waits_for_are_not_news_of_another_turn(
     from livekit import rtc
 
     from interviewer.interview import Ask
-    from interviewer.voice.agent import AnswerCapture
+    from interviewer.voice.capture import AnswerCapture
     from interviewer.voice.io import read_wav
 
     wav = tmp_path / "answer.wav"

@@ -3,7 +3,7 @@
 What needs a server is replaced, nothing else: the job context is livekit-agents' own
 ``testing.fake_job_context`` (a real ``JobContext`` of a fake job, with an unconnected room),
 and in the whole-interview test the room's audio is a WAV (``voice.io``), where RoomIO would
-carry the applicant's track. The session is the worker's real one: ``InterviewWorker.run`` ->
+carry the applicant's track. The session is the worker's real one: ``RoomInterview.run`` ->
 ``run_interview`` with silero, whisper tiny.en and pyttsx3, writing answers through the S3
 storage into a real S3 server (Ceph RGW, tests/s3_server.py).
 """
@@ -30,7 +30,13 @@ from interviewer.store.db import session_scope
 from interviewer.store.models import Answer, AnswerStatus, Interview, InterviewState, Invite
 from interviewer.store.storage import S3Storage
 from interviewer.transports import livekit as lk
-from interviewer.worker import InterviewWorker, build_server, room_options, target_of_room
+from interviewer.transports.livekit.server import (
+    RoomInterview,
+    build_server,
+    room_options,
+    target_of_room,
+)
+from interviewer.voice.stack import VoiceStack
 
 
 def _issue(engine: Any, settings: Any, email: str) -> invites.IssuedInvite:
@@ -70,7 +76,7 @@ def test_room_io_listens_to_the_applicant_only() -> None:
 async def test_a_stray_room_is_left_without_a_session(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     seeded = seed_interview(settings)
-    worker = InterviewWorker(settings, engine=seeded.engine)
+    worker = RoomInterview(settings, engine=seeded.engine)
     with fake_job_context(room=rtc.Room()) as ctx:
         ctx.job.room.name = "somebody-elses-room"
         assert await worker.run(ctx) is None
@@ -169,13 +175,12 @@ async def test_worker_runs_the_interview_session_and_stores_answers_in_s3(
     answers_wav([text for text, _ in FIXTURE_ANSWERS.values()], wav, gap_s=2.5)
     out = WavAudioOutput(tmp_path / "agent.wav", speed=6.0)
 
-    worker = InterviewWorker(settings, engine=seeded.engine, storage=storage)
+    stack = VoiceStack(settings, vad=load_vad(0.3), stt=WhisperSTT(model="tiny.en"))
+    worker = RoomInterview(settings, engine=seeded.engine, storage=storage, stack=stack)
     with fake_job_context(room=rtc.Room()) as ctx:
         ctx.job.room.name = f"interview-{seeded.interview_id}"
         report = await worker.run(
             ctx,
-            vad_model=load_vad(0.3),
-            stt_engine=WhisperSTT(model="tiny.en"),
             audio_input=WavAudioInput(wav, fast=True),
             audio_output=out,
         )
@@ -211,9 +216,8 @@ async def test_worker_runs_the_interview_session_and_stores_answers_in_s3(
 async def test_scorer_scores_what_workers_stored(tmp_path: Path, model_dir: Path) -> None:
     """`interviewer scorer`: answers a worker stored unscored get judged (SmolLM2: the code
     path), each once."""
+    from interviewer.scoring.live import LiveScoring, score_pending
     from interviewer.store.models import CriterionScore
-    from interviewer.voice.scoring import LiveScoring
-    from interviewer.worker import score_pending
 
     settings = make_settings(tmp_path)
     seeded = seed_interview(settings)

@@ -1,6 +1,6 @@
 """`interviewer integrity analyze`: run the proctoring detectors over finished interviews again.
 
-The web server does this by itself after each interview (``proctoring.worker.AnalysisPool``);
+The web server does this by itself after each interview (``proctoring.pool.AnalysisPool``);
 this command is for catching up (the server stopped first, thresholds changed, more applicants
 answered so duplicates compare with more of them). It is always safe to repeat: each
 detector's events are replaced, never duplicated (docs/proctoring.md).

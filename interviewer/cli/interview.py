@@ -24,10 +24,10 @@ from interviewer.banks.model import Bank
 from interviewer.cli._common import UrlOption, open_database, run_or_exit
 from interviewer.config import get_settings
 from interviewer.errors import UserError
+from interviewer.scoring.live import LiveScoring
 from interviewer.store import repo
 from interviewer.store.db import session_scope
 from interviewer.store.models import Applicant, Interview, InterviewState, Opening
-from interviewer.voice.scoring import LiveScoring
 
 console = Console(highlight=False)
 if not console.is_terminal:  # piped to a file or a log: Rich would wrap tables at 80 columns
@@ -75,16 +75,18 @@ def _run(
     and wait for the scores before returning."""
     # Lazy: loads livekit/whisper (about a second), only for this command.
     from interviewer.voice.io import WavAudioInput, WavAudioOutput
-    from interviewer.voice.session import run_interview
-    from interviewer.voice.stt import WhisperSTT
+    from interviewer.voice.session import SessionOptions, run_interview
+    from interviewer.voice.stack import VoiceModels
 
     async def go() -> Any:
         speed = 6.0
         audio_in = WavAudioInput(answers, fast=fast, speed=speed)
         audio_out = WavAudioOutput(out, speed=speed if fast else 1.0)
         scoring = None
+        settings = get_settings()
+        if stt_model:
+            settings = settings.model_copy(update={"stt_model": stt_model})
         if score_url is not None:
-            settings = get_settings()
             scoring = LiveScoring(
                 score_url, model=settings.scoring_model, model_dir=settings.model_dir
             )
@@ -95,9 +97,10 @@ def _run(
                 interview_id,
                 audio_input=audio_in,
                 audio_output=audio_out,
-                stt_engine=WhisperSTT(model=stt_model) if stt_model else None,
-                max_follow_ups=max_follow_ups,
-                no_answer_timeout_s=no_answer_timeout_s,
+                models=await VoiceModels.load(settings) if stt_model else None,
+                options=SessionOptions(
+                    max_follow_ups=max_follow_ups, no_answer_timeout_s=no_answer_timeout_s
+                ),
                 on_answer=scoring.submit if scoring is not None else None,
             )
             if scoring is not None:

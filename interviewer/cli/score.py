@@ -1,6 +1,6 @@
 """`interviewer score`: (re)score one interview, or every interview of an opening, in this process.
 
-The voice agent scores answers as they arrive (``scoring.service.ScoringWorker``); this command
+The voice agent scores answers as they arrive (``scoring.process.ScorerProcess``); this command
 is for catching up (after a crash, a model change or a rubric fix: ``--rescore``) and for demos.
 """
 

@@ -1,4 +1,4 @@
-"""`interviewer worker`: the LiveKit transport's agent worker (see interviewer/worker.py)."""
+"""`interviewer worker` (the LiveKit agent server, transports/livekit/) and `interviewer scorer`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import typer
 
 from interviewer.cli._common import open_database, run_or_exit
 from interviewer.config import get_settings
-from interviewer.voice.scoring import LiveScoring
+from interviewer.scoring.live import LiveScoring, score_pending
 
 
 def worker(
@@ -42,7 +42,8 @@ def worker(
     from livekit.agents.cli import proto
     from livekit.agents.cli.cli import _run_worker
 
-    from interviewer.worker import build_server  # lazy: livekit, only for this command
+    # lazy: livekit, only for this command
+    from interviewer.transports.livekit.server import build_server
 
     with run_or_exit():
         server = build_server(
@@ -67,7 +68,6 @@ def scorer(
     """
     import asyncio
 
-    from interviewer.worker import score_pending  # lazy: livekit, only for this command
 
     settings = get_settings()
 

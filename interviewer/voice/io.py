@@ -184,6 +184,14 @@ class WavAudioInput(io.AudioInput):
     def position_s(self) -> float:
         return self._pos * FRAME_MS / 1000
 
+    def follow(self, busy: Callable[[], bool], hold_after_s: float) -> None:
+        """Wait in pauses while ``busy()`` (the session is thinking or speaking), like an
+        applicant who has finished and waits for the next question; kept off when the file was
+        given a ``hold`` of its own."""
+        if self.hold is None:
+            self.hold = busy
+            self.hold_after_s = hold_after_s
+
     def _holdable(self, pos: int) -> bool:
         if self._run[pos] == pos + 1:  # still in the silence the file starts with
             return True

@@ -1,8 +1,8 @@
 """Runs one interview end to end: loads it, wires the voice stack, persists every step.
 
-:func:`run_interview` is the single entry point the CLI, the demo, the tests and (later) the
-web transport share. It takes the audio input and output as arguments, so the same run drives
-a WAV file, a browser WebSocket or a LiveKit room.
+:func:`run_interview` is the one session runner: the CLI, the demo and the tests call it, and
+every transport reaches it through :mod:`interviewer.lifecycle`. It takes the audio input and
+output as arguments, so the same run drives a WAV file, a browser WebSocket or a LiveKit room.
 
 What is persisted, and when (one transaction per step, before the next line is spoken):
 
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from livekit import rtc
-from livekit.agents import AgentSession, stt, tts, vad
+from livekit.agents import AgentSession
 from livekit.agents.voice import io
 from sqlalchemy import Engine
 
@@ -42,13 +42,13 @@ from interviewer.store.db import session_scope
 from interviewer.store.models import Answer, AnswerStatus, Interview, InterviewState, Opening
 from interviewer.store.recordings import Recordings
 from interviewer.store.storage import open_storage
-from interviewer.voice.agent import AnswerCapture, InterviewAgent, Recording, ScriptedLLM, Step
-from interviewer.voice.io import StreamingWavWriter
+from interviewer.voice.agent import InterviewAgent, ScriptedLLM, Step
+from interviewer.voice.capture import AnswerCapture, Recording
+from interviewer.voice.io import StreamingWavWriter, WavAudioInput
+from interviewer.voice.stack import SEGMENT_SILENCE_S, VoiceModels
 
 log = logging.getLogger(__name__)
 
-SEGMENT_SILENCE_S = 0.3
-"""The VAD's silence: where speech is cut into segments for transcription."""
 MIN_ENDPOINTING_S = 0.2
 
 
@@ -59,10 +59,13 @@ class Loaded:
     core_state: dict[str, Any]
     state: InterviewState
     silence_threshold_s: float
+    invite_id: int | None = None
+    opening_settings: dict[str, Any] = field(default_factory=dict)
+    opening_slug: str = ""
 
 
 def load_interview(engine: Engine, interview_id: int) -> Loaded:
-    """Blocking: the interview's bank version, resume point and the opening's silence."""
+    """Blocking: the interview's bank version, resume point and its opening's settings."""
     with session_scope(engine) as s:
         interview = s.get(Interview, interview_id)
         if interview is None:
@@ -79,6 +82,9 @@ def load_interview(engine: Engine, interview_id: int) -> Loaded:
             core_state=dict(interview.core_state or {}),
             state=InterviewState(interview.state),
             silence_threshold_s=float(threshold),
+            invite_id=interview.invite_id,
+            opening_settings=dict(opening.settings or {}) if opening is not None else {},
+            opening_slug=opening.slug if opening is not None else "",
         )
 
 
@@ -195,33 +201,40 @@ def turn_timings(recordings: list[Recording], first_frames: list[float]) -> list
     return out
 
 
+@dataclass
+class SessionOptions:
+    """How one session runs (the opening's settings come from the interview itself).
+
+    ``silence_threshold_s`` overrides the opening's silence that ends an answer;
+    ``max_follow_ups`` per question (0 for a pre-recorded applicant, who cannot answer
+    questions nobody can predict); ``timeout_s`` stops the run (state saved) if the interview
+    has not ended by then; ``hold_input``: a :class:`~interviewer.voice.io.WavAudioInput` waits
+    at pauses while the agent speaks (a polite applicant).
+    """
+
+    silence_threshold_s: float | None = None
+    no_answer_timeout_s: float = 8.0
+    max_follow_ups: int = 1
+    timeout_s: float | None = None
+    hold_input: bool = True
+
+
 async def run_interview(
     engine: Engine,
-    interview_id: int,
+    interview: int | Loaded,
     *,
     audio_input: io.AudioInput | None = None,
     audio_output: io.AudioOutput | None = None,
     room: rtc.Room | None = None,
     room_options: Any = None,
     recordings: Recordings | None = None,
-    stt_engine: stt.STT | None = None,
-    tts_engine: tts.TTS | None = None,
-    vad_model: vad.VAD | None = None,
-    silence_threshold_s: float | None = None,
-    no_answer_timeout_s: float = 8.0,
-    hold_input: bool = True,
-    max_follow_ups: int = 1,
-    timeout_s: float | None = None,
+    models: VoiceModels | None = None,
+    options: SessionOptions | None = None,
     on_session: Callable[[AgentSession, InterviewAgent], None] | None = None,
     on_answer: Callable[[list[int]], Awaitable[None]] | None = None,
 ) -> InterviewReport:
-    """Run (or resume) interview ``interview_id`` until its closing line has played.
-
-    ``hold_input``: when the input is a :class:`~interviewer.voice.io.WavAudioInput` with no
-    ``hold`` of its own, it waits at pauses while the agent speaks (a polite applicant).
-    ``max_follow_ups``: per question (0 for a pre-recorded applicant, who cannot answer
-    questions nobody can predict). ``timeout_s`` stops the run (state saved) if the interview
-    has not ended by then.
+    """Run (or resume) ``interview`` (its id, or what :func:`load_interview` read of it) until
+    its closing line has played. ``models`` default to the settings' (loaded here).
 
     ``on_session(session, agent)`` is called once both exist, just before the session starts,
     so a transport can follow the agent's state from its first change and reach the agent
@@ -234,10 +247,15 @@ async def run_interview(
     """
     if room is None and (audio_input is None or audio_output is None):
         raise ValueError("run_interview needs audio_input and audio_output, or a LiveKit room")
+    options = options or SessionOptions()
     started = time.monotonic()
     recordings = recordings or open_storage(get_settings())
-    loaded = await asyncio.to_thread(load_interview, engine, interview_id)
-    threshold = silence_threshold_s or loaded.silence_threshold_s
+    if isinstance(interview, Loaded):
+        loaded = interview
+    else:
+        loaded = await asyncio.to_thread(load_interview, engine, interview)
+    interview_id = loaded.interview_id
+    threshold = options.silence_threshold_s or loaded.silence_threshold_s
     report = InterviewReport(
         interview_id=interview_id,
         completed=loaded.state is InterviewState.completed,
@@ -248,18 +266,12 @@ async def run_interview(
         report.answers = await asyncio.to_thread(_answers, engine, interview_id)
         return report
 
-    if vad_model is None:
-        from interviewer.voice.vad import load_vad
-
-        vad_model = await asyncio.to_thread(load_vad, SEGMENT_SILENCE_S)
-    if stt_engine is None:
-        from interviewer.voice.stt import WhisperSTT
-
-        stt_engine = WhisperSTT()
-    if tts_engine is None:
-        from interviewer.voice.tts import Pyttsx3TTS
-
-        tts_engine = Pyttsx3TTS()
+    if models is None:
+        models = await VoiceModels.load()
+    stt_engine, tts_engine, vad_model = models.stt, models.tts, models.vad
+    max_follow_ups = options.max_follow_ups
+    no_answer_timeout_s = options.no_answer_timeout_s
+    timeout_s = options.timeout_s
 
     flow = InterviewFlow(loaded.bank, loaded.core_state or None, max_follow_ups=max_follow_ups)
     # one after the other: loading torch on one thread while espeak-ng loads on another
@@ -317,15 +329,17 @@ async def run_interview(
         user_away_timeout=None,
         tts_text_transforms=None,
     )
-    if hold_input and getattr(audio_input, "hold", "absent") is None:
+    if options.hold_input and isinstance(audio_input, WavAudioInput):
         # a WAV applicant who has finished an answer waits for the next question
-        audio_input.hold = lambda: (  # type: ignore[attr-defined]
-            session.agent_state in ("initializing", "thinking", "speaking")
-            or capture.transcribing()
-            or capture.has_untaken_words()
-            or (capture.current is not None and capture.current.prompt_end_s is None)
+        audio_input.follow(
+            lambda: (
+                session.agent_state in ("initializing", "thinking", "speaking")
+                or capture.transcribing()
+                or capture.has_untaken_words()
+                or (capture.current is not None and capture.current.prompt_end_s is None)
+            ),
+            hold_after_s=threshold + 0.2,
         )
-        audio_input.hold_after_s = threshold + 0.2  # type: ignore[attr-defined]
     if audio_input is not None:
         session.input.audio = audio_input
     if audio_output is not None:

@@ -32,6 +32,7 @@ from interviewer.store import repo
 from interviewer.store.db import create_db_engine, migrate, session_scope
 from interviewer.store.models import Opening
 from interviewer.store.storage import open_storage
+from interviewer.voice.stack import VoiceStack
 from interviewer.web import (
     applicant,
     auth,
@@ -43,7 +44,7 @@ from interviewer.web import (
     users,
 )
 from interviewer.web.deps import Services
-from interviewer.web.live import LiveInterviews, VoiceOptions, VoiceStack
+from interviewer.web.live import LiveInterviews, VoiceOptions
 from interviewer.web.middleware import AuthMiddleware
 from interviewer.web.pages import STATIC_DIR, error_page, mask_path, render
 from interviewer.web.throttle import LoginThrottle

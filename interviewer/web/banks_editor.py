@@ -28,6 +28,7 @@ from interviewer.banks.versions import UnknownBank
 from interviewer.banks.yamltext import dump_yaml, form_shape_ok, leading_comments, parse_yaml
 from interviewer.errors import BankError, UserError
 from interviewer.store.models import Role, User
+from interviewer.voice.stack import build_tts
 from interviewer.voice.tts import Pyttsx3TTS
 from interviewer.web.auth import require_role
 from interviewer.web.deps import services
@@ -544,17 +545,8 @@ async def audio_file(request: Request, bank_id: str, key: str, user: User = LEAD
 
 
 async def _tts(request: Request) -> Pyttsx3TTS:
+    """The interviewer's voice as applicants hear it (voice.stack), built on first Listen."""
     slot = services(request).bank_tts
-    tts = slot.value
-    if tts is None:
-        settings = services(request).settings
-
-        def make() -> Pyttsx3TTS:
-            return Pyttsx3TTS(
-                voice=settings.tts_voice,
-                rate=settings.tts_rate,
-                cache_dir=settings.data_dir / "tts-cache",
-            )
-
-        tts = slot.value = await asyncio.to_thread(make)
-    return tts
+    if slot.value is None:
+        slot.value = await asyncio.to_thread(build_tts, services(request).settings)
+    return slot.value

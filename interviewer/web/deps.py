@@ -19,8 +19,9 @@ from interviewer.store.storage import LocalStorage
 from interviewer.web.throttle import LoginThrottle
 
 if TYPE_CHECKING:  # types only: the live objects are built (and imported) by create_app
+    from interviewer.voice.stack import VoiceStack
     from interviewer.voice.tts import Pyttsx3TTS
-    from interviewer.web.live import LiveInterviews, VoiceOptions, VoiceStack
+from interviewer.web.live import LiveInterviews, VoiceOptions
 
 T = TypeVar("T")
 

@@ -1,15 +1,16 @@
-"""One browser tab driving one interview: the WebSocket transport wired to ``run_interview``.
+"""One browser tab driving one interview: the WebSocket transport around the lifecycle.
 
-The session is the voice engineers' :func:`interviewer.voice.session.run_interview`, the same
-one a WAV file or a LiveKit room drives; this module only adds what a person in front of a
-page needs on top of the audio:
+Everything an interview needs around its session (loading, admission, scoring, integrity
+events, finishing) is :mod:`interviewer.lifecycle`'s, shared with the LiveKit transport. This
+module adds only what a person in front of a page needs on top of the audio:
 
-- captions and the question on screen, sent in step with the speech. The TTS engine given to
-  the session is a :class:`Pyttsx3TTS` that also announces each line it renders (text and
-  duration) to the audio output, which sends the messages just before that line's first audio;
+- captions and the question on screen, sent in step with the speech: the session's voice
+  announces each line it renders (text and duration) to the audio output, which sends the
+  messages just before that line's first audio;
 - the agent's state (listening / thinking / speaking) and the "repeat the question" button:
-  ``run_interview``'s ``on_session(session, agent)`` hook hands both over before the first
-  line, and the button calls ``InterviewAgent.repeat_question()``;
+  ``on_session(session, agent)`` hands both over before the first line, and the button calls
+  ``InterviewAgent.repeat_question()``;
+- the page's integrity reports, checked and graded here, stored by the lifecycle;
 - one live tab per interview: a reload or a reconnect of the same tab takes over, another tab
   is refused while the first is alive;
 - resume: a new connection simply runs the session again, which continues from the state it
@@ -29,23 +30,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from livekit.agents import AgentSession
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 from starlette.websockets import WebSocket
 
 from interviewer import invites
+from interviewer.admission import Admission, busy_message
 from interviewer.banks.model import Bank
 from interviewer.config import Settings
-from interviewer.errors import UserError
-from interviewer.interview import PRACTICE_ID as PRACTICE_QUESTION_ID
-from interviewer.interview import PRACTICE_INDEX, PRACTICE_TIME_LIMIT_S, InterviewFlow
+from interviewer.interview import PRACTICE_ID, PRACTICE_INDEX, PRACTICE_TIME_LIMIT_S, InterviewFlow
+from interviewer.lifecycle import Interviews, Prepared
 from interviewer.proctoring import browser
-from interviewer.proctoring.events import EventDraft, record
-from interviewer.proctoring.thresholds import ProctoringThresholds, thresholds_from_settings
-from interviewer.proctoring.worker import AnalysisPool
+from interviewer.proctoring.thresholds import ProctoringThresholds
 from interviewer.store.db import session_scope
-from interviewer.store.models import IntegrityEvent, Interview, Opening, utcnow
+from interviewer.store.models import utcnow
 from interviewer.store.recordings import Recordings
-from interviewer.transports.admission import Admission, busy_message
 from interviewer.transports.websocket import (
     CloseCode,
     Disconnected,
@@ -56,20 +54,12 @@ from interviewer.transports.websocket import (
     Repeat,
     WebSocketTransport,
 )
-
-# Imported here, not lazily: livekit plugins (silero) must register on the main thread, and
-# create_app runs there while sessions start on the server's event loop thread.
 from interviewer.voice.agent import InterviewAgent
-from interviewer.voice.scoring import LiveScoring
-from interviewer.voice.session import SEGMENT_SILENCE_S, load_interview, run_interview
-from interviewer.voice.stt import WhisperSTT
-from interviewer.voice.tts import Pyttsx3TTS
-from interviewer.voice.vad import load_vad
+from interviewer.voice.session import SessionOptions
+from interviewer.voice.stack import VoiceStack
 
 log = logging.getLogger(__name__)
 
-MAX_BROWSER_EVENTS = 2_000
-"""Integrity events stored per interview at most (a page reporting more is misbehaving)."""
 STALE_AFTER_S = 6.0
 """A tab that has sent nothing (not even audio, ten messages a second) for this long is gone."""
 
@@ -84,65 +74,10 @@ class VoiceOptions:
     analyze_delay_s: float = 20.0  # after "done": the page uploads its last camera chunks
     limits: Limits = field(default_factory=Limits)
 
-
-class VoiceStack:
-    """Models shared by every interview in the process: loaded once, off the event loop."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.vad: Any = None
-        self.stt: Any = None
-        self.ready = asyncio.Event()
-        self.error: str | None = None
-        self._lock = asyncio.Lock()
-
-    async def load(self) -> None:
-        async with self._lock:
-            if self.ready.is_set():
-                return
-            try:
-                self.vad = await asyncio.to_thread(load_vad, SEGMENT_SILENCE_S)
-                self.stt = WhisperSTT(
-                    backend=self.settings.stt_backend, model=self.settings.stt_model
-                )
-                await self.stt.warm_up()
-            except Exception as err:
-                self.error = str(err)
-                log.exception("could not load the voice models")
-                raise
-            self.ready.set()
-
-    def tts(self, on_line: Callable[[str, float], None]) -> CaptionedTTS:
-        """A TTS engine for one interview, announcing each line it renders."""
-        settings = self.settings
-        return CaptionedTTS(
-            on_line,
-            voice=settings.tts_voice,
-            rate=settings.tts_rate,
-            cache_dir=settings.data_dir / "tts-cache",
+    def session(self) -> SessionOptions:
+        return SessionOptions(
+            max_follow_ups=self.max_follow_ups, no_answer_timeout_s=self.no_answer_timeout_s
         )
-
-    async def prerender(self, bank: Bank) -> None:
-        """Render a bank's lines ahead of its first interview (best effort)."""
-        engine = self.tts(lambda *_: None)
-        try:
-            await engine.prerender(InterviewFlow(bank).prompts())
-        except Exception:
-            log.exception("could not prerender the lines of bank %s", bank.id)
-
-
-class CaptionedTTS(Pyttsx3TTS):
-    """The session's TTS, telling ``on_line(text, seconds)`` about each line as it renders it
-    (the agent renders one line at a time, in the order it will be heard)."""
-
-    def __init__(self, on_line: Callable[[str, float], None], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._on_line = on_line
-
-    async def pcm(self, text: str) -> bytes:
-        data = await super().pcm(text)
-        self._on_line(text, len(data) / 2 / self.sample_rate)
-        return data
 
 
 # --- what the page shows, derived from the bank -----------------------------------------------
@@ -158,7 +93,7 @@ def question_messages(bank: Bank) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {
         _norm(bank.practice_question): {
             "type": "question",
-            "id": PRACTICE_QUESTION_ID,
+            "id": PRACTICE_ID,
             "index": PRACTICE_INDEX,
             "attempt": 0,
             "number": 0,
@@ -228,30 +163,24 @@ class LiveInterviews:
     ) -> None:
         self.settings = settings
         self.engine = engine
-        self.recordings = recordings
-        self.stack = stack
         self.options = options
+        self.interviews = Interviews.from_settings(
+            settings,
+            engine,
+            recordings,
+            stack,
+            options=options.session(),
+            analyze_delay_s=options.analyze_delay_s,
+        )
         self.active: dict[int, Live] = {}
         self._locks: dict[int, asyncio.Lock] = {}
         self.shutting_down = False
-        # past the machine's capacity, interviews wait in line (transports/admission.py)
-        self.admission = Admission(settings.max_live_interviews)
-        self.scoring: LiveScoring | None = None
-        if settings.score_answers:
-            self.scoring = LiveScoring(
-                settings.resolved_database_url,
-                model=settings.scoring_model,
-                model_dir=settings.model_dir,
-            )
-        self._scoring_resumed = False
-        self.analysis: AnalysisPool | None = None
-        if settings.analyze_integrity:
-            self.analysis = AnalysisPool(
-                settings.resolved_database_url, recordings.root, settings.model_dir
-            )
-        self._background: set[asyncio.Task[Any]] = set()
-        self._event_locks: dict[int, asyncio.Lock] = {}
         self._connections = itertools.count(1)
+
+    @property
+    def admission(self) -> Admission:
+        """The process's waiting line (the lifecycle's), for the health check and tests."""
+        return self.interviews.admission
 
     async def claim(self, live: Live) -> bool:
         """Register ``live``; False if another tab holds the interview and is alive."""
@@ -294,13 +223,7 @@ class LiveInterviews:
         for live in lives:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(live.done.wait(), 10)
-        for task in list(self._background):
-            task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
-        if self.analysis is not None:
-            self.analysis.close()
-        if self.scoring is not None:
-            await self.scoring.aclose()
+        await self.interviews.shutdown()
 
     # -- the socket endpoint --
 
@@ -347,7 +270,7 @@ class LiveInterviews:
                 "This interview is already open in another tab or window.",
             )
         try:
-            await self._run(live, check)
+            await self._run(live)
         finally:
             self.release(live)
         return None
@@ -361,30 +284,30 @@ class LiveInterviews:
         transport.send_json({"type": "error", "code": reason, "message": message})
         transport.close(code, reason)
 
-    async def _run(self, live: Live, check: invites.InviteCheck) -> None:
+    async def _run(self, live: Live) -> None:
         """Read the socket from the start (a misbehaving page is closed at once, even while the
         models load), then run the session until it ends or the page goes."""
         transport = live.transport
-        loaded = await asyncio.to_thread(load_interview, self.engine, live.interview_id)
-        proctoring = await asyncio.to_thread(self._proctoring, live.interview_id, loaded.bank)
-        self._start_scoring(live.interview_id)
-        bridge = _Bridge(transport, loaded.bank, proctoring, self._integrity_handler(live))
+        interviews = self.interviews
+        prepared = await interviews.prepare(live.interview_id)
+        bridge = _Bridge(transport, prepared, self._integrity_handler(live))
         live.bridge = bridge
         reader = asyncio.create_task(transport.run(bridge.on_message))
         stopped = asyncio.create_task(live.stop.wait())
         runner: asyncio.Task[Any] | None = None
         slot = None
         try:
-            if not self.stack.ready.is_set():
+            stack = interviews.stack
+            if not stack.ready.is_set():
                 transport.send_json({"type": "state", "state": "preparing"})
-                loading = asyncio.create_task(self.stack.load())
+                loading = asyncio.create_task(stack.load())
                 await asyncio.wait({loading, reader, stopped}, return_when=asyncio.FIRST_COMPLETED)
                 if not loading.done():
                     loading.cancel()
                     return  # the page went (or was replaced) while the models loaded
                 loading.result()  # raises if the models could not load
             # a full server: wait in line, told so, until an interview ends (nothing recorded)
-            slot = await self.admission.wait_turn(
+            slot = await interviews.admit(
                 lambda place: transport.send_json(
                     {"type": "notice", "message": busy_message(place)}
                 ),
@@ -395,26 +318,19 @@ class LiveInterviews:
             transport.send_json(
                 {
                     "type": "ready",
-                    "resumed": bool(loaded.core_state),
-                    "total": len(loaded.bank.questions),
-                    "question": current_question(loaded.bank, loaded.core_state),
-                    "proctoring": {"fullscreen": proctoring.thresholds.require_fullscreen},
+                    "resumed": bool(prepared.loaded.core_state),
+                    "total": len(prepared.bank.questions),
+                    "question": current_question(prepared.bank, prepared.loaded.core_state),
+                    "proctoring": {"fullscreen": prepared.thresholds.require_fullscreen},
                 }
             )
             runner = asyncio.create_task(
-                run_interview(
-                    self.engine,
-                    live.interview_id,
+                interviews.run(
+                    prepared,
                     audio_input=transport.audio_input,
                     audio_output=transport.audio_output,
-                    recordings=self.recordings,
-                    stt_engine=self.stack.stt,
-                    tts_engine=self.stack.tts(bridge.on_line),
-                    vad_model=self.stack.vad,
-                    max_follow_ups=self.options.max_follow_ups,
-                    no_answer_timeout_s=self.options.no_answer_timeout_s,
+                    on_line=bridge.on_line,
                     on_session=bridge.bind,
-                    on_answer=self.scoring.submit if self.scoring is not None else None,
                 ),
                 name=f"interview-{live.interview_id}",
             )
@@ -424,7 +340,7 @@ class LiveInterviews:
             self._server_error(transport)
             return
         finally:
-            self.admission.release(slot)
+            interviews.release(slot)
             tasks = [t for t in (runner, reader, stopped) if t is not None]
             for task in tasks:
                 if not task.done():
@@ -439,46 +355,17 @@ class LiveInterviews:
             self._server_error(transport)
             return
         report = runner.result()
+        await interviews.finish(prepared, report)
         if report.completed:
-            await asyncio.to_thread(self._mark_used, check.invite_id)
-            latency = sorted(t.turn_latency_s for t in report.turns if t.turn_latency_s is not None)
-            lag = sorted(t.transcript_lag_s for t in report.turns if t.transcript_lag_s is not None)
-            log.info(
-                "interview %d completed: end of answer -> next line median %s s, "
-                "transcript lag median %s s",
-                live.interview_id,
-                f"{latency[len(latency) // 2]:.2f}" if latency else "-",
-                f"{lag[len(lag) // 2]:.2f}" if lag else "-",
-            )
             transport.send_json({"type": "done"})
             transport.close(CloseCode.NORMAL, "done")
-            self._schedule_analysis(live.interview_id)
 
-    # -- proctoring --
-
-    def _proctoring(self, interview_id: int, bank: Bank) -> Proctoring:
-        """Blocking: the opening's thresholds; defaults (and a log line) if they are broken,
-        so that a misconfigured opening still interviews."""
-        with session_scope(self.engine) as s:
-            interview = s.get(Interview, interview_id)
-            opening = s.get(Opening, interview.opening_id) if interview is not None else None
-            raw = dict(opening.settings or {}) if opening is not None else {}
-            where = f"opening {opening.slug}" if opening is not None else "opening"
-        try:
-            thresholds = thresholds_from_settings(raw, where=where)
-        except UserError as err:
-            log.error("%s; using the default proctoring thresholds", err)
-            thresholds = ProctoringThresholds()
-        ids = {q.id for q in bank.questions} | {PRACTICE_QUESTION_ID}
-        return Proctoring(thresholds, frozenset(ids))
+    # -- the page's integrity reports --
 
     def _integrity_handler(self, live: Live) -> Callable[[dict[str, Any]], Awaitable[None]]:
         async def handle(batch: dict[str, Any]) -> None:
             # stored beside the socket's reader, which must go on taking the microphone
-            task = asyncio.create_task(self._record_browser(live, batch))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
-            task.add_done_callback(_log_task_error)
+            self.interviews.spawn(self._record_browser(live, batch), "integrity-batch")
 
         return handle
 
@@ -488,13 +375,14 @@ class LiveInterviews:
         bridge = live.bridge
         assert bridge is not None
         transport = live.transport
+        prepared = bridge.prepared
         try:
             raw = json.dumps(batch, separators=(",", ":"), allow_nan=False)
             drafts = browser.to_drafts(
                 raw,
-                thresholds=bridge.proctoring.thresholds,
+                thresholds=prepared.thresholds,
                 received_at=utcnow(),
-                question_ids=set(bridge.proctoring.question_ids),
+                question_ids=set(prepared.question_ids),
             )
         except (browser.BrowserPayloadError, ValueError) as err:
             log.warning("interview %d: integrity batch refused: %s", live.interview_id, err)
@@ -504,7 +392,7 @@ class LiveInterviews:
         for item in drafts:
             if item.question_id is None:
                 item.question_id = current  # the question out when the report arrived
-        stored = await self._store_events(live.interview_id, drafts)
+        stored = await self.interviews.record_events(live.interview_id, drafts)
         seqs = [e["seq"] for e in batch.get("events", [])]
         transport.send_json(
             {
@@ -515,82 +403,22 @@ class LiveInterviews:
             }
         )
 
-    async def _store_events(self, interview_id: int, drafts: list[EventDraft]) -> int:
-        """Stored under the interview's lock (``record`` dedups keys per interview); at most
-        MAX_BROWSER_EVENTS per interview, so a page cannot fill the database."""
-        if not drafts:
-            return 0
-        lock = self._event_locks.setdefault(interview_id, asyncio.Lock())
-        async with lock:
-            return await asyncio.to_thread(self._store_events_blocking, interview_id, drafts)
-
-    def _store_events_blocking(self, interview_id: int, drafts: list[EventDraft]) -> int:
-        with session_scope(self.engine, write=True) as s:
-            count = s.scalar(
-                select(func.count())
-                .select_from(IntegrityEvent)
-                .where(IntegrityEvent.interview_id == interview_id)
-            )
-            room = MAX_BROWSER_EVENTS - int(count or 0)
-            if room < len(drafts):
-                log.warning(
-                    "interview %d: %d integrity events already; dropping %d",
-                    interview_id,
-                    count,
-                    len(drafts) - max(room, 0),
-                )
-                drafts = drafts[: max(room, 0)]
-            return len(record(s, interview_id, *drafts))
-
     async def _record_concurrent(self, interview_id: int) -> None:
         """A second tab or device opened the interview while the first is live (the server
         saw it: it does not depend on the second page reporting anything)."""
         holder = self.active.get(interview_id)
         bridge = holder.bridge if holder is not None else None
         item = browser.server_concurrent_session(
-            bridge.proctoring.thresholds if bridge is not None else ProctoringThresholds(),
+            bridge.prepared.thresholds if bridge is not None else ProctoringThresholds(),
             at=utcnow(),
             connection=f"{id(self)}-{next(self._connections)}",
             open_sessions=2,
         )
         item.question_id = bridge.question_id() if bridge is not None else None
         try:
-            await self._store_events(interview_id, [item])
+            await self.interviews.record_events(interview_id, [item])
         except Exception:
             log.exception("interview %d: could not record the second session", interview_id)
-
-    def _schedule_analysis(self, interview_id: int) -> None:
-        """After the interview: camera, voices and answers analysed in a worker process, once
-        the page has had time to upload its last camera chunks."""
-        if self.analysis is None:
-            return
-
-        async def run() -> None:
-            await asyncio.sleep(self.options.analyze_delay_s)
-            detail = await self.analysis.analyze(interview_id)  # type: ignore[union-attr]
-            log.info(
-                "interview %d: integrity analysis stored %s (skipped: %s)",
-                interview_id,
-                detail["events"],
-                ", ".join(detail["skipped"]) or "none",
-            )
-
-        task = asyncio.create_task(run(), name=f"integrity-analysis-{interview_id}")
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-        task.add_done_callback(_log_task_error)
-
-    def _start_scoring(self, interview_id: int) -> None:
-        """The scoring worker loads its model while the interview starts; answers a restart
-        left unscored are queued once."""
-        if self.scoring is None:
-            return
-        task = asyncio.create_task(self.scoring.start_interview(self.engine, interview_id))
-        task.add_done_callback(_log_task_error)
-        if not self._scoring_resumed:
-            self._scoring_resumed = True
-            task = asyncio.create_task(self.scoring.resubmit_pending(self.engine))
-            task.add_done_callback(_log_task_error)
 
     @staticmethod
     def _server_error(transport: WebSocketTransport) -> None:
@@ -603,23 +431,6 @@ class LiveInterviews:
         )
         transport.close(CloseCode.INTERNAL, "server error")
 
-    def _mark_used(self, invite_id: int) -> None:
-        with session_scope(self.engine, write=True) as s:
-            invites.mark_used(s, invite_id)
-
-
-def _log_task_error(task: asyncio.Task[Any]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("background task %s failed", task.get_name(), exc_info=task.exception())
-
-
-@dataclass(frozen=True)
-class Proctoring:
-    """One interview's proctoring settings, read once per connection."""
-
-    thresholds: ProctoringThresholds
-    question_ids: frozenset[str]
-
 
 class _Bridge:
     """Per connection: lines -> captions and questions; agent state, repeat requests and the
@@ -628,14 +439,13 @@ class _Bridge:
     def __init__(
         self,
         transport: WebSocketTransport,
-        bank: Bank,
-        proctoring: Proctoring,
+        prepared: Prepared,
         on_integrity: Callable[[dict[str, Any]], Awaitable[None]],
     ) -> None:
         self.transport = transport
-        self.questions = question_messages(bank)
+        self.prepared = prepared
+        self.questions = question_messages(prepared.bank)
         self.agent: InterviewAgent | None = None
-        self.proctoring = proctoring
         self._on_integrity = on_integrity
 
     def question_id(self) -> str | None:

@@ -27,7 +27,7 @@ from interviewer import invites
 from interviewer.errors import UserError
 from interviewer.store.db import session_scope
 from interviewer.store.models import Applicant, Interview
-from interviewer.transports import livekit as lk
+from interviewer.transports.livekit import rooms as lk
 from interviewer.web.deps import services
 
 router = APIRouter()

@@ -1,5 +1,5 @@
 """Scoring each answer as soon as it is stored: the bridge from running interviews to the
-scoring worker process (:class:`interviewer.scoring.service.ScoringWorker`).
+scoring worker process (:class:`interviewer.scoring.process.ScorerProcess`).
 
 One :class:`LiveScoring` per process (the web server, ``interviewer interview``) owns one worker
 and a bounded backlog in front of it. ``run_interview(..., on_answer=scoring.submit)`` hands
@@ -28,12 +28,13 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
+from interviewer.interview import PRACTICE_ID
+from interviewer.scoring.process import ScorerError, ScorerProcess
 from interviewer.store.db import session_scope
 from interviewer.store.models import Answer, Interview, InterviewState
 
 log = logging.getLogger(__name__)
 
-PRACTICE_ID = "practice"
 Result = tuple[int, float | None, str | None]  # answer id, its question's score, error
 
 
@@ -117,9 +118,7 @@ class LiveScoring:
             self._feeder = asyncio.create_task(self._feed(), name="scoring-feeder")
 
     async def _start_worker(self) -> Any:
-        from interviewer.scoring.service import ScoringWorker
-
-        worker = ScoringWorker(
+        worker = ScorerProcess(
             self.database_url,
             model=self.model,
             model_dir=self.model_dir,
@@ -131,8 +130,6 @@ class LiveScoring:
         return worker
 
     async def _feed(self) -> None:
-        from interviewer.scoring.service import WorkerError
-
         assert self._backlog is not None
         try:
             self._worker = await self._start_worker()
@@ -149,12 +146,12 @@ class LiveScoring:
                 self._collect()
         except asyncio.CancelledError:
             raise
-        except Exception as err:  # WorkerError (no model, a crash), or a bug: stop scoring
+        except Exception as err:  # ScorerError (no model, a crash), or a bug: stop scoring
             self.error = str(err)
             log.error(
                 "scoring worker failed: %s; answers stay unscored (`interviewer score`)",
                 err,
-                exc_info=not isinstance(err, WorkerError),
+                exc_info=not isinstance(err, ScorerError),
             )
             while not self._backlog.empty():
                 kind, ident = self._backlog.get_nowait()
@@ -174,8 +171,6 @@ class LiveScoring:
 
     async def wait(self, timeout: float | None = None) -> list[Result]:
         """Until every answer submitted so far has been scored (tests, the CLI, shutdown)."""
-        from interviewer.scoring.service import WorkerError
-
         deadline = None if timeout is None else time.monotonic() + timeout
         while self._feeder is not None and self.error is None:
             backlog_empty = self._backlog is None or self._backlog.empty()
@@ -183,7 +178,7 @@ class LiveScoring:
                 remaining = None if deadline is None else max(0.1, deadline - time.monotonic())
                 try:
                     await self._worker.drain(remaining)
-                except WorkerError as err:
+                except ScorerError as err:
                     self.error = str(err)
                     break
                 if self._backlog is None or self._backlog.empty():
@@ -232,3 +227,26 @@ def pending_answers(
         if interview_id is not None:
             query = query.where(Answer.interview_id == interview_id)
         return [int(i) for i in s.scalars(query.order_by(Answer.id).limit(limit))]
+
+
+async def score_pending(
+    engine: Engine,
+    scoring: LiveScoring,
+    *,
+    interval_s: float = 5.0,
+    stop: asyncio.Event | None = None,
+    seen: set[int] | None = None,
+) -> None:
+    """Feed answers that others stored (unscored) to ``scoring`` until ``stop``: the
+    deployment's one scorer (``interviewer scorer``) beside LiveKit job processes, which do not
+    score (each would load its own judge model)."""
+    seen = set() if seen is None else seen
+    stop = stop or asyncio.Event()
+    while not stop.is_set():
+        fresh = [i for i in await asyncio.to_thread(pending_answers, engine) if i not in seen]
+        if fresh:
+            seen.update(fresh)
+            log.info("scoring %d stored answers", len(fresh))
+            await scoring.submit(fresh)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval_s)

@@ -1,10 +1,10 @@
-"""The LiveKit transport: a livekit-agents worker that runs interviews in LiveKit rooms.
+"""The LiveKit transport's agent server: a livekit-agents worker that runs interviews in rooms.
 
 ``interviewer worker`` registers with a LiveKit server (or LiveKit Cloud) under the agent name
-``interviewer``. An applicant's token (``transports.livekit.applicant_token``) dispatches it
-into the interview's room; the worker then runs the very session the embedded WebSocket runs
-(:func:`interviewer.voice.session.run_interview`: ``InterviewAgent``, whisper STT, pyttsx3
-TTS, Silero VAD), with livekit's RoomIO instead of the WebSocket audio:
+``interviewer``. An applicant's token (``rooms.applicant_token``) dispatches it into the
+interview's room; the job then runs the very lifecycle the embedded WebSocket runs
+(:mod:`interviewer.lifecycle`: ``InterviewAgent``, whisper STT, the interviewer's voice, Silero
+VAD), with livekit's RoomIO instead of the WebSocket audio:
 
 1. the room name gives the interview (``interview-<id>``); a room that is not an interview's,
    an interview that does not exist or is already completed, is left at once;
@@ -25,26 +25,24 @@ it (``load_threshold``), and every worker shares the database and the bucket.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from livekit.agents import AgentServer, AutoSubscribe, JobContext, JobProcess, JobRequest
 from livekit.agents.voice import room_io
+from sqlalchemy import Engine
 
 from interviewer.config import Settings, get_settings
+from interviewer.lifecycle import Interviews
 from interviewer.store.db import create_db_engine, session_scope
 from interviewer.store.models import Interview, InterviewState
 from interviewer.store.storage import LocalStorage, open_storage
-from interviewer.transports import livekit as lk
-
-if TYPE_CHECKING:
-    from sqlalchemy import Engine
-
-    from interviewer.voice.session import InterviewReport
+from interviewer.transports.livekit import rooms as lk
+from interviewer.voice.session import InterviewReport
+from interviewer.voice.stack import VoiceStack
 
 log = logging.getLogger("interviewer.worker")
 
@@ -87,8 +85,12 @@ def room_options(identity: str) -> room_io.RoomOptions:
     )
 
 
-class InterviewWorker:
-    """The job logic, one instance per job process; the models come from ``prewarm``."""
+class RoomInterview:
+    """The job logic, one instance per job process; the models come from ``prewarm``.
+
+    Job processes do not score or analyse: each would load its own judge. The deployment's one
+    ``interviewer scorer`` scores what they store (``scoring.live.score_pending``).
+    """
 
     def __init__(
         self,
@@ -96,17 +98,17 @@ class InterviewWorker:
         *,
         engine: Engine | None = None,
         storage: LocalStorage | None = None,
+        stack: VoiceStack | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine or create_db_engine(settings.resolved_database_url)
         self.storage = storage or open_storage(settings)
+        self.stack = stack or VoiceStack(settings)
+        self.interviews = Interviews(self.engine, self.storage, self.stack)
 
-    async def run(
-        self, ctx: JobContext, *, vad_model: Any = None, stt_engine: Any = None, **io: Any
-    ) -> InterviewReport | None:
-        """Serve the interview of ``ctx``'s room; ``io`` overrides RoomIO (tests, see below)."""
-        from interviewer.voice.session import run_interview
-
+    async def run(self, ctx: JobContext, **io: Any) -> InterviewReport | None:
+        """Serve the interview of ``ctx``'s room; ``io`` overrides RoomIO (tests give a WAV's
+        ``audio_input`` and ``audio_output``)."""
         name = ctx.job.room.name or ctx.room.name
         target = await asyncio.to_thread(target_of_room, self.engine, name, self.settings)
         if target is None:
@@ -114,22 +116,15 @@ class InterviewWorker:
             ctx.shutdown(reason="not an open interview")
             return None
         log.info("room %s: interview %d, applicant %s", name, target.interview_id, target.identity)
+        prepared = await self.interviews.prepare(target.interview_id)
         if not io:  # production: the LiveKit room
             await ctx.connect(auto_subscribe=AutoSubscribe.AUDIO_ONLY)
             await ctx.wait_for_participant(identity=target.identity)
             if self.settings.livekit_egress:
                 await self._start_egress(ctx, target)
             io = {"room": ctx.room, "room_options": room_options(target.identity)}
-        report = await run_interview(
-            self.engine,
-            target.interview_id,
-            recordings=self.storage,
-            vad_model=vad_model,
-            stt_engine=stt_engine,
-            **io,
-        )
-        if report.completed:  # the link is spent, as with the embedded transport
-            await asyncio.to_thread(self._mark_used, target.invite_id)
+        report = await self.interviews.run(prepared, **io)
+        await self.interviews.finish(prepared, report)  # the link is spent, as in the browser
         log.info(
             "interview %d %s: %d answers",
             target.interview_id,
@@ -139,14 +134,8 @@ class InterviewWorker:
         ctx.shutdown(reason="interview completed" if report.completed else "interview stopped")
         return report
 
-    def _mark_used(self, invite_id: int) -> None:
-        from interviewer import invites
-
-        with session_scope(self.engine) as s:
-            invites.mark_used(s, invite_id)
-
     async def _start_egress(self, ctx: JobContext, target: Target) -> None:
-        """Best effort: Egress failing never stops the interview (the worker records too)."""
+        """Best effort: Egress failing never stops the interview (the job records too)."""
         try:
             request = lk.egress_request(
                 self.settings, interview_id=target.interview_id, identity=target.identity
@@ -162,22 +151,12 @@ class InterviewWorker:
 
 def prewarm(proc: JobProcess) -> None:
     """Once per job process, before any job: the VAD and whisper, so a job starts at once."""
-    from interviewer.voice.session import SEGMENT_SILENCE_S
-    from interviewer.voice.stt import WhisperSTT
-    from interviewer.voice.vad import load_vad
-
-    settings = get_settings()
-    proc.userdata["vad"] = load_vad(SEGMENT_SILENCE_S)
-    proc.userdata["stt"] = WhisperSTT(backend=settings.stt_backend, model=settings.stt_model)
+    proc.userdata["stack"] = VoiceStack(get_settings()).build()
 
 
 async def entrypoint(ctx: JobContext) -> None:
-    stt_engine = ctx.proc.userdata.get("stt")
-    if stt_engine is not None:
-        await stt_engine.warm_up()
-    await InterviewWorker(get_settings()).run(
-        ctx, vad_model=ctx.proc.userdata.get("vad"), stt_engine=stt_engine
-    )
+    stack = ctx.proc.userdata.get("stack")
+    await RoomInterview(get_settings(), stack=stack).run(ctx)
 
 
 async def accept(request: JobRequest) -> None:
@@ -236,31 +215,3 @@ def build_server(
     )
     server.rtc_session(entrypoint, agent_name=lk.AGENT_NAME, on_request=accept)
     return server
-
-
-# --- scoring what the workers stored ------------------------------------------------------------
-
-
-async def score_pending(
-    engine: Engine,
-    scoring: Any,
-    *,
-    interval_s: float = 5.0,
-    stop: asyncio.Event | None = None,
-    seen: set[int] | None = None,
-) -> None:
-    """Feed answers that workers stored (unscored) to ``scoring`` (a ``LiveScoring``) until
-    ``stop``; the deployment's one scorer (``interviewer scorer``). Workers do not score: each
-    job process would load its own judge model."""
-    from interviewer.voice.scoring import pending_answers
-
-    seen = set() if seen is None else seen
-    stop = stop or asyncio.Event()
-    while not stop.is_set():
-        fresh = [i for i in await asyncio.to_thread(pending_answers, engine) if i not in seen]
-        if fresh:
-            seen.update(fresh)
-            log.info("scoring %d stored answers", len(fresh))
-            await scoring.submit(fresh)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), interval_s)
