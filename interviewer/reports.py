@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import Session
 
+from interviewer.interview import PRACTICE_ID
 from interviewer.proctoring.events import summary as integrity_summary
 from interviewer.scoring import ranking
 from interviewer.store.models import (
@@ -40,7 +41,6 @@ from interviewer.store.models import (
 from interviewer.store.recordings import Recordings, stored_keys
 from interviewer.store.repo import answers_of, bank_of
 
-PRACTICE = "practice"
 CAMERA_KIND = "camera"
 CHUNKS_PER_PART = 100_000  # as the upload route names chunks: part * 100_000 + chunk
 RECORDER_TIMESLICE_S = 4.0  # interview.js: recorder.start(4000); the first chunk lands then
@@ -289,11 +289,11 @@ def build_report(session: Session, recordings: Recordings, interview_id: int) ->
         by_question.setdefault(answer.question_id, []).append(answer)
 
     questions = []
-    practice = by_question.get(PRACTICE, [])
+    practice = by_question.get(PRACTICE_ID, [])
     if practice:
         questions.append(
             {
-                "question_id": PRACTICE,
+                "question_id": PRACTICE_ID,
                 "number": 0,
                 "prompt": bank.practice_question,
                 "practice": True,
@@ -303,7 +303,7 @@ def build_report(session: Session, recordings: Recordings, interview_id: int) ->
                 "answers": [_answer(a, parts, recordings) for a in practice],
                 "criteria": [],
                 "red_flags": [],
-                "events": events_by_question.get(PRACTICE, []),
+                "events": events_by_question.get(PRACTICE_ID, []),
             }
         )
     for number, question in enumerate(bank.questions, start=1):

@@ -25,6 +25,7 @@ from sqlalchemy import Engine, select
 
 from interviewer.config import get_settings
 from interviewer.errors import UserError
+from interviewer.interview import PRACTICE_ID
 from interviewer.proctoring import duplicates as dup
 from interviewer.proctoring import faces, voices
 from interviewer.proctoring.events import (
@@ -40,7 +41,6 @@ from interviewer.store.models import Answer, AnswerStatus, Interview, Opening, u
 from interviewer.store.recordings import Recordings
 from interviewer.store.repo import answers_of, bank_of
 
-PRACTICE = "practice"
 CAMERA_KIND = "camera"
 # The web layer names camera chunks part * 100_000 + chunk (one part = one page load's
 # recording, its chunks concatenated in order form a playable file).
@@ -143,7 +143,7 @@ def _load(engine: Engine, interview_id: int, recordings: Recordings) -> _Inputs:
             select(Answer, Interview.applicant_id)
             .join(Interview, Interview.id == Answer.interview_id)
             .where(Interview.opening_id == opening.id, Interview.id != interview_id)
-            .where(Answer.attempt == 0, Answer.question_id != PRACTICE)
+            .where(Answer.attempt == 0, Answer.question_id != PRACTICE_ID)
         )
         others = [
             dup.AnswerText(a.interview_id, applicant_id, a.id, a.question_id, a.transcript)
@@ -193,7 +193,7 @@ def _at(base: datetime | None, offset_s: float) -> datetime:
 def _voice_events(inputs: _Inputs, report: AnalysisReport) -> list[EventDraft]:
     t = inputs.thresholds
     practice = next(
-        (a for a in inputs.answers if a.question_id == PRACTICE and a.attempt == 0), None
+        (a for a in inputs.answers if a.question_id == PRACTICE_ID and a.attempt == 0), None
     )
     practice_prints = None
     if practice is not None and practice.audio is not None:
@@ -205,7 +205,7 @@ def _voice_events(inputs: _Inputs, report: AnalysisReport) -> list[EventDraft]:
     )
     drafts: list[EventDraft] = []
     for answer in inputs.answers:
-        if answer.question_id == PRACTICE:
+        if answer.question_id == PRACTICE_ID:
             continue
         report.answers_analyzed += 1
         tag = f"{answer.question_id}:{answer.attempt}"
@@ -377,7 +377,7 @@ def _text_events(inputs: _Inputs, embed: dup.Embed) -> list[EventDraft]:
     mine = [
         dup.AnswerText(inputs.interview_id, inputs.applicant_id, a.id, a.question_id, a.transcript)
         for a in inputs.answers
-        if a.question_id != PRACTICE and a.attempt == 0 and a.transcript.strip()
+        if a.question_id != PRACTICE_ID and a.attempt == 0 and a.transcript.strip()
     ]
     by_id = {a.id: a for a in inputs.answers}
     drafts: list[EventDraft] = []

@@ -42,6 +42,11 @@ from typing import Any
 
 import numpy as np
 
+from interviewer.errors import UserError
+from interviewer.interview import PRACTICE_ID
+from interviewer.store.models import Answer, Applicant, IntegrityEvent, Interview, Opening
+from interviewer.store.repo import bank_of
+
 DISPLAY_DECIMALS = 3  # on [0, 1]: one decimal on the 0-100 scale shown to recruiters
 BOOTSTRAP_SAMPLES = 2000
 CONFIDENCE = 0.90
@@ -337,9 +342,6 @@ def load_candidates(session: Any, opening_id: int) -> list[Candidate]:
     """
     from sqlalchemy import func, select
 
-    from interviewer.store.models import Answer, Applicant, IntegrityEvent, Interview
-    from interviewer.store.repo import bank_of
-
     interviews = session.execute(
         select(Interview, Applicant.name)
         .join(Applicant, Applicant.id == Interview.applicant_id)
@@ -353,7 +355,7 @@ def load_candidates(session: Any, opening_id: int) -> list[Candidate]:
         answers = session.execute(
             select(Answer.interview_id, Answer.question_id, Answer.score)
             .where(Answer.interview_id.in_(ids))
-            .where(Answer.question_id != "practice")
+            .where(Answer.question_id != PRACTICE_ID)
             .where(Answer.score.is_not(None))
             .order_by(Answer.interview_id, Answer.question_index, Answer.attempt)
         ).all()
@@ -392,9 +394,6 @@ def load_candidates(session: Any, opening_id: int) -> list[Candidate]:
 def find_opening(session: Any, opening: str | int) -> Any:
     """The ``Opening`` by slug (or id); a one-line ``UserError`` listing known slugs if absent."""
     from sqlalchemy import select
-
-    from interviewer.errors import UserError
-    from interviewer.store.models import Opening
 
     row = None
     if isinstance(opening, int) or str(opening).isdigit():
