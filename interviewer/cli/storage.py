@@ -5,6 +5,8 @@ from __future__ import annotations
 import typer
 
 from interviewer.cli._common import run_or_exit
+from interviewer.config import get_settings
+from interviewer.store.storage import S3Storage, open_storage
 
 app = typer.Typer(help="Recordings storage: local folder or S3-compatible bucket.")
 
@@ -12,8 +14,6 @@ app = typer.Typer(help="Recordings storage: local folder or S3-compatible bucket
 @app.command()
 def check() -> None:
     """Say where recordings go, and reach the bucket when it is S3."""
-    from interviewer.config import get_settings
-    from interviewer.store.storage import S3Storage, open_storage
 
     with run_or_exit():
         store = open_storage(get_settings())
@@ -25,8 +25,6 @@ def check() -> None:
 @app.command()
 def sync() -> None:
     """Upload staged recordings the bucket does not have (after an S3 outage)."""
-    from interviewer.config import get_settings
-    from interviewer.store.storage import S3Storage, open_storage
 
     with run_or_exit():
         store = open_storage(get_settings())

@@ -14,6 +14,7 @@ from typing import Literal
 import typer
 
 from interviewer.cli._common import err_console, run_or_exit
+from interviewer.config import get_settings
 from interviewer.errors import MissingSystemPackage, ModelError, UserError
 
 
@@ -36,7 +37,6 @@ def transcribe(
     ),
 ) -> None:
     """Print the transcript of each file (with --json: word timings too)."""
-    from interviewer.config import get_settings
     from interviewer.voice.stt import transcribe_file
 
     settings = get_settings()

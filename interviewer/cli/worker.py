@@ -68,7 +68,6 @@ def scorer(
     """
     import asyncio
 
-
     settings = get_settings()
 
     async def go() -> None:

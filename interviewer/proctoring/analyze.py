@@ -34,12 +34,13 @@ from interviewer.proctoring.events import (
     draft,
     replace_source,
     save_thumbnail,
+    summary,
 )
 from interviewer.proctoring.thresholds import ProctoringThresholds, thresholds_from_settings
-from interviewer.store.db import session_scope
+from interviewer.store.db import create_db_engine, session_scope
 from interviewer.store.models import Answer, AnswerStatus, Interview, Opening, utcnow
 from interviewer.store.recordings import Recordings
-from interviewer.store.repo import answers_of, bank_of
+from interviewer.store.repo import answers_of, audit, bank_of
 
 CAMERA_KIND = "camera"
 # The web layer names camera chunks part * 100_000 + chunk (one part = one page load's
@@ -425,9 +426,6 @@ def analyze_and_summarize(
     record that the analysis happened and what it found, next to the events themselves. A
     plain function of picklable arguments, for a worker process (:class:`AnalysisPool`).
     """
-    from interviewer.proctoring.events import summary
-    from interviewer.store.db import create_db_engine
-    from interviewer.store.repo import audit
 
     engine = create_db_engine(database_url)
     report = analyze_interview(

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from interviewer import weights
 from interviewer.proctoring.thresholds import ProctoringThresholds
 
 Embed = Callable[[Sequence[str]], np.ndarray]  # texts -> unit-norm rows
@@ -76,7 +77,6 @@ def _model(folder: str) -> Any:
 
 def embedder(model_dir: Path | None = None) -> Embed:
     """all-MiniLM-L6-v2 from the model directory (``interviewer models install``)."""
-    from interviewer import weights
 
     folder = str(weights.embedder_dir(model_dir))
     lock = threading.Lock()

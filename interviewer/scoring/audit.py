@@ -36,6 +36,9 @@ from typing import Any
 
 import numpy as np
 
+from interviewer.scoring.ranking import load_ranking
+from interviewer.store.models import ApplicantDemographics
+
 UNKNOWN = "Unknown"
 MIN_SHARE = 0.02
 FOUR_FIFTHS = 0.8
@@ -229,9 +232,6 @@ def load_audit(
 ) -> Audit:
     """Audit an opening: the ranking decides who was selected, demographics are joined here."""
     from sqlalchemy import select
-
-    from interviewer.scoring.ranking import load_ranking
-    from interviewer.store.models import ApplicantDemographics
 
     ranking = load_ranking(session, opening, top_n=top_n, threshold=threshold)
     ids = {r.applicant_id for r in ranking.ranked}

@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from interviewer import weights
 from interviewer.banks.model import Question
 from interviewer.config import get_settings  # noqa: F401  (sets HF_HUB_OFFLINE before loading)
 
@@ -213,7 +214,6 @@ class EvidenceFinder:
     def folder(self) -> Path:
         if self.model_dir is not None and (self.model_dir / "modules.json").is_file():
             return self.model_dir
-        from interviewer import weights
 
         return weights.embedder_dir(self.model_dir)
 

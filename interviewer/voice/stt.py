@@ -54,6 +54,8 @@ from livekit.agents.types import (
     TimedString,
 )
 
+from interviewer import weights
+from interviewer.config import get_settings
 from interviewer.errors import MissingSystemPackage, UserError
 
 Backend = Literal["whisper", "faster-whisper"]
@@ -111,7 +113,6 @@ def _cpu_threads() -> int:
 
 
 def _load(backend: str, model: str) -> Any:
-    from interviewer import weights
 
     if backend == "whisper":
         import whisper
@@ -398,8 +399,6 @@ class WhisperSTT(stt.STT):
     ) -> None:
         super().__init__(capabilities=stt.STTCapabilities(streaming=False, interim_results=False))
         if backend is None or model is None:
-            from interviewer.config import get_settings
-
             settings = get_settings()
             backend = backend or settings.stt_backend
             model = model or settings.stt_model

@@ -44,6 +44,7 @@ from livekit import rtc
 from livekit.agents import APIError, tts, utils
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
 
+from interviewer.config import get_settings
 from interviewer.errors import MissingSystemPackage, UserError
 
 log = logging.getLogger(__name__)
@@ -355,7 +356,6 @@ class Pyttsx3TTS(tts.TTS):
         sample_rate: int = DEFAULT_SAMPLE_RATE,
         cache_dir: str | os.PathLike[str] | None = None,
     ) -> None:
-        from interviewer.config import get_settings
 
         settings = get_settings()
         super().__init__(
