@@ -44,7 +44,7 @@ from interviewer.transports.livekit import rooms as lk
 from interviewer.voice.session import InterviewReport
 from interviewer.voice.stack import VoiceStack
 
-log = logging.getLogger("interviewer.worker")
+log = logging.getLogger(__name__)
 
 INPUT_SAMPLE_RATE = 16_000
 """What the room's audio is resampled to for the session (whisper's rate)."""
