@@ -1,8 +1,8 @@
 """One settings object for the whole product.
 
 Every setting reads from an ``INTERVIEWER_<NAME>`` environment variable (or a ``.env`` file in the
-working directory), so a deployment is configured without touching code. README.md documents each
-one with its default; keep the two in step.
+working directory), so a deployment is configured without touching code. docs/settings.md
+documents each one with its default; keep the two in step.
 """
 
 from __future__ import annotations

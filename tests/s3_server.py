@@ -8,7 +8,7 @@ packages (``ceph-mon ceph-osd radosgw`` in the Makefile's APT_TEST).
 
 Why not the alternatives: moto's server mode and npm's ``s3rver`` are emulators written for
 tests; the MinIO and Garage servers are not in PyPI, npm or Debian (PyPI's ``minio`` is only a
-client). See README, "Recordings storage".
+client). See docs/deploy.md, "Recordings in an S3-compatible bucket".
 
     with CephS3() as s3:           # or the ``s3_server`` fixture in tests/test_storage.py
         s3.endpoint, s3.access_key, s3.secret_key

@@ -109,9 +109,9 @@ def test_the_practice_question_id_is_written_once() -> None:
     hits = []
     for name, path in _modules().items():
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
-                if node.value.value == "practice":
-                    hits.append(f"{name}:{node.lineno}")
+            assigned = isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+            if assigned and node.value.value == "practice":
+                hits.append(f"{name}:{node.lineno}")
             if isinstance(node, ast.Compare):
                 consts = [c for c in node.comparators if isinstance(c, ast.Constant)]
                 if any(c.value == "practice" for c in consts):

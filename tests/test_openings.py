@@ -1,4 +1,4 @@
-"""interviewer/openings.py without the web: the CSV check (with Hypothesis), the shortlist rows,
+"""interviewer/openings/ without the web: the CSV check (with Hypothesis), the shortlist rows,
 decisions and their audit trail, exports that parse back, chart numbers. Real SQLite."""
 
 from __future__ import annotations

@@ -46,7 +46,8 @@ the descriptors) agreed poorly with the tutors (Pearson 0.19, QWK 0.09 on those 
 a small model misses points made in other words, and an answer never scores like the reference
 its key points were cut from. Key points worded "perhaps in other words", the better half of
 them, full marks at 0.6 of the reference, no descriptor share: 0.42 / 0.38 on the same answers;
-each change alone helped less (README, "Agreement with human graders", for the unseen split).
+each change alone helped less (docs/scoring.md, "Agreement with human graders", for the unseen
+split).
 
 **Red flags.** The model flags strong answers almost as readily as weak ones, so a red flag
 counts only by how far its P(Yes) rises above the higher of its two anchors (neither the
@@ -56,7 +57,7 @@ non-answer nor the reference commits it): conservative, it rarely costs a strong
 applicant's answer says what it says, perhaps in other words; anchored like the key points,
 it counts ``REFERENCE_WEIGHT`` (0.25) beside the criteria. Added after the tuning above: on
 the same train answers Pearson 0.44 -> 0.49, QWK 0.44 -> 0.45; on the unseen questions
-0.42 -> 0.48 and 0.41 -> 0.47 (float32; README). The key point checks still never see the
+0.42 -> 0.48 and 0.41 -> 0.47 (float32; docs/scoring.md). The key point checks still never see the
 reference (see Anchors). Its ~200 tokens are read again for every answer (a third of an
 answer's tokens): kept with the question's opening instead, hidden by the attention mask
 from the answer and the other checks, it lost the agreement. Placed before the answer, which
@@ -153,7 +154,7 @@ weights are stored in bfloat16 (``weights.LLM_DTYPES``) and widened exactly on l
 the judge was tuned on (AVX512-BF16, no AMX) multiplies float32 matrices ~1.5x faster than
 bfloat16 ones, for 3.5 GB more memory. Not every CPU does (an AMD EPYC: bfloat16 2.3x faster,
 ``bench/gemm.py``), but scores differ between dtypes and the tuning was done in float32
-(README, "Scoring speed")."""
+(docs/benchmarks.md, "Scoring speed")."""
 MAX_TRANSCRIPT_TOKENS = 3000
 """About 20 minutes of speech; longer transcripts are cut (and the judgement says so)."""
 STEM_CACHE_SIZE = 64

@@ -168,7 +168,7 @@ rule("POST", "/users/{user_id}/deactivate", ADMIN, destructive=True)
 rule("POST", "/users/{user_id}/activate", ADMIN, destructive=True)
 rule("POST", "/users/{user_id}/password", ADMIN, destructive=True)
 
-# openings.py: a recruiter's own openings; everything under /openings/{opening_id} is OPENING
+# web/openings.py: a recruiter's own openings; everything under /openings/{opening_id} is OPENING
 rule("GET", "/openings", RECRUITER)
 rule("GET", "/openings/new", RECRUITER)
 rule("POST", "/openings", RECRUITER, form={"title": "Matrix opening"})
