@@ -20,7 +20,7 @@ APT_TEST := $(APT_RUN) chromium chromium-driver postgresql asterisk-core-sounds-
 run: apt-run $(VENV)/.installed models $(if $(filter livekit,$(INTERVIEWER_TRANSPORT)),$(NODE_STAMP))
 	$(BIN)/interviewer serve --seed-demo
 
-# scripts/test.sh starts the whole-bank Qwen test (it needs only Python and the weights), then
+# scripts/test.sh starts the sampled Qwen test (it needs only Python and the weights), then
 # installs what the rest of the suite needs (apt-test, js) and runs it beside the Qwen test, at
 # the lowest CPU priority; with PYTEST_ARGS, the installs, then one plain pytest run with them.
 test: $(VENV)/.installed models

@@ -1,27 +1,33 @@
 """Do the judge's scores put the shipped demo answers in their intended order?
 
-Every shipped bank has a strong, an average and a weak demo answer to each question
-(``question_banks/demo_answers``), which ``interviewer demo`` speaks as three applicants whom
-recruiters then see ranked. The slow test (tests/test_judge_qwen.py) requires
-strong > weak on every question; the average answers are left out there for time. This prints,
-per bank, the interview scores of the three (the bank's weighted mean, as
+The exhaustive check of the judge on the shipped banks: every question of every bank, where the
+test suite judges only a sample (tests/test_judge_qwen.py, one question per bank). Run it when
+the judge, its prompts or the banks change. Every shipped bank has a strong, an average and a
+weak demo answer to each question (``question_banks/demo_answers``), which ``interviewer demo``
+speaks as three applicants whom recruiters then see ranked. This prints, per bank, the
+interview scores of the levels asked for (the bank's weighted mean, as
 ``scoring.service.update_interview_score`` computes it) and every question where the order
 strong > average > weak breaks:
 
     .venv/bin/python bench/demo_order.py [--model qwen2.5-1.5b] [--bank journalism ...]
                                          [--levels strong weak] [--dtype bfloat16]
 
-``--levels strong weak`` is the slow test's check in one process; ``--dtype`` tries the judge in
-another dtype than the shipped one (``judge.DTYPES``).
+It exits non-zero if any question's strong answer does not outscore its weak one (the check the
+test suite makes on its sample; an average answer out of place is printed, not an error), if
+fewer banks or questions than shipped (6, 48) are found, or if none matched ``--bank``.
+``--levels strong weak`` is that check alone, ~36 CPU minutes (~192 judgements: two anchors
+and two answers per question); ``--dtype`` tries the judge in another dtype than the shipped
+one (``judge.DTYPES``).
 
-About 240 judgements for the six banks (two anchors and three answers per question): 42 min
-on two nearly idle cores (2026-12-07).
+About 240 judgements for the six banks with all three levels (two anchors and three answers per
+question): 42 min on two nearly idle cores (2026-12-07).
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import sys
 import time
 from pathlib import Path
 
@@ -35,7 +41,7 @@ BANKS = Path(__file__).resolve().parent.parent / "question_banks"
 LEVELS = ("strong", "average", "weak")
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="qwen2.5-1.5b")
     parser.add_argument("--model-dir", type=Path, default=None)
@@ -44,11 +50,18 @@ def main() -> None:
     parser.add_argument("--dtype", choices=("float32", "bfloat16"), default=None)
     args = parser.parse_args()
     levels = [level for level in LEVELS if level in args.levels]  # best first
-    judge = Judge(args.model, args.model_dir, dtype=args.dtype).load()
     banks = [load_bank(path) for path in bank_files(BANKS)]
+    if not args.bank and (len(banks) < 6 or sum(len(b.questions) for b in banks) < 48):
+        print("fewer than the 6 shipped banks' 48 questions were found", file=sys.stderr)
+        return 2
     banks = [b for b in banks if not args.bank or b.id in args.bank]
+    if not banks:
+        print(f"no bank matched {args.bank}", file=sys.stderr)
+        return 2
+    judge = Judge(args.model, args.model_dir, dtype=args.dtype).load()
     started = time.perf_counter()
     breaks, questions, ordered_banks = 0, 0, 0
+    weak_wins: list[str] = []  # questions where strong > weak breaks: the check that fails
     for bank in banks:
         demo = yaml.safe_load((BANKS / "demo_answers" / f"{bank.id}.yaml").read_text())["answers"]
         totals = dict.fromkeys(levels, 0.0)
@@ -62,6 +75,8 @@ def main() -> None:
             for level in levels:
                 totals[level] += weight * scores[level]
             questions += 1
+            if "strong" in scores and "weak" in scores and not scores["strong"] > scores["weak"]:
+                weak_wins.append(f"{bank.id}/{question.id}")
             if not _ordered(scores, levels):
                 breaks += 1
                 shown = "  ".join(f"{level} {scores[level]:.3f}" for level in levels)
@@ -77,6 +92,10 @@ def main() -> None:
         f"{time.perf_counter() - started:.0f} s ({judge.model_name}, {judge.dtype}, "
         f"{judge.threads} threads)"
     )
+    if weak_wins:
+        print(f"FAILED: strong <= weak on {len(weak_wins)} questions: {', '.join(weak_wins)}")
+        return 1
+    return 0
 
 
 def _ordered(scores: dict[str, float], levels: list[str]) -> bool:
@@ -84,4 +103,4 @@ def _ordered(scores: dict[str, float], levels: list[str]) -> bool:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

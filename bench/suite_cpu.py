@@ -6,8 +6,8 @@ spent outside pytest's process: the server, whisper and scoring workers, Chromiu
     .venv/bin/python bench/suite_cpu.py -- tests/test_web_browser.py -k shipped
 
 Run it on an otherwise idle machine: anything else running is counted too. Arguments after
-``--`` go to pytest (default: ``-m "not qwen_all_banks"``, the suite without the whole-bank
-Qwen test, whose ~36 CPU minutes are known from its own run).
+``--`` go to pytest (default: ``-m "not qwen_sample"``, the suite without the sampled
+Qwen test, which runs beside it at nice 19).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class CpuPerTest:
 
 def main() -> int:
     args = sys.argv[1:]
-    args = args[args.index("--") + 1 :] if "--" in args else ["-m", "not qwen_all_banks"]
+    args = args[args.index("--") + 1 :] if "--" in args else ["-m", "not qwen_sample"]
     return pytest.main(["-q", "-p", "no:cacheprovider", *args], plugins=[CpuPerTest()])
 
 

@@ -2,7 +2,7 @@
 
 SmolLM2-135M runs the whole code path quickly (its judgements are near random, so these tests
 check mechanics: ranges, determinism, cache reuse, rows). The real judge, Qwen2.5-1.5B, is
-tested on every shipped bank in test_judge_qwen.py.
+tested on a sample of the shipped banks in test_judge_qwen.py (all of them: bench/demo_order.py).
 """
 
 from __future__ import annotations
