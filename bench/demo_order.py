@@ -12,7 +12,7 @@ strong > average > weak breaks:
                                          [--levels strong weak] [--dtype bfloat16]
 
 ``--levels strong weak`` is the slow test's check in one process; ``--dtype`` tries the judge in
-another dtype than the shipped one (``judge.DTYPES``).
+another dtype than this machine's choice (``interviewer/scoring/dtype.py``).
 
 About 240 judgements for the six banks (two anchors and three answers per question): 42 min
 on two nearly idle cores (2026-12-07).
