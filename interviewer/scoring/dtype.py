@@ -33,12 +33,13 @@ TUNED = "float32"
 """The dtype the judge was tuned in (scripts/asag_tune.py, docs/scoring.md's figures)."""
 BFLOAT16_GAIN = 1.3
 """bfloat16 is chosen only when it multiplies at least this many times faster: below that,
-the gain does not pay for leaving the dtype the judge was tuned in (and for noise: a busy
-machine can shift one measurement by ~10-20%)."""
+the gain does not pay for leaving the dtype the judge was tuned in, and a busy machine moves
+single figures a lot (on a loaded 2-core AMX Xeon, bfloat16 read 270-975 GFLOPS)."""
 SHAPE = (256, 1536, 2048)
 """The choice's product: 256 tokens of Qwen2.5-1.5B's hidden size (1536) through a 2048-wide
 layer. Smaller than the judge's real products (``bench/gemm.py``: 600 x 1536 -> 8960) so that
-the measurement takes ~0.1-0.2 s, large enough to rank the two dtypes the same way."""
+the measurement takes 0.2-0.25 s on a busy 2-core Xeon; there it ranked the dtypes as the full
+product did."""
 REPEAT = 3
 CACHE_NAME = "judge_dtype.json"
 CPUINFO = Path("/proc/cpuinfo")
