@@ -15,9 +15,9 @@ strong > average > weak breaks:
 It exits non-zero if any question's strong answer does not outscore its weak one (the check the
 test suite makes on its sample; an average answer out of place is printed, not an error), if
 fewer banks or questions than shipped (6, 48) are found, or if none matched ``--bank``.
-``--levels strong weak`` is that check alone, ~36 CPU minutes (~192 judgements: two anchors
-and two answers per question); ``--dtype`` tries the judge in another dtype than the shipped
-one (``judge.DTYPES``).
+``--levels strong weak`` is that check alone, ~36 CPU minutes in float32 (~192 judgements: two
+anchors and two answers per question); ``--dtype`` tries the judge in another dtype than this
+machine's choice (``interviewer/scoring/dtype.py``).
 
 About 240 judgements for the six banks with all three levels (two anchors and three answers per
 question): 42 min on two nearly idle cores (2026-12-07).

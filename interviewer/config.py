@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     tts_voice: str = Field(default="en-us", description="espeak-ng voice used by pyttsx3.")
     tts_rate: int = Field(default=170, description="Speaking rate in words per minute.")
     scoring_model: Literal["qwen2.5-1.5b", "smollm2-135m"] = "qwen2.5-1.5b"
+    judge_dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        default="auto",
+        description="What the judge computes in: 'auto' measures once per machine which is "
+        "faster (bfloat16 only when clearly so, else float32, the dtype it was tuned in).",
+    )
     score_answers: bool = Field(
         default=True,
         description="Score each answer as soon as it is stored (a worker process running "

@@ -10,6 +10,10 @@ check probabilities into a score is instant. So tuning is two steps:
     #    and QWK, then the same settings on another file's numbers (e.g. the unseen questions)
     python scripts/asag_tune.py fit train-checks.jsonl --test test-checks.jsonl
 
+The judge computes in this machine's dtype (``interviewer/scoring/dtype.py``) unless
+``--dtype`` says which; the tuning so far was done in float32. Every line records its dtype
+(files without one were collected in float32), and a file is never resumed in another dtype.
+
 The check variants are the judge's own (``checks_for``) plus alternatives worth a try: key
 points in the first version's literal wording ("does the answer say this: ..."; the shipped
 "perhaps in other words" won), an overall "is the answer correct" check (the judge's own
@@ -103,6 +107,7 @@ def collect(args: argparse.Namespace) -> None:
     rows = asag.sample(rows, args.limit, args.seed) if args.limit else rows
     out = Path(args.out)
     done = set()
+    dtypes = set()
     if out.exists():
         for line in out.read_text().splitlines():
             try:
@@ -110,7 +115,14 @@ def collect(args: argparse.Namespace) -> None:
             except ValueError:
                 continue
             done.add((entry["kind"], entry.get("line"), entry["question"]))
-    judge = Judge("qwen2.5-1.5b").load()
+            dtypes.add(entry.get("dtype", "float32"))
+    judge = Judge("qwen2.5-1.5b", dtype=args.dtype)
+    if dtypes - {judge.dtype}:
+        sys.exit(
+            f"{out} was collected in {', '.join(sorted(dtypes))} and the judge would compute in "
+            f"{judge.dtype}: pass --dtype {min(dtypes)} to resume it, or another --out"
+        )
+    judge.load()
     embed = asag.embedding_scorer()
     print(f"{len(rows)} answers; model loaded in {judge.load_seconds:.0f} s", file=sys.stderr)
     for n, row in enumerate(rows, 1):
@@ -123,6 +135,7 @@ def collect(args: argparse.Namespace) -> None:
                 cos_null = embed([_as_row(row, NULL_ANSWER)])[0]
                 entry = {
                     "kind": "anchors",
+                    "dtype": judge.dtype,
                     "question": question.id,
                     "null": _probabilities(null),
                     "reference": _probabilities(ref),
@@ -135,6 +148,7 @@ def collect(args: argparse.Namespace) -> None:
             results, _, _ = judge.run_checks(question, row.answer, checks)
             entry = {
                 "kind": "answer",
+                "dtype": judge.dtype,
                 "line": row.line,
                 "question": question.id,
                 "question_id": row.columns.get("question_id"),
@@ -160,15 +174,20 @@ def _probabilities(results: list) -> dict[str, float]:
 
 
 def load(path: Path) -> list[dict]:
+    """The answers of one collected file, each with its question's anchors and its dtype."""
     anchors, answers = {}, []
     for line in Path(path).read_text().splitlines():
         entry = json.loads(line)
+        entry.setdefault("dtype", "float32")  # files from before the dtype was recorded
         if entry["kind"] == "anchors":
             anchors[entry["question"]] = entry
         else:
             answers.append(entry)
     for entry in answers:
         entry["anchors"] = anchors[entry["question"]]
+    dtypes = {e["dtype"] for e in [*answers, *anchors.values()]}
+    if len(dtypes) > 1:
+        sys.exit(f"{path} mixes checks computed in {' and '.join(sorted(dtypes))}")
     return answers
 
 
@@ -320,7 +339,10 @@ def fit(args: argparse.Namespace) -> None:
         current, kp="alt-key_point", agg="mean", top=1.0, kp_w=0.75, desc_w=0.25, overall_w=0
     )
     baseline = dict(current, kp_w=0, desc_w=0, overall_w=0, cos_w=1, anchor=False, top=1.0)
-    print(f"train: {len(train)} answers; test: {len(test)}")
+    print(
+        f"train: {len(train)} answers ({train[0]['dtype']}); test: {len(test)}"
+        + (f" ({test[0]['dtype']})" if test else "")
+    )
     fixed = [("judge.py", current), ("first judge", first), ("cosine only", baseline)]
     for label, p in [(label, p) for label, p in fixed if _collected(p, train[0])] + [
         (f"#{i + 1}", p) for i, (_, _, p) in enumerate(ranked[: args.top])
@@ -344,6 +366,12 @@ def main() -> None:
     c.add_argument("--per-question", type=int, default=0)
     c.add_argument("--limit", type=int, default=0)
     c.add_argument("--seed", type=int, default=0)
+    c.add_argument(
+        "--dtype",
+        choices=("float32", "bfloat16"),
+        default=None,
+        help="what the judge computes in (default: this machine's choice, as in the product)",
+    )
     c.add_argument(
         "--alternatives",
         default=",".join(ALTERNATIVES),

@@ -50,7 +50,9 @@ def _words(transcript: str, *, gap: float = 0.1, offset: float = 0.5) -> list[di
 
 @pytest.fixture(scope="module")
 def judge(model_dir: Path) -> Judge:
-    return Judge(SMALL, model_dir).load()
+    # float32 whatever this machine would pick: the cache-reuse check below compares to 1e-4,
+    # float32's rounding (bfloat16's is ~1e-3)
+    return Judge(SMALL, model_dir, dtype="float32").load()
 
 
 @pytest.fixture(scope="module")

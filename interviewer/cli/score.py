@@ -69,7 +69,9 @@ def score(
             console=err_console,
             transient=False,
         ) as progress:
-            task = progress.add_task("loading the judge", total=sum(totals.values()) or 1)
+            task = progress.add_task(
+                f"loading the judge ({judge.dtype})", total=sum(totals.values()) or 1
+            )
             judge.load()
             if finder is not None:
                 finder.load()

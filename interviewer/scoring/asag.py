@@ -129,14 +129,15 @@ def judge_scorer(
     """The rubric judge on the reference answer's rubric: its question score, in [0, 1].
 
     ``cache``: a JSONL file of scores already computed, read first and appended to as rows are
-    scored, so a long run that stops can be resumed. Entries are keyed by the judge's code, the
-    model, the whole rubric and the answer: a change to the judge or to
-    ``question_from_reference`` never reuses stale scores.
+    scored, so a long run that stops can be resumed. Entries are keyed by the judge's code and
+    dtype, the model, the whole rubric and the answer: a change to the judge or to
+    ``question_from_reference``, or a machine that computes in another dtype, never reuses
+    stale scores.
     """
     judge = Judge(model=model, model_dir=model_dir)
     questions: dict[tuple[str, str, float], banks.Question] = {}
     known = _read_cache(cache) if cache else {}
-    version = judge_fingerprint()
+    version = judge_fingerprint(judge.dtype)
     if cache is not None and cache.exists() and cache.stat().st_size:
         with cache.open("rb+") as f:  # end a line an interrupted run cut short
             f.seek(-1, 2)
@@ -161,9 +162,10 @@ def judge_scorer(
     return score
 
 
-def judge_fingerprint() -> str:
-    """A digest of the judge's source: its prompts and arithmetic are what the scores mean."""
-    digest = hashlib.sha256()
+def judge_fingerprint(dtype: str) -> str:
+    """A digest of the judge's source and dtype: its prompts and arithmetic are what the scores
+    mean, and float32 and bfloat16 give slightly different ones (``judge.DTYPES``)."""
+    digest = hashlib.sha256(f"dtype={dtype}\0".encode())
     for module in (judge_module, judge_checks, judge_combine):
         digest.update(Path(module.__file__).read_bytes())
     return digest.hexdigest()[:16]

@@ -71,10 +71,10 @@ to [0, 1]. Confidence per criterion: half how far its share lies from
 the middle of the scale, half how well its checks separate the anchors (a spread of
 ``GOOD_SPREAD`` or more counts fully); per question, the weighted mean.
 
-Determinism: no sampling, a fixed dtype per model, a fixed thread count per judge, a token
-tree built in rubric order, and a question's opening always computed on its own (whether its
-cache was just made or kept), so the same question and transcript give identical scores in a
-process.
+Determinism: no sampling, a dtype fixed per judge (and per machine, ``DTYPES``), a fixed
+thread count per judge, a token tree built in rubric order, and a question's opening always
+computed on its own (whether its cache was just made or kept), so the same question and
+transcript give identical scores in a process.
 """
 
 from __future__ import annotations
@@ -91,6 +91,7 @@ from typing import Any
 from interviewer import weights
 from interviewer.banks.model import Question
 from interviewer.config import get_settings
+from interviewer.scoring.dtype import judge_dtype
 from interviewer.scoring.judge_checks import (
     NULL_ANSWER,
     SYSTEM_PROMPT,
@@ -149,12 +150,14 @@ __all__ = [
 ]
 
 DTYPES = {"qwen2.5-1.5b": "float32", "smollm2-135m": "float32"}
-"""What the judge computes in, fixed per model so scores are identical across runs. Qwen's
-weights are stored in bfloat16 (``weights.LLM_DTYPES``) and widened exactly on load: the CPU
-the judge was tuned on (AVX512-BF16, no AMX) multiplies float32 matrices ~1.5x faster than
-bfloat16 ones, for 3.5 GB more memory. Not every CPU does (an AMD EPYC: bfloat16 2.3x faster,
-``bench/gemm.py``), but scores differ between dtypes and the tuning was done in float32
-(docs/benchmarks.md, "Scoring speed")."""
+"""The dtype each model was tuned in, which a judge built without a dtype keeps unless
+``INTERVIEWER_JUDGE_DTYPE`` forces one or, on ``auto``, this machine multiplies bfloat16
+matrices clearly faster (``scoring/dtype.py``, measured once per machine). Qwen's weights are
+stored in bfloat16 (``weights.LLM_DTYPES``) and widened exactly on load: the CPU the judge was
+tuned on (AVX512-BF16, no AMX) multiplies float32 ~1.5x faster, for 3.5 GB more memory; an AMD
+EPYC bfloat16 2.3x faster, an Intel Xeon with AMX ~4x or more (``bench/gemm.py``). Scores differ
+slightly between dtypes (docs/benchmarks.md, "Scoring speed"); a judge's dtype is fixed once
+built, so scores stay identical across runs on one machine."""
 MAX_TRANSCRIPT_TOKENS = 3000
 """About 20 minutes of speech; longer transcripts are cut (and the judgement says so)."""
 STEM_CACHE_SIZE = 64
@@ -169,7 +172,8 @@ class Judge:
 
     ``model_dir`` is the model directory root (as for ``weights.llm_dir``), or a transformers
     folder holding ``config.json`` directly (for experiments); default: the installed weights.
-    ``threads`` defaults to the CPUs this process may use.
+    ``threads`` defaults to the CPUs this process may use; ``dtype`` ("float32" or "bfloat16")
+    to this machine's choice (``DTYPES``): benchmarks pass one to compare the two.
     """
 
     def __init__(
@@ -185,7 +189,7 @@ class Judge:
             raise ValueError(f"unknown scoring model {self.model_name!r}; expected one of {DTYPES}")
         self.model_dir = Path(model_dir) if model_dir is not None else None
         self.threads = threads or max(1, len(os.sched_getaffinity(0)))
-        self.dtype = dtype or DTYPES[self.model_name]
+        self.dtype = dtype or judge_dtype(get_settings(), DTYPES[self.model_name])
         self.load_seconds: float | None = None
         self._lock = threading.Lock()
         self._loaded = False
