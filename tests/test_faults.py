@@ -102,3 +102,77 @@ def test_server_sigkilled_mid_answer_resumes_at_that_question(
     animal = after["animal"]
     assert animal["status"] is AnswerStatus.answered and _heard(animal, "animal"), animal
     assert _interview(url, seeded.interview_id)[0] is InterviewState.completed
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A 2 MB tmpfs for the recordings (mounting needs root; skipped, saying so, without it)."""
+    import subprocess
+
+    mount = tmp_path / "recordings"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs for the full-disk test: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _fill(directory: Path) -> None:
+    with (directory / "filler").open("wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+
+
+def test_recordings_disk_full_pauses_the_interview(
+    tmp_path: Path, small_disk: Path, clips: dict[str, bytes]
+) -> None:
+    settings = make_settings(tmp_path, recordings_dir=small_disk)
+    seeded = seed_interview(settings)
+    url = settings.resolved_database_url
+    log = tmp_path / "serve.log"
+    server = Server(settings, log).start()
+    files: dict[str, bytes] = {}
+
+    def disk_fills_up() -> None:  # during the animal answer, the earlier ones all stored
+        files.update(_recording_bytes(settings, _answers(url, seeded.interview_id)))
+        _fill(small_disk)
+
+    try:
+        server.consent(seeded.token)
+        first = asyncio.run(
+            visit(server, seeded.token, clips, during=("animal", 0.5, disk_fills_up))
+        )
+        errors = first.of_type("error")
+        assert errors and errors[-1]["code"] == "paused", first.messages[-5:]
+        assert "paused" in errors[-1]["message"] and "saved" in errors[-1]["message"]
+        assert first.close_code == 1011 and first.of_type("done") == []
+        _no_traceback(first)
+        text = log.read_text()
+        assert "paused (recording not written)" in text and "No space left on device" in text
+
+        answers = _answers(url, seeded.interview_id)
+        assert set(answers) == {"practice", "colour"} and set(files) == set(answers), answers
+        assert _recording_bytes(settings, answers) == files  # nothing stored was touched
+        assert _interview(url, seeded.interview_id) == (InterviewState.in_progress, 1)
+
+        (small_disk / "filler").unlink()  # space again: the interview continues at "animal"
+        second = asyncio.run(visit(server, seeded.token, clips))
+        assert second.of_type("ready")[0]["question"]["id"] == "animal"
+        assert second.of_type("done"), second.messages[-5:]
+    finally:
+        server.stop()
+    after = _answers(url, seeded.interview_id)
+    assert _heard(after["animal"], "animal"), after["animal"]
+    assert _recording_bytes(settings, {q: after[q] for q in files}) == files
+    assert _interview(url, seeded.interview_id)[0] is InterviewState.completed
