@@ -7,6 +7,8 @@ changed, and the applicant is told what happened in words, never a stack trace.
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -175,4 +177,68 @@ def test_recordings_disk_full_pauses_the_interview(
     after = _answers(url, seeded.interview_id)
     assert _heard(after["animal"], "animal"), after["animal"]
     assert _recording_bytes(settings, {q: after[q] for q in files}) == files
+    assert _interview(url, seeded.interview_id)[0] is InterviewState.completed
+
+
+def _restart_postgres(admin_url: str, back_when: Callable[[], bool], max_down_s: float) -> None:
+    """Stop the test session's PostgreSQL server (tests/conftest.py), wait until ``back_when()``
+    (or ``max_down_s``), start it again with the same options: every open connection is lost."""
+    import os
+    import shlex
+    import subprocess
+
+    import psycopg
+    from conftest import _postgres_bin_dir
+
+    with psycopg.connect(admin_url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        data = Path(conn.execute("SHOW data_directory").fetchone()[0])
+    # the server's own command line (port, socket dir, settings), as `pg_ctl restart` reuses it
+    options = shlex.split((data / "postmaster.opts").read_text())[1:]
+    pg_ctl = _postgres_bin_dir() / "pg_ctl"
+    runas = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    subprocess.run([*runas, pg_ctl, "-D", data, "-m", "fast", "-w", "stop"], check=True)
+    deadline = time.monotonic() + max_down_s
+    while not back_when() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    start = [pg_ctl, "-D", data, "-l", data.parent / "server.log", "-w", "-t", "60"]
+    subprocess.run(
+        [*runas, *start, "-o", shlex.join(options), "start"], check=True, capture_output=True
+    )
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_postgresql_restarted_mid_interview(
+    tmp_path: Path, db_url: str, postgres_server: str, clips: dict[str, bytes]
+) -> None:
+    """Down while the applicant answers, until the answer's save has failed once (it is retried
+    for 20 s): the interview goes on, nothing stored is lost, no error reaches the page."""
+    settings = make_settings(tmp_path, database_url=db_url)
+    seeded = seed_interview(settings)
+    url = settings.resolved_database_url
+    log = tmp_path / "serve.log"
+    server = Server(settings, log).start()
+    before: dict[str, dict[str, Any]] = {}
+
+    def restart() -> None:
+        before.update(_answers(url, seeded.interview_id))
+        dispose_engine(url)
+        _restart_postgres(
+            postgres_server, lambda: "saving the step failed" in log.read_text(), max_down_s=30
+        )
+
+    try:
+        server.consent(seeded.token)
+        seen = asyncio.run(visit(server, seeded.token, clips, during=("animal", 1.0, restart)))
+    finally:
+        server.stop()
+    assert seen.answered == ["practice", "colour", "animal"], seen.messages[-5:]
+    assert seen.of_type("error") == [] and seen.of_type("done"), seen.messages[-5:]
+    assert "saving the step failed" in log.read_text()  # the outage hit the save: retried
+    _no_traceback(seen)
+    assert set(before) == {"practice", "colour"}
+    after = _answers(url, seeded.interview_id)
+    for qid in before:
+        assert after[qid] == before[qid]
+    assert _heard(after["animal"], "animal"), after["animal"]
     assert _interview(url, seeded.interview_id)[0] is InterviewState.completed
