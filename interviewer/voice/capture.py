@@ -138,6 +138,7 @@ class AnswerCapture:
         vad: vad.VAD,
         stt: stt.STT,
         open_writer: OpenWriter | None = None,
+        on_write_error: Callable[[OSError], None] | None = None,
         prefix_padding_s: float = 0.3,
         tail_s: float = 0.2,
         soft_segment_s: float = 8.0,
@@ -146,6 +147,9 @@ class AnswerCapture:
         self._vad = vad
         self._stt = stt
         self._open_writer = open_writer
+        # a recording that cannot be written (the disk is full) is not an answer to keep:
+        # the runner pauses the interview rather than store a truncated WAV
+        self._on_write_error = on_write_error
         self.prefix_padding_s = prefix_padding_s
         self.tail_s = tail_s
         self.soft_segment_s = soft_segment_s
@@ -196,8 +200,10 @@ class AnswerCapture:
         if rec.writer is not None:
             try:
                 rec.writer.close()
-            except OSError:
-                log.exception("could not close the recording of %s", rec.ask.key)
+            except OSError as err:
+                log.error("could not close the recording of %s: %s", rec.ask.key, err)
+                if self._on_write_error is not None:
+                    self._on_write_error(err)
         rec.pcm = bytearray()
 
     def stop(self) -> None:
@@ -357,9 +363,11 @@ class AnswerCapture:
             if rec.writer is not None:
                 try:
                     rec.writer.write(frame)
-                except OSError:
-                    log.exception("could not write the recording of %s", rec.ask.key)
+                except OSError as err:
+                    log.error("could not write the recording of %s: %s", rec.ask.key, err)
                     rec.writer = None
+                    if self._on_write_error is not None:
+                        self._on_write_error(err)
 
     def _to_rec_s(self, rec: Recording, stream_sample: float) -> float:
         return max(0.0, (stream_sample - rec.stream_start) / rec.sample_rate)

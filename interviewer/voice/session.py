@@ -33,6 +33,7 @@ from livekit import rtc
 from livekit.agents import AgentSession
 from livekit.agents.voice import io
 from sqlalchemy import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from interviewer.banks.model import Bank
 from interviewer.config import get_settings
@@ -50,6 +51,29 @@ from interviewer.voice.stack import SEGMENT_SILENCE_S, VoiceModels
 log = logging.getLogger(__name__)
 
 MIN_ENDPOINTING_S = 0.2
+SAVE_RETRY_S = 20.0
+"""How long a step's save is retried while the database is unreachable (a PostgreSQL restart,
+a busy SQLite) before the interview is paused."""
+
+RECORDING_FAILED = (
+    "We cannot save your recording right now, so the interview is paused. Your answers so far "
+    "are saved. Please try again later: the interview continues at this question."
+)
+SAVING_FAILED = (
+    "We cannot save your answers right now, so the interview is paused. Your answers so far "
+    "are saved. Please try again in a few minutes: the interview continues at this question."
+)
+
+
+class InterviewPaused(Exception):
+    """The interview cannot go on safely now (its recording cannot be written, or its answers
+    cannot be stored): the session stops without storing the answer in progress, so a later
+    run asks that question again. ``message`` is what the applicant is told."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"interview paused: {reason}")
+        self.reason = reason
+        self.message = message
 
 
 @dataclass
@@ -286,10 +310,28 @@ async def run_interview(
     def open_writer(ask: Ask) -> _LazyWav:
         return _LazyWav(recordings.answer_audio(interview_id, ask.question_id, ask.attempt))
 
-    capture = AnswerCapture(vad=vad_model, stt=stt_engine, open_writer=open_writer)
+    paused: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def pause(reason: str, message: str, cause: object) -> None:
+        if not paused.done():
+            log.error("interview %d paused (%s): %s", interview_id, reason, cause)
+            paused.set_exception(InterviewPaused(reason, message))
+
+    def on_write_error(err: OSError) -> None:
+        pause("recording not written", RECORDING_FAILED, err)
+
+    capture = AnswerCapture(
+        vad=vad_model, stt=stt_engine, open_writer=open_writer, on_write_error=on_write_error
+    )
 
     async def persist(step: Step) -> None:
-        ids = await asyncio.to_thread(save_step, engine, recordings, interview_id, step)
+        if paused.done():  # never store an answer whose recording is incomplete
+            raise InterviewPaused("paused", RECORDING_FAILED)
+        try:
+            ids = await _save(engine, recordings, interview_id, step)
+        except Exception as err:
+            pause("answers not saved", SAVING_FAILED, f"{type(err).__name__}: {err}")
+            raise
         if on_answer is not None and ids:
             try:
                 await on_answer(ids)
@@ -350,18 +392,22 @@ async def run_interview(
         await session.start(agent)
     else:  # our own recordings (AnswerCapture), not livekit's session recorder
         await session.start(agent, room=room, room_options=room_options, record=False)
+    ended = asyncio.ensure_future(agent.ended.wait())
     try:
-        if timeout_s is None:
-            await agent.ended.wait()
-        else:
-            try:
-                await asyncio.wait_for(agent.ended.wait(), timeout_s)
-            except TimeoutError:
-                log.warning("interview %s timed out: %s", interview_id, _stuck(session, agent))
-                raise
+        done, _ = await asyncio.wait(
+            {ended, paused}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
+        )
+        if paused.done():
+            paused.result()  # raises InterviewPaused
+        if not done:
+            log.warning("interview %s timed out: %s", interview_id, _stuck(session, agent))
+            raise TimeoutError
     finally:
+        ended.cancel()
         await session.aclose()
         capture.stop()
+        if paused.done():
+            paused.exception()  # retrieved: a pause while closing is not an unhandled error
     first_frames = list(getattr(audio_output, "first_frame_times", []))
     report.turns = turn_timings(capture.history, first_frames)
     report.said = agent.said
@@ -369,6 +415,24 @@ async def run_interview(
     report.answers = await asyncio.to_thread(_answers, engine, interview_id)
     report.wall_s = time.monotonic() - started
     return report
+
+
+async def _save(engine: Engine, recordings: Recordings, interview_id: int, step: Step) -> list[int]:
+    """``save_step`` off the event loop, retried for SAVE_RETRY_S while the database cannot be
+    reached (nothing of a failed attempt is committed: it is one transaction)."""
+    deadline = time.monotonic() + SAVE_RETRY_S
+    delay = 0.25
+    while True:
+        try:
+            return await asyncio.to_thread(save_step, engine, recordings, interview_id, step)
+        except (OperationalError, InterfaceError) as err:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning(
+                "interview %d: saving the step failed (%s), retrying", interview_id, err.orig
+            )
+            await asyncio.sleep(delay)
+            delay = min(2.0, delay * 2)
 
 
 def _answers(engine: Engine, interview_id: int) -> list[Answer]:

@@ -55,7 +55,7 @@ from interviewer.transports.websocket import (
     WebSocketTransport,
 )
 from interviewer.voice.agent import InterviewAgent
-from interviewer.voice.session import SessionOptions
+from interviewer.voice.session import InterviewPaused, SessionOptions
 from interviewer.voice.stack import VoiceStack
 
 log = logging.getLogger(__name__)
@@ -350,6 +350,10 @@ class LiveInterviews:
             log.info("interview %d: page gone; state saved for resume", live.interview_id)
             return
         err = runner.exception()
+        if isinstance(err, InterviewPaused):  # logged by the session, in one line
+            transport.send_json({"type": "error", "code": "paused", "message": err.message})
+            transport.close(CloseCode.INTERNAL, "paused")
+            return
         if err is not None:
             log.error("interview %d failed", live.interview_id, exc_info=err)
             self._server_error(transport)

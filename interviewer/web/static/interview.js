@@ -452,6 +452,14 @@ function onClose(ws, event) {
       next: "Reload the page. If it happens again, try another browser.",
     }, connect);
   }
+  if (error && error.code === "paused") { // the server cannot save (disk full, database down)
+    return problem({
+      code: "paused",
+      title: "The interview is paused",
+      message: error.message,
+      next: "Press Try again in a few minutes. The interview continues where it stopped.",
+    }, connect);
+  }
   // Dropped network, server restart, server error: keep trying; the answers are saved.
   if (s.lostSince === null) s.lostSince = performance.now();
   setState("offline");
