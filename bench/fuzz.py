@@ -5,8 +5,9 @@ actors of the authorization matrix; prints the cases tried and every failure (ta
 
 In-process (FastAPI's TestClient on one app and a throwaway SQLite database), so it measures
 the app, not the network; about 35-100 cases a second on this shared machine. A failure is a
-5xx, a traceback or driver error in a response, or applicant A's name or email shown to someone who may not see
-it. `make test` runs the same property with a few thousand cases (tests/test_fuzz_routes.py).
+5xx, a traceback or driver error in a response, or applicant A's name or email shown to
+someone who may not see it. `make test` runs the same property with a few thousand cases
+(tests/test_fuzz_routes.py).
 """
 
 from __future__ import annotations
