@@ -381,30 +381,24 @@ def _text_events(inputs: _Inputs, embed: dup.Embed) -> list[EventDraft]:
         if a.question_id != PRACTICE_ID and a.attempt == 0 and a.transcript.strip()
     ]
     by_id = {a.id: a for a in inputs.answers}
+    found = [
+        (EventKind.duplicate_answer, m.similarity, m.answer, m.evidence())
+        for m in dup.find_duplicates(mine, inputs.others, t, embed)
+    ] + [
+        (EventKind.reference_match, r.overlap, r.answer, r.evidence())
+        for r in dup.reference_matches(mine, inputs.references, t, embed)
+    ]
     drafts: list[EventDraft] = []
-    for match in dup.find_duplicates(mine, inputs.others, t, embed):
+    for kind, amount, answer, evidence in found:
         made = draft(
-            EventKind.duplicate_answer,
-            match.similarity,
+            kind,
+            amount,
             t,
-            key=f"duplicates:duplicate_answer:{match.answer.question_id}",
+            key=f"duplicates:{kind.value}:{answer.question_id}",
             source="duplicates",
-            at=_at(by_id[match.answer.answer_id].started_at or inputs.started_at, 0),
-            question_id=match.answer.question_id,
-            evidence=match.evidence(),
-        )
-        if made is not None:
-            drafts.append(made)
-    for ref in dup.reference_matches(mine, inputs.references, t, embed):
-        made = draft(
-            EventKind.reference_match,
-            ref.overlap,
-            t,
-            key=f"duplicates:reference_match:{ref.answer.question_id}",
-            source="duplicates",
-            at=_at(by_id[ref.answer.answer_id].started_at or inputs.started_at, 0),
-            question_id=ref.answer.question_id,
-            evidence=ref.evidence(),
+            at=_at(by_id[answer.answer_id].started_at or inputs.started_at, 0),
+            question_id=answer.question_id,
+            evidence=evidence,
         )
         if made is not None:
             drafts.append(made)

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import multiprocessing.synchronize
 import os
 import queue
 import time
@@ -143,13 +144,7 @@ class ScorerProcess:
 
     async def ready(self, timeout: float | None = None) -> None:
         """Wait until the model is loaded (the first answer would wait for it otherwise)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while not self._ready.is_set():
-            self.collect()
-            self._check_alive()
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError("scoring worker did not load its model in time")
-            await asyncio.sleep(0.1)
+        await self._until(self._ready, timeout, "scoring worker did not load its model in time")
 
     async def drain(
         self, timeout: float | None = None
@@ -170,12 +165,19 @@ class ScorerProcess:
 
     async def idle(self, timeout: float | None = None) -> None:
         """Wait until the worker has nothing queued and no warm-up left (benchmarks, tests)."""
+        await self._until(self._idle, timeout, "scoring worker is still busy")
+
+    async def _until(
+        self, event: multiprocessing.synchronize.Event, timeout: float | None, late: str
+    ) -> None:
+        """Poll until the worker sets ``event``, collecting results and noticing a dead worker
+        meanwhile; TimeoutError(``late``) after ``timeout``."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        while not self._idle.is_set():
+        while not event.is_set():
             self.collect()
             self._check_alive()
             if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError("scoring worker is still busy")
+                raise TimeoutError(late)
             await asyncio.sleep(0.1)
 
     def stop(self, timeout: float = 30.0) -> None:

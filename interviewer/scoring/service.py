@@ -226,28 +226,23 @@ def _write(
     session.execute(delete(CriterionScore).where(CriterionScore.answer_id.in_(ids)))
     primary = attempts[0]
     model = judgement.model
-    for c in judgement.criteria:
-        quotes = evidence.criteria.get(c.criterion_id, []) if evidence else []
+    quotes_of = {
+        "criterion": evidence.criteria if evidence else {},
+        "red_flag": evidence.red_flags if evidence else {},
+    }
+    scored: list[tuple[str, str, float, float | None]] = [
+        ("criterion", c.criterion_id, c.probability, c.level) for c in judgement.criteria
+    ]
+    scored += [("red_flag", r.red_flag_id, r.probability, None) for r in judgement.red_flags]
+    for kind, criterion_id, probability, level in scored:
+        quotes = quotes_of[kind].get(criterion_id, [])
         session.add(
             CriterionScore(
                 answer_id=primary.id,
-                criterion_id=c.criterion_id,
-                kind="criterion",
-                probability=round(c.probability, 6),
-                level=round(c.level, 6),
-                evidence=[q.to_json() for q in quotes],
-                model=model,
-            )
-        )
-    for r in judgement.red_flags:
-        quotes = evidence.red_flags.get(r.red_flag_id, []) if evidence else []
-        session.add(
-            CriterionScore(
-                answer_id=primary.id,
-                criterion_id=r.red_flag_id,
-                kind="red_flag",
-                probability=round(r.probability, 6),
-                level=None,
+                criterion_id=criterion_id,
+                kind=kind,
+                probability=round(probability, 6),
+                level=None if level is None else round(level, 6),
                 evidence=[q.to_json() for q in quotes],
                 model=model,
             )

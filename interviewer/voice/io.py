@@ -371,7 +371,7 @@ def answers_wav(
     """
     import tempfile
 
-    from interviewer.voice.tts import render_with_espeak_binary
+    from interviewer.voice.tts import render_with_espeak_binary, resample
 
     def silence(seconds: float) -> np.ndarray:
         return np.zeros(int(seconds * sample_rate), dtype=np.int16)
@@ -387,7 +387,7 @@ def answers_wav(
                 raw = Path(tmp) / f"{i}.wav"
                 render_with_espeak_binary(text, voice, rate, raw)
                 data, src = read_wav(raw)
-                clip = _resample(data, src, sample_rate)
+                clip = resample(data, src, sample_rate)
             spans.append((at, at + len(clip) / sample_rate))
             parts += [clip, silence(gap_s)]
             at += len(clip) / sample_rate + gap_s
@@ -395,13 +395,3 @@ def answers_wav(
     writer.write(np.concatenate(parts).tobytes())
     writer.close()
     return spans
-
-
-def _resample(data: np.ndarray, src: int, dst: int) -> np.ndarray:
-    if src == dst or not len(data):
-        return data
-    resampler = rtc.AudioResampler(src, dst, num_channels=1, quality=rtc.AudioResamplerQuality.HIGH)
-    frames = resampler.push(rtc.AudioFrame(data.tobytes(), src, 1, len(data)))
-    frames += resampler.flush()
-    chunks = [np.frombuffer(f.data, dtype=np.int16) for f in frames]
-    return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)

@@ -150,7 +150,9 @@ def _read_wav(path: Path) -> tuple[np.ndarray, int]:
     return data, rate
 
 
-def _resample(data: np.ndarray, src: int, dst: int) -> np.ndarray:
+def resample(data: np.ndarray, src: int, dst: int) -> np.ndarray:
+    """Mono int16 from ``src`` to ``dst`` Hz: espeak-ng renders at its own rate, whatever the
+    caller wants (also used by ``voice.io.answers_wav``)."""
     if src == dst or not len(data):
         return data
     resampler = rtc.AudioResampler(src, dst, num_channels=1, quality=rtc.AudioResamplerQuality.HIGH)
@@ -283,7 +285,7 @@ class SpeechEngine:
                     engine = "espeak-ng"
                     self.fallbacks += 1
                 data, src_rate = _read_wav(raw)
-                _write_wav_atomic(out, _resample(data, src_rate, sample_rate), sample_rate)
+                _write_wav_atomic(out, resample(data, src_rate, sample_rate), sample_rate)
                 self.renders += 1
                 return engine
         finally:
@@ -319,7 +321,7 @@ class SpeechEngine:
             raw = Path(tmp) / "raw.wav"
             render_with_espeak_binary(text, voice, rate, raw)
             data, src_rate = _read_wav(raw)
-            _write_wav_atomic(out, _resample(data, src_rate, sample_rate), sample_rate)
+            _write_wav_atomic(out, resample(data, src_rate, sample_rate), sample_rate)
         self.fallbacks += 1
         self.renders += 1
         return "espeak-ng"

@@ -146,24 +146,24 @@ def _record_consent(engine: Any, interview_id: int) -> None:
             interview.state = InterviewState.consented
 
 
-@router.get("/i/{token}/check", response_class=HTMLResponse, name="check")
-async def check(request: Request, token: str) -> Response:
+async def _consented_page(request: Request, token: str, template: str, step: int) -> Response:
+    """The steps after consent: without it, back to the invite page to give it."""
     ctx = await _load(request, token)
     if isinstance(ctx, Response):
         return ctx
     if not ctx["consented"]:
         return _go(request, "invite", token)
-    return render(request, "check.html", **ctx, step=2)
+    return render(request, template, **ctx, step=step)
+
+
+@router.get("/i/{token}/check", response_class=HTMLResponse, name="check")
+async def check(request: Request, token: str) -> Response:
+    return await _consented_page(request, token, "check.html", 2)
 
 
 @router.get("/i/{token}/interview", response_class=HTMLResponse, name="interview")
 async def interview_page(request: Request, token: str) -> Response:
-    ctx = await _load(request, token)
-    if isinstance(ctx, Response):
-        return ctx
-    if not ctx["consented"]:
-        return _go(request, "invite", token)
-    return render(request, "interview.html", **ctx, step=3)
+    return await _consented_page(request, token, "interview.html", 3)
 
 
 @router.get("/i/{token}/done", response_class=HTMLResponse, name="done")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -195,18 +196,29 @@ def _applicants(request: Request, opening_id: int) -> list[dict[str, Any]]:
 # --- media -----------------------------------------------------------------------------------
 
 
-def _answer_file(request: Request, interview_id: int, answer_id: int) -> tuple[Any, str]:
+def _stored(request: Request, relative: object, *, none: str, purged: str) -> Path:
+    """The file a row names, or 410: ``none`` when the row names none, ``purged`` when the file
+    is gone (or the name points outside the recordings)."""
+    if not isinstance(relative, str) or not relative:
+        raise _gone(none)
+    try:
+        return services(request).recordings.open_for_read(relative)
+    except (FileNotFoundError, ValueError):
+        raise _gone(purged) from None
+
+
+def _answer_file(request: Request, interview_id: int, answer_id: int) -> tuple[Path, str]:
     with session_scope(services(request).engine) as s:
         answer = s.get(Answer, answer_id)
         if answer is None or answer.interview_id != interview_id:
             raise _not_found("no such answer in this interview")
         relative = answer.audio_path
-    if not relative:
-        raise _gone("no recording of this answer is stored (none was made, or it was purged)")
-    try:
-        path = services(request).recordings.open_for_read(relative)
-    except (FileNotFoundError, ValueError):
-        raise _gone("the recording is no longer stored (deleted or purged)") from None
+    path = _stored(
+        request,
+        relative,
+        none="no recording of this answer is stored (none was made, or it was purged)",
+        purged="the recording is no longer stored (deleted or purged)",
+    )
     return path, reports.MEDIA_TYPES.get(path.suffix.lstrip("."), "application/octet-stream")
 
 
@@ -241,18 +253,18 @@ async def camera(
     return await asyncio.to_thread(serve_files, request, list(found.chunks), found.media_type)
 
 
-def _thumbnail(request: Request, interview_id: int, event_id: int) -> Any:
+def _thumbnail(request: Request, interview_id: int, event_id: int) -> Path:
     with session_scope(services(request).engine) as s:
         event = s.get(IntegrityEvent, event_id)
         if event is None or event.interview_id != interview_id:
             raise _not_found("no such event")
         relative = event.evidence.get("thumbnail")
-    if not isinstance(relative, str) or not relative:
-        raise _gone("no camera frame is stored for this event")
-    try:
-        return services(request).recordings.open_for_read(relative)
-    except (FileNotFoundError, ValueError):
-        raise _gone("the frame is no longer stored (deleted or purged)") from None
+    return _stored(
+        request,
+        relative,
+        none="no camera frame is stored for this event",
+        purged="the frame is no longer stored (deleted or purged)",
+    )
 
 
 @router.get(BASE + "/media/events/{event_id}", name="report_thumbnail")

@@ -112,6 +112,20 @@ def ctranslate2_to_openai_whisper(variables: dict[str, np.ndarray]) -> dict[str,
             else:
                 put(f"{dst}.{name}.bias", bias[i * n : (i + 1) * n])
 
+    def block(dst: str, src: str, *, cross: bool) -> None:
+        """One residual block; the decoder's also attends to the audio (cross-attention)."""
+        norm(f"{dst}.attn_ln", f"{src}/self_attention/layer_norm")
+        fused(f"{dst}.attn", f"{src}/self_attention/linear_0", ("query", "key", "value"))
+        linear(f"{dst}.attn.out", f"{src}/self_attention/linear_1")
+        if cross:
+            norm(f"{dst}.cross_attn_ln", f"{src}/attention/layer_norm")
+            linear(f"{dst}.cross_attn.query", f"{src}/attention/linear_0")
+            fused(f"{dst}.cross_attn", f"{src}/attention/linear_1", ("key", "value"))
+            linear(f"{dst}.cross_attn.out", f"{src}/attention/linear_2")
+        norm(f"{dst}.mlp_ln", f"{src}/ffn/layer_norm")
+        linear(f"{dst}.mlp.0", f"{src}/ffn/linear_0")
+        linear(f"{dst}.mlp.2", f"{src}/ffn/linear_1")
+
     def layers(prefix: str) -> int:
         return len({k.split("/")[1] for k in v if re.match(rf"{prefix}/layer_\d+/", k)})
 
@@ -132,29 +146,13 @@ def ctranslate2_to_openai_whisper(variables: dict[str, np.ndarray]) -> dict[str,
     linear("encoder.conv2", "encoder/conv2")
     put("encoder.positional_embedding", v.pop("encoder/position_encodings/encodings"))
     for i in range(n_audio_layer):
-        src, dst = f"encoder/layer_{i}", f"encoder.blocks.{i}"
-        norm(f"{dst}.attn_ln", f"{src}/self_attention/layer_norm")
-        fused(f"{dst}.attn", f"{src}/self_attention/linear_0", ("query", "key", "value"))
-        linear(f"{dst}.attn.out", f"{src}/self_attention/linear_1")
-        norm(f"{dst}.mlp_ln", f"{src}/ffn/layer_norm")
-        linear(f"{dst}.mlp.0", f"{src}/ffn/linear_0")
-        linear(f"{dst}.mlp.2", f"{src}/ffn/linear_1")
+        block(f"encoder.blocks.{i}", f"encoder/layer_{i}", cross=False)
     norm("encoder.ln_post", "encoder/layer_norm")
 
     put("decoder.token_embedding.weight", v.pop("decoder/embeddings/weight"))
     put("decoder.positional_embedding", v.pop("decoder/position_encodings/encodings"))
     for i in range(n_text_layer):
-        src, dst = f"decoder/layer_{i}", f"decoder.blocks.{i}"
-        norm(f"{dst}.attn_ln", f"{src}/self_attention/layer_norm")
-        fused(f"{dst}.attn", f"{src}/self_attention/linear_0", ("query", "key", "value"))
-        linear(f"{dst}.attn.out", f"{src}/self_attention/linear_1")
-        norm(f"{dst}.cross_attn_ln", f"{src}/attention/layer_norm")
-        linear(f"{dst}.cross_attn.query", f"{src}/attention/linear_0")
-        fused(f"{dst}.cross_attn", f"{src}/attention/linear_1", ("key", "value"))
-        linear(f"{dst}.cross_attn.out", f"{src}/attention/linear_2")
-        norm(f"{dst}.mlp_ln", f"{src}/ffn/layer_norm")
-        linear(f"{dst}.mlp.0", f"{src}/ffn/linear_0")
-        linear(f"{dst}.mlp.2", f"{src}/ffn/linear_1")
+        block(f"decoder.blocks.{i}", f"decoder/layer_{i}", cross=True)
     norm("decoder.ln", "decoder/layer_norm")
 
     # Left over: the tied output projection and scalar flags openai-whisper hard-codes.

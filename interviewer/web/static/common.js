@@ -66,6 +66,33 @@ export async function openCameraAndMic() {
   return stream;
 }
 
+// The interview pages' first step (interview.js, livekit-interview.js): camera and microphone
+// on, shown in the preview, the Start button enabled. Resolves to the stream, or to null once
+// the problem is on screen; `retry` is what its Try again button runs.
+export async function turnOnCameraAndMic(ui, retry, { checkSupport = false } = {}) {
+  hideProblem();
+  ui.start.disabled = true;
+  ui.startStatus.textContent = "Turning on your camera and microphone…";
+  const unsupported = checkSupport ? unsupportedReason() : null;
+  if (unsupported) {
+    ui.startStatus.textContent = "";
+    showProblem({ code: "unsupported", ...unsupported }, null);
+    return null;
+  }
+  let stream;
+  try {
+    stream = await openCameraAndMic();
+  } catch (err) {
+    ui.startStatus.textContent = "";
+    showProblem(mediaProblem(err), retry);
+    return null;
+  }
+  ui.preview.srcObject = stream;
+  ui.start.disabled = false;
+  ui.startStatus.textContent = "Camera and microphone are on.";
+  return stream;
+}
+
 export function showProblem(problem, onRetry) {
   const box = document.getElementById("problem");
   box.querySelector("[data-slot=title]").textContent = problem.title;

@@ -4,7 +4,7 @@
 // The server's session is the source of truth (question, answers, resume point). This page
 // only plays, shows and reconnects: a reload or a dropped network opens a new socket, and the
 // session continues from the question it was on.
-import { csrfHeaders, hideProblem, renewCsrf, mediaProblem, openCameraAndMic, showProblem, unsupportedReason } from "./common.js";
+import { csrfHeaders, hideProblem, renewCsrf, showProblem, turnOnCameraAndMic } from "./common.js";
 
 const root = document.querySelector("[data-interview]");
 const $ = (id) => document.getElementById(id);
@@ -599,23 +599,9 @@ async function finish() {
 // --- start ----------------------------------------------------------------------------------
 
 async function openMedia() {
-  hideProblem();
-  ui.start.disabled = true;
-  ui.startStatus.textContent = "Turning on your camera and microphone…";
-  const unsupported = unsupportedReason();
-  if (unsupported) {
-    ui.startStatus.textContent = "";
-    return showProblem({ code: "unsupported", ...unsupported }, null);
-  }
-  try {
-    s.stream = await openCameraAndMic();
-  } catch (err) {
-    ui.startStatus.textContent = "";
-    return showProblem(mediaProblem(err), openMedia);
-  }
-  ui.preview.srcObject = s.stream;
-  ui.start.disabled = false;
-  ui.startStatus.textContent = "Camera and microphone are on.";
+  const stream = await turnOnCameraAndMic(ui, openMedia, { checkSupport: true });
+  if (!stream) return;
+  s.stream = stream;
   ui.start.focus();
 }
 

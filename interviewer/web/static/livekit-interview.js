@@ -5,7 +5,7 @@
 //
 // The server stays the source of truth: every (re)connect asks /i/<token>/livekit for a fresh
 // short-lived room token, and the worker resumes the interview where it stopped.
-import { hideProblem, mediaProblem, openCameraAndMic, showProblem } from "./common.js";
+import { hideProblem, showProblem, turnOnCameraAndMic } from "./common.js";
 
 const root = document.querySelector("[data-interview]");
 const $ = (id) => document.getElementById(id);
@@ -178,18 +178,8 @@ async function start() {
 }
 
 async function openMedia() {
-  hideProblem();
-  ui.start.disabled = true;
-  ui.startStatus.textContent = "Turning on your camera and microphone…";
-  try {
-    s.stream = await openCameraAndMic();
-  } catch (err) {
-    ui.startStatus.textContent = "";
-    return showProblem(mediaProblem(err), openMedia);
-  }
-  ui.preview.srcObject = s.stream;
-  ui.start.disabled = false;
-  ui.startStatus.textContent = "Camera and microphone are on.";
+  const stream = await turnOnCameraAndMic(ui, openMedia);
+  if (stream) s.stream = stream;
 }
 
 ui.start.addEventListener("click", start);
