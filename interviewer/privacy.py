@@ -154,7 +154,7 @@ def purge_expired(
             continue
         item = Purged(interview_id, opening_id, days, as_utc(last).isoformat(), files, size)
         if not dry_run:
-            with session_scope(engine) as s:
+            with session_scope(engine, write=True) as s:
                 recordings.purge_interview(interview_id)
                 _forget_media(s, interview_id)
                 audit(
@@ -379,7 +379,7 @@ def delete_interviews(
         recordings.purge_interview(interview_id)
         result.files += files
         result.bytes += size
-    with session_scope(engine) as s:
+    with session_scope(engine, write=True) as s:
         interviews = list(s.scalars(select(Interview).where(Interview.id.in_(interview_ids))))
         ids = [iv.id for iv in interviews]
         whole_people = set(applicant_ids or [])

@@ -273,7 +273,7 @@ async def thumbnail(
 
 def _audit_export(request: Request, user: User, interview_id: int, fmt: str) -> None:
     """Exports carry personal data out of the system: who took which one is logged."""
-    with session_scope(services(request).engine) as s:
+    with session_scope(services(request).engine, write=True) as s:
         repo.audit(s, user, "report.export", f"interview:{interview_id}", format=fmt)
 
 

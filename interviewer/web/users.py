@@ -54,7 +54,7 @@ async def users_add(request: Request, admin: User = Depends(admin_only)) -> Resp
     values = {k: str(form.get(k) or "")[:320] for k in ("email", "name", "role")}
 
     def add() -> accounts.NewAccount:
-        with session_scope(services(request).engine) as s:
+        with session_scope(services(request).engine, write=True) as s:
             return accounts.create_user(
                 s, email=values["email"], role=values["role"], name=values["name"], by=admin
             )
@@ -77,7 +77,7 @@ async def _change(request: Request, admin: User, user_id: int, action: str) -> R
     role = str(form.get("role") or "")[:32]
 
     def change() -> None:
-        with session_scope(services(request).engine) as s:
+        with session_scope(services(request).engine, write=True) as s:
             if action == "role":
                 accounts.set_role(s, user_id, role, by=admin)
             else:
@@ -114,7 +114,7 @@ async def users_password(
     request: Request, user_id: int, admin: User = Depends(admin_only)
 ) -> Response:
     def reset() -> tuple[str, str]:
-        with session_scope(services(request).engine) as s:
+        with session_scope(services(request).engine, write=True) as s:
             password = accounts.set_password(s, user_id, by=admin)
             return s.get(User, user_id).email, password
 
