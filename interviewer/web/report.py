@@ -40,7 +40,7 @@ from interviewer.store.models import (
 )
 from interviewer.web.auth import opening_for, require_role
 from interviewer.web.deps import services
-from interviewer.web.media import attachment, serve_files
+from interviewer.web.media import attachment, serve_files, stream_written, streamed_attachment
 from interviewer.web.pages import render
 
 router = APIRouter()
@@ -437,15 +437,22 @@ async def personal_export(
     request: Request, opening_id: int, interview_id: int, user: User = Depends(recruiter)
 ) -> Response:
     await _allowed(request, opening_id, interview_id, user)
-    data = await asyncio.to_thread(
-        privacy.export_interviews,
-        services(request).engine,
-        services(request).recordings,
-        [interview_id],
-        user_id=user.id,
-        include_demographics=user.role is Role.admin,
+    svc = services(request)
+
+    def write(out: Any) -> None:
+        privacy.write_export(
+            svc.engine,
+            svc.recordings,
+            [interview_id],
+            out,
+            user_id=user.id,
+            include_demographics=user.role is Role.admin,
+        )
+
+    # Streamed as it is zipped: an interview may hold gigabytes of media.
+    return streamed_attachment(
+        stream_written(write), "application/zip", f"interview-{interview_id}-personal-data.zip"
     )
-    return attachment(data, "application/zip", f"interview-{interview_id}-personal-data.zip")
 
 
 @router.post(BASE + "/personal-data/delete", name="report_personal_delete")
