@@ -32,6 +32,7 @@ from interviewer.store.db import retry_busy, session_scope
 from interviewer.store.models import BankVersion, Opening, Role, User
 from interviewer.web.auth import require_opening, require_role
 from interviewer.web.deps import services
+from interviewer.web.inputs import Id, number
 from interviewer.web.media import attachment
 from interviewer.web.pages import render
 
@@ -94,9 +95,7 @@ async def _attempt(
 
 
 def _int(value: Any) -> int | None:
-    text = str(value or "").strip()
-    # ASCII digits only: "²".isdigit() is True, and int("²") raises.
-    return int(text) if text.isascii() and text.isdigit() and len(text) < 12 else None
+    return number(value, maximum=10**11)
 
 
 # --- the list and a new opening ------------------------------------------------------------------
@@ -187,7 +186,7 @@ async def shortlist_json(request: Request, opening: Opening = Depends(require_op
 @router.post("/openings/{opening_id}/decisions/{interview_id}", name="decide")
 async def decide(
     request: Request,
-    interview_id: int,
+    interview_id: Id,
     opening: Opening = Depends(require_opening),
     user: User = Recruiter,
 ) -> Response:
@@ -356,7 +355,7 @@ async def invites_csv(
 @router.post("/openings/{opening_id}/invites/{invite_id}/renew", name="invite_renew")
 async def invite_renew(
     request: Request,
-    invite_id: int,
+    invite_id: Id,
     opening: Opening = Depends(require_opening),
     user: User = Recruiter,
 ) -> Response:
@@ -446,7 +445,7 @@ async def recruiter_add(
 @router.post("/openings/{opening_id}/recruiters/{user_id}/remove", name="recruiter_remove")
 async def recruiter_remove(
     request: Request,
-    user_id: int,
+    user_id: Id,
     opening: Opening = Depends(require_opening),
     user: User = Recruiter,
 ) -> Response:

@@ -40,6 +40,7 @@ from interviewer.store.models import (
 )
 from interviewer.web.auth import opening_for, require_role
 from interviewer.web.deps import services
+from interviewer.web.inputs import Id, number
 from interviewer.web.media import attachment, serve_files, stream_written, streamed_attachment
 from interviewer.web.pages import render
 
@@ -58,7 +59,7 @@ def _gone(what: str) -> HTTPException:
     return HTTPException(410, what)
 
 
-def _check(request: Request, opening_id: int, interview_id: int, user: User) -> Opening:
+def _check(request: Request, opening_id: Id, interview_id: Id, user: User) -> Opening:
     """Blocking: the opening when ``user`` may see it and the interview is in it; else 404."""
     opening = opening_for(request, opening_id, user)
     with session_scope(services(request).engine) as s:
@@ -68,11 +69,11 @@ def _check(request: Request, opening_id: int, interview_id: int, user: User) -> 
     return opening
 
 
-async def _allowed(request: Request, opening_id: int, interview_id: int, user: User) -> Opening:
+async def _allowed(request: Request, opening_id: Id, interview_id: Id, user: User) -> Opening:
     return await asyncio.to_thread(_check, request, opening_id, interview_id, user)
 
 
-def _report(request: Request, interview_id: int) -> dict[str, Any]:
+def _report(request: Request, interview_id: Id) -> dict[str, Any]:
     with session_scope(services(request).engine) as s:
         return reports.build_report(s, services(request).recordings, interview_id)
 
@@ -166,7 +167,7 @@ def _context(report: dict[str, Any]) -> dict[str, Any]:
 
 @router.get(BASE, name="report_applicant")
 async def applicant_page(
-    request: Request, opening_id: int, interview_id: int, user: User = Depends(recruiter)
+    request: Request, opening_id: Id, interview_id: Id, user: User = Depends(recruiter)
 ) -> Response:
     opening = await _allowed(request, opening_id, interview_id, user)
     report = await asyncio.to_thread(_report, request, interview_id)
@@ -181,7 +182,7 @@ async def applicant_page(
     )
 
 
-def _applicants(request: Request, opening_id: int) -> list[dict[str, Any]]:
+def _applicants(request: Request, opening_id: Id) -> list[dict[str, Any]]:
     with session_scope(services(request).engine) as s:
         rows = s.execute(
             select(Interview.id, Applicant.name, Interview.state, Interview.score)
@@ -195,7 +196,7 @@ def _applicants(request: Request, opening_id: int) -> list[dict[str, Any]]:
 # --- media -----------------------------------------------------------------------------------
 
 
-def _answer_file(request: Request, interview_id: int, answer_id: int) -> tuple[Any, str]:
+def _answer_file(request: Request, interview_id: Id, answer_id: Id) -> tuple[Any, str]:
     with session_scope(services(request).engine) as s:
         answer = s.get(Answer, answer_id)
         if answer is None or answer.interview_id != interview_id:
@@ -213,9 +214,9 @@ def _answer_file(request: Request, interview_id: int, answer_id: int) -> tuple[A
 @router.get(BASE + "/media/answers/{answer_id}", name="report_answer_audio")
 async def answer_audio(
     request: Request,
-    opening_id: int,
-    interview_id: int,
-    answer_id: int,
+    opening_id: Id,
+    interview_id: Id,
+    answer_id: Id,
     user: User = Depends(recruiter),
 ) -> Response:
     await _allowed(request, opening_id, interview_id, user)
@@ -226,8 +227,8 @@ async def answer_audio(
 @router.get(BASE + "/media/camera/{part}", name="report_camera")
 async def camera(
     request: Request,
-    opening_id: int,
-    interview_id: int,
+    opening_id: Id,
+    interview_id: Id,
     part: int,
     user: User = Depends(recruiter),
 ) -> Response:
@@ -241,7 +242,7 @@ async def camera(
     return await asyncio.to_thread(serve_files, request, list(found.chunks), found.media_type)
 
 
-def _thumbnail(request: Request, interview_id: int, event_id: int) -> Any:
+def _thumbnail(request: Request, interview_id: Id, event_id: Id) -> Any:
     with session_scope(services(request).engine) as s:
         event = s.get(IntegrityEvent, event_id)
         if event is None or event.interview_id != interview_id:
@@ -258,9 +259,9 @@ def _thumbnail(request: Request, interview_id: int, event_id: int) -> Any:
 @router.get(BASE + "/media/events/{event_id}", name="report_thumbnail")
 async def thumbnail(
     request: Request,
-    opening_id: int,
-    interview_id: int,
-    event_id: int,
+    opening_id: Id,
+    interview_id: Id,
+    event_id: Id,
     user: User = Depends(recruiter),
 ) -> Response:
     await _allowed(request, opening_id, interview_id, user)
@@ -271,7 +272,7 @@ async def thumbnail(
 # --- exports ---------------------------------------------------------------------------------
 
 
-def _audit_export(request: Request, user: User, interview_id: int, fmt: str) -> None:
+def _audit_export(request: Request, user: User, interview_id: Id, fmt: str) -> None:
     """Exports carry personal data out of the system: who took which one is logged."""
     with session_scope(services(request).engine, write=True) as s:
         repo.audit(s, user, "report.export", f"interview:{interview_id}", format=fmt)
@@ -284,7 +285,7 @@ EXPORTS = {
 
 
 async def _export(
-    request: Request, opening_id: int, interview_id: int, user: User, fmt: str
+    request: Request, opening_id: Id, interview_id: Id, user: User, fmt: str
 ) -> Response:
     await _allowed(request, opening_id, interview_id, user)
     report = await asyncio.to_thread(_report, request, interview_id)
@@ -297,14 +298,14 @@ async def _export(
 
 @router.get(BASE + "/report.json", name="report_json")
 async def export_json(
-    request: Request, opening_id: int, interview_id: int, user: User = Depends(recruiter)
+    request: Request, opening_id: Id, interview_id: Id, user: User = Depends(recruiter)
 ) -> Response:
     return await _export(request, opening_id, interview_id, user, "json")
 
 
 @router.get(BASE + "/report.csv", name="report_csv")
 async def export_csv(
-    request: Request, opening_id: int, interview_id: int, user: User = Depends(recruiter)
+    request: Request, opening_id: Id, interview_id: Id, user: User = Depends(recruiter)
 ) -> Response:
     return await _export(request, opening_id, interview_id, user, "csv")
 
@@ -312,7 +313,7 @@ async def export_csv(
 # --- compare ---------------------------------------------------------------------------------
 
 
-def _compare(request: Request, opening_id: int, ids: list[int]) -> list[dict[str, Any]]:
+def _compare(request: Request, opening_id: Id, ids: list[int]) -> list[dict[str, Any]]:
     with session_scope(services(request).engine) as s:
         found = {
             iv.id
@@ -363,14 +364,12 @@ def compare_rows(people: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 @router.get("/openings/{opening_id}/compare", name="report_compare")
-async def compare(request: Request, opening_id: int, user: User = Depends(recruiter)) -> Response:
+async def compare(request: Request, opening_id: Id, user: User = Depends(recruiter)) -> Response:
     opening = await asyncio.to_thread(opening_for, request, opening_id, user)
     others = await asyncio.to_thread(_applicants, request, opening.id)
     raw = request.query_params.getlist("i")
-    try:
-        ids = list(dict.fromkeys(int(x) for x in raw))
-    except ValueError:
-        ids = []
+    numbers = [number(x) for x in raw]
+    ids = list(dict.fromkeys(n for n in numbers if n is not None)) if None not in numbers else []
     problem = None
     people: list[dict[str, Any]] = []
     if raw and not COMPARE_MIN <= len(ids) <= COMPARE_MAX:
@@ -401,7 +400,7 @@ async def compare(request: Request, opening_id: int, user: User = Depends(recrui
 
 @router.get(BASE + "/personal-data", name="report_personal_data")
 async def personal_data(
-    request: Request, opening_id: int, interview_id: int, user: User = Depends(recruiter)
+    request: Request, opening_id: Id, interview_id: Id, user: User = Depends(recruiter)
 ) -> Response:
     opening = await _allowed(request, opening_id, interview_id, user)
     report = await asyncio.to_thread(_report, request, interview_id)
@@ -412,7 +411,7 @@ async def _personal_data_page(
     request: Request,
     opening: Opening,
     report: dict[str, Any],
-    interview_id: int,
+    interview_id: Id,
     status_code: int = 200,
     error: str | None = None,
 ) -> Response:
@@ -434,7 +433,7 @@ async def _personal_data_page(
 
 @router.post(BASE + "/personal-data/export", name="report_personal_export")
 async def personal_export(
-    request: Request, opening_id: int, interview_id: int, user: User = Depends(recruiter)
+    request: Request, opening_id: Id, interview_id: Id, user: User = Depends(recruiter)
 ) -> Response:
     await _allowed(request, opening_id, interview_id, user)
     svc = services(request)
@@ -457,7 +456,7 @@ async def personal_export(
 
 @router.post(BASE + "/personal-data/delete", name="report_personal_delete")
 async def personal_delete(
-    request: Request, opening_id: int, interview_id: int, user: User = Depends(recruiter)
+    request: Request, opening_id: Id, interview_id: Id, user: User = Depends(recruiter)
 ) -> Response:
     opening = await _allowed(request, opening_id, interview_id, user)
     form = await request.form()
