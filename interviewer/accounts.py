@@ -237,7 +237,7 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
 def ensure_first_admin(engine: Engine) -> NewAccount | None:
     """On a database without an admin, create one with a generated password (shown once by the
     caller, never logged); None when an admin exists (so a restart prints nothing)."""
-    with session_scope(engine) as s:
+    with session_scope(engine, write=True) as s:
         if s.scalars(select(User).where(User.role == Role.admin)).first() is not None:
             return None
         email = FIRST_ADMIN_EMAIL

@@ -29,7 +29,8 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
 from sqlalchemy import Engine, String, cast, delete, func, or_, select, update
 from sqlalchemy.orm import attributes
@@ -154,7 +155,7 @@ def purge_expired(
             continue
         item = Purged(interview_id, opening_id, days, as_utc(last).isoformat(), files, size)
         if not dry_run:
-            with session_scope(engine) as s:
+            with session_scope(engine, write=True) as s:
                 recordings.purge_interview(interview_id)
                 _forget_media(s, interview_id)
                 audit(
@@ -239,14 +240,39 @@ def export_interviews(
     applicant_ids: list[int] | None = None,
     include_demographics: bool = True,
 ) -> bytes:
-    """A zip with everything stored about the applicant(s) of these interviews.
-
-    Self-reported demographics are kept away from recruiters (only the fairness audit reads
-    them), so a recruiter's export leaves them out (``include_demographics=False``) and says
-    so; an admin's or the command line's export has them."""
+    """:func:`write_export` into memory, for small exports (tests); a download streams."""
     buffer = io.BytesIO()
-    files = 0
-    with session_scope(engine) as s, zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+    write_export(
+        engine,
+        recordings,
+        interview_ids,
+        buffer,
+        user_id=user_id,
+        applicant_ids=applicant_ids,
+        include_demographics=include_demographics,
+    )
+    return buffer.getvalue()
+
+
+def write_export(
+    engine: Engine,
+    recordings: Recordings,
+    interview_ids: list[int],
+    out: BinaryIO,
+    *,
+    user_id: int | None = None,
+    applicant_ids: list[int] | None = None,
+    include_demographics: bool = True,
+) -> int:
+    """Write a zip with everything stored about the applicant(s) of these interviews to
+    ``out`` (which need not seek: a download's stream); the number of files in it.
+
+    Recordings are copied into the zip a block at a time, never whole in memory (an interview
+    may hold gigabytes of media). Self-reported demographics are kept away from recruiters
+    (only the fairness audit reads them), so a recruiter's export leaves them out
+    (``include_demographics=False``) and says so; an admin's or the command line's has them."""
+    entries: list[tuple[str, str | Path]] = []  # (name in the zip, text or a file to copy)
+    with session_scope(engine) as s:
         people: dict[int, dict[str, Any]] = {}
         for interview_id in interview_ids:
             interview = s.get(Interview, interview_id)
@@ -254,15 +280,14 @@ def export_interviews(
                 continue
             people.setdefault(interview.applicant_id, {})
             report = build_report(s, recordings, interview_id)
-            zf.writestr(f"interview-{interview_id}/report.json", _json(report))
-            files += 1
+            entries.append((f"interview-{interview_id}/report.json", _json(report)))
             for key in stored_keys(recordings, interview_id):
                 try:
                     checked = recordings.open_for_read(key)
                 except (FileNotFoundError, ValueError):
                     continue
-                zf.write(checked, f"interview-{interview_id}/recordings/{key.split('/', 1)[1]}")
-                files += 1
+                name = f"interview-{interview_id}/recordings/{key.split('/', 1)[1]}"
+                entries.append((name, Path(checked)))
         for applicant_id in sorted(set(people) | set(applicant_ids or [])):
             applicant = s.get(Applicant, applicant_id)
             if applicant is None:
@@ -280,24 +305,30 @@ def export_interviews(
                     for inv in s.scalars(select(Invite).where(Invite.applicant_id == applicant_id))
                 ],
             }
-            zf.writestr(f"applicant-{applicant_id}.json", _json(record))
-            files += 1
+            entries.append((f"applicant-{applicant_id}.json", _json(record)))
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, content in entries:
+            if isinstance(content, Path):
+                zf.write(content, name)
+            else:
+                zf.writestr(name, content)
         zf.writestr(
             "README.txt",
             "Everything this interviewer installation stores about you: one folder per "
             "interview with report.json (answers, transcripts with word timings, scores, "
             "evidence and integrity events) and your recordings, and your applicant record.\n",
         )
+    with session_scope(engine, write=True) as s:
         for interview_id in interview_ids:
             audit(
                 s,
                 user_id,
                 "applicant.export",
                 f"interview:{interview_id}",
-                files=files,
+                files=len(entries),
                 demographics=include_demographics,
             )
-    return buffer.getvalue()
+    return len(entries)
 
 
 def _json(data: Any) -> str:
@@ -379,7 +410,7 @@ def delete_interviews(
         recordings.purge_interview(interview_id)
         result.files += files
         result.bytes += size
-    with session_scope(engine) as s:
+    with session_scope(engine, write=True) as s:
         interviews = list(s.scalars(select(Interview).where(Interview.id.in_(interview_ids))))
         ids = [iv.id for iv in interviews]
         whole_people = set(applicant_ids or [])

@@ -14,7 +14,6 @@ seconds into the part. The estimate is good to about a second, which the page sa
 
 from __future__ import annotations
 
-import csv
 import io
 import re
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import Session
 
+from interviewer import csvout
 from interviewer.interview import PRACTICE_ID
 from interviewer.proctoring.events import summary as integrity_summary
 from interviewer.scoring import ranking
@@ -431,7 +431,7 @@ def report_csv(report: dict[str, Any]) -> str:
     Evidence rows hold the quote's similarity in ``probability``; word, evidence and answer
     times are seconds from the answer's start; ``at`` is an ISO time."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="raise")
+    writer = csvout.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="raise")
     writer.writeheader()
     iv = report["interview"]
     standing = iv["standing"]

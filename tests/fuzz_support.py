@@ -113,7 +113,7 @@ def make_world(tmp: Path) -> tuple[Any, World]:
 
 # --- strategies --------------------------------------------------------------------------------
 
-PENDING_FINDING_8 = True
+PENDING_FINDING_8 = False
 """Issue 18's finding 8 (malformed input gives 503: ids >= 2**63, ``?added=``/``user_id=`` that
 are not numbers, deeply nested JSON) is fixed on another branch: until it is merged, cases of
 exactly that kind are not generated. Set False once it is, and the fuzzing covers them again."""

@@ -38,6 +38,7 @@ from interviewer.store.models import (
     InterviewState,
     Invite,
     LockedBankVersion,
+    LoginAttempt,
     Opening,
     OpeningRecruiter,
     Role,
@@ -246,6 +247,8 @@ def test_every_table_round_trips(db_engine: Engine) -> None:
             id="f" * 64, user_id=user.id, created_at=now, expires_at=now + timedelta(hours=12)
         )
         s.add(staff_session)
+        attempt = LoginAttempt(id="acct:ada@example.org", count=2, window_start=1.7e9)
+        s.add(attempt)
         s.flush()
         written = {
             type(obj): obj.model_dump()
@@ -258,6 +261,7 @@ def test_every_table_round_trips(db_engine: Engine) -> None:
                 second,
                 answer,
                 staff_session,
+                attempt,
             ]
         }
     covered = {"applicantdemographics", "openingrecruiter", "criterionscore", "integrityevent"}

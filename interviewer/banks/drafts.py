@@ -261,7 +261,7 @@ class BankStore:
             sha = self._write_atomic(path, text)
             if user_id is not None:
                 # Git names who changed a file; for a change made in the browser, this does.
-                with session_scope(self.engine) as s:
+                with session_scope(self.engine, write=True) as s:
                     repo.audit(
                         s, user_id, action, f"bank:{bank_id}", file=path.name, sha256=sha, **detail
                     )

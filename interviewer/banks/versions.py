@@ -110,7 +110,7 @@ class PublishedVersions:
         # publication and answers for it (same content: done; other content: refused, with fix).
         for attempt in range(5):
             try:
-                with session_scope(self.engine) as s:
+                with session_scope(self.engine, write=True) as s:
                     before = s.scalars(
                         select(BankVersion.id).where(
                             BankVersion.bank_id == bank.id, BankVersion.version == bank.version

@@ -43,9 +43,9 @@ def export(
     """Write everything stored about one person (reports, recordings, their record) to a zip."""
     with run_or_exit():
         engine, recordings, interviews, applicants = _find(email)
-        data = privacy.export_interviews(engine, recordings, interviews, applicant_ids=applicants)
-        out.write_bytes(data)
-    typer.echo(f"wrote {out} ({len(data)} bytes, {len(interviews)} interview(s))")
+        with out.open("wb") as f:  # written as it is zipped: recordings may be gigabytes
+            privacy.write_export(engine, recordings, interviews, f, applicant_ids=applicants)
+    typer.echo(f"wrote {out} ({out.stat().st_size} bytes, {len(interviews)} interview(s))")
 
 
 @app.command()

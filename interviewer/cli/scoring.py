@@ -7,7 +7,6 @@ stderr; applicant names and data-set text are user text and are never read as Ri
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
+from interviewer import csvout
 from interviewer.cli._common import (
     UrlOption,
     check_database,
@@ -94,7 +94,7 @@ def rank(
         if csv_file:
             rows = ranking.rows()
             with _open_for_writing(csv_file) as f:
-                writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["rank"])
+                writer = csvout.DictWriter(f, fieldnames=list(rows[0]) if rows else ["rank"])
                 writer.writeheader()
                 writer.writerows(rows)
             typer.echo(f"{csv_file}: {len(rows)} interviews", err=True)

@@ -2,18 +2,18 @@
 
 The exports hold the page's columns plus the interval and the flag counts; a text cell that a
 spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@`` first) is prefixed with ``'``, in
-every CSV written here (one helper, ``_cell``).
+every CSV written here (:mod:`interviewer.csvout`, the writer of every export).
 """
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
+from interviewer import csvout
 from interviewer.openings.applicants import InviteLink
 from interviewer.openings.shortlist import Shortlist
 from interviewer.scoring import ranking
@@ -74,10 +74,10 @@ def export_records(shortlist: Shortlist) -> list[dict[str, Any]]:
 
 def shortlist_csv(shortlist: Shortlist) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=export_columns(shortlist), lineterminator="\r\n")
+    writer = csvout.DictWriter(buffer, fieldnames=export_columns(shortlist), lineterminator="\r\n")
     writer.writeheader()
     for record in export_records(shortlist):
-        writer.writerow({k: "" if v is None else _cell(v) for k, v in record.items()})
+        writer.writerow({k: "" if v is None else v for k, v in record.items()})
     return buffer.getvalue()
 
 
@@ -101,23 +101,16 @@ def shortlist_json(shortlist: Shortlist) -> str:
 def links_csv(links: Sequence[InviteLink], url_of: Any) -> str:
     """name,email,status,expires_at,link: ``url_of(token)`` makes the absolute link."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer = csvout.Writer(buffer, lineterminator="\r\n")
     writer.writerow(["name", "email", "status", "expires_at", "link"])
     for link in links:
         writer.writerow(
             [
-                _cell(link.name),
-                _cell(link.email),
+                link.name,
+                link.email,
                 "completed" if link.used else ("expired" if link.expired else link.status),
                 link.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 url_of(link.token) if link.token else "",
             ]
         )
     return buffer.getvalue()
-
-
-def _cell(value: Any) -> Any:
-    """Keep spreadsheets from running applicant-typed text as a formula."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value

@@ -27,7 +27,6 @@ Who is audited: applicants whose interview was completed and scored, i.e. whom t
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -36,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from interviewer import csvout
 from interviewer.scoring.ranking import load_ranking
 from interviewer.store.models import ApplicantDemographics
 
@@ -117,7 +117,7 @@ class Audit:
         buffer = io.StringIO()
         records = self.records()
         fields = [*GroupRow.__dataclass_fields__, "selection_flag", "scoring_flag"]
-        writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+        writer = csvout.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
         for record in records:
             writer.writerow({k: _csv_value(v) for k, v in record.items()})

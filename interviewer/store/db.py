@@ -11,10 +11,11 @@ by migrations is the only kind that can be upgraded later.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -22,6 +23,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from interviewer.config import get_settings
@@ -29,6 +31,8 @@ from interviewer.config import get_settings
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 _WRITE_OPTION = "interviewer_write"
+
+T = TypeVar("T")
 
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
@@ -128,6 +132,32 @@ def session_scope(engine: Engine | None = None, *, write: bool = False) -> Itera
         raise
     finally:
         session.close()
+
+
+def is_busy(err: BaseException) -> bool:
+    """SQLite's "database is locked": a writer held the lock past the busy timeout, or a block
+    opened without ``write=True`` read and then tried to write after another writer committed."""
+    text = str(err)
+    return isinstance(err, OperationalError) and (
+        "database is locked" in text or "database is busy" in text
+    )
+
+
+def retry_busy(work: Callable[[], T], *, attempts: int = 4, delay_s: float = 0.05) -> T:
+    """``work()`` (one whole transaction, nothing but database effects), tried again a few
+    times, briefly, while SQLite answers busy; any other error, or the last one, is raised.
+
+    ``write=True`` already makes writers queue; this covers what is left (a busy timeout
+    reached under a burst), so that a burst of requests answers late rather than with 503.
+    """
+    for attempt in range(attempts):
+        try:
+            return work()
+        except OperationalError as err:
+            if not is_busy(err) or attempt == attempts - 1:
+                raise
+            time.sleep(delay_s * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def alembic_config(engine: Engine) -> Config:

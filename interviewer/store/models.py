@@ -95,6 +95,16 @@ class StaffSession(SQLModel, table=True):
     expires_at: datetime
 
 
+class LoginAttempt(SQLModel, table=True):
+    """Sign-in attempts counted per key ("acct:<email>", "ip:<address>") since the key's window
+    opened (see interviewer.web.throttle). In the database, so that every server process counts
+    the same attempts; a row whose window has passed counts nothing and is swept."""
+
+    id: str = Field(primary_key=True, max_length=400, description='"acct:<email>" or "ip:<addr>".')
+    count: int = Field(default=0, description="Attempts reserved in this window (failures).")
+    window_start: float = Field(index=True, description="Epoch seconds of the first attempt.")
+
+
 class BankVersion(SQLModel, table=True):
     """A published version of a bank, stored whole so interviews never see it change."""
 

@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None, *, voice: VoiceOptions | None =
         live=live,
         voice=voice,
         login_throttle=LoginThrottle(
-            settings.login_max_failures, settings.login_lockout_minutes * 60
+            settings.login_max_failures, settings.login_lockout_minutes * 60, engine=engine
         ),
         bankstore=BankStore(settings.banks_dir, engine, settings.data_dir / "locks"),
     )

@@ -135,7 +135,7 @@ async def consent(request: Request, token: str) -> Response:
 
 
 def _record_consent(engine: Any, interview_id: int) -> None:
-    with session_scope(engine) as s:
+    with session_scope(engine, write=True) as s:
         interview = s.get(Interview, interview_id)
         if interview is None or interview.consented_at is not None:
             return

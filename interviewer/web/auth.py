@@ -54,6 +54,7 @@ from interviewer.store.models import Interview, Opening, Role, User
 # The csrf and throttle names are re-exported (see __all__): callers and tests use auth.<name>.
 from interviewer.web.csrf import CSRF_COOKIE, csrf_token_for, new_nonce
 from interviewer.web.deps import services
+from interviewer.web.inputs import Id
 from interviewer.web.pages import TEMPLATES, render
 from interviewer.web.throttle import IP_FAILURE_FACTOR
 
@@ -127,7 +128,7 @@ def _not_found() -> Exception:
     return HTTPException(404, "Not found")
 
 
-def opening_for(request: Request, opening_id: int, user: User) -> Opening:
+def opening_for(request: Request, opening_id: Id, user: User) -> Opening:
     """Blocking (call it in a thread): the opening for an admin or its assigned recruiter; 404
     for anyone else, so that nobody learns which openings exist."""
     with session_scope(services(request).engine) as s:
@@ -137,7 +138,7 @@ def opening_for(request: Request, opening_id: int, user: User) -> Opening:
     return opening
 
 
-def interview_for(request: Request, interview_id: int, user: User) -> Interview:
+def interview_for(request: Request, interview_id: Id, user: User) -> Interview:
     """Blocking: the interview when ``user`` may see its opening, else 404."""
     with session_scope(services(request).engine) as s:
         interview = s.get(Interview, interview_id)
@@ -147,13 +148,13 @@ def interview_for(request: Request, interview_id: int, user: User) -> Interview:
 
 
 async def require_opening(
-    request: Request, opening_id: int, user: User = Depends(require_role(Role.recruiter))
+    request: Request, opening_id: Id, user: User = Depends(require_role(Role.recruiter))
 ) -> Opening:
     return await asyncio.to_thread(opening_for, request, opening_id, user)
 
 
 async def require_interview(
-    request: Request, interview_id: int, user: User = Depends(require_role(Role.recruiter))
+    request: Request, interview_id: Id, user: User = Depends(require_role(Role.recruiter))
 ) -> Interview:
     return await asyncio.to_thread(interview_for, request, interview_id, user)
 

@@ -32,6 +32,7 @@ from interviewer.voice.stack import build_tts
 from interviewer.voice.tts import Pyttsx3TTS
 from interviewer.web.auth import require_role
 from interviewer.web.deps import services
+from interviewer.web.inputs import BadInput, json_body, number
 from interviewer.web.pages import render
 
 router = APIRouter()
@@ -345,11 +346,11 @@ async def restore(request: Request, bank_id: str, user: User = LEAD) -> Response
     form = await request.form()
     version = str(form.get("version", ""))
     base_sha = str(form.get("base_sha", "")) or None
-    if not version.isdigit():
+    if number(version) is None:
         return _bank_error(request, BankError("choose a published version number"))
     try:
         await asyncio.to_thread(
-            store(request).draft_from_version, bank_id, int(version), base_sha, user_id=user.id
+            store(request).draft_from_version, bank_id, number(version), base_sha, user_id=user.id
         )
     except DraftConflict as err:
         return _bank_error(request, err, 409)
@@ -436,8 +437,8 @@ async def _payload_text(request: Request, bs: BankStore, bank_id: str) -> tuple[
     """The text to check or save: raw ``yaml``, or the form's ``bank`` data dumped as YAML
     (keeping the draft's header comment)."""
     try:
-        body = await request.json()
-    except ValueError:
+        body = await json_body(request)
+    except BadInput:
         body = None
     if not isinstance(body, dict):
         raise BankError("send a JSON object with `yaml` (text) or `bank` (the form's data)")
@@ -512,8 +513,8 @@ async def save_draft(request: Request, bank_id: str, user: User = LEAD) -> JSONR
 async def render_audio(request: Request, bank_id: str, user: User = LEAD) -> JSONResponse:
     """Speak ``text`` with the interview's voice (cached); returns the URL of the WAV."""
     try:
-        body = await request.json()
-    except ValueError:
+        body = await json_body(request)
+    except BadInput:
         body = None
     text = body.get("text") if isinstance(body, dict) else None
     if not isinstance(text, str) or not text.strip():

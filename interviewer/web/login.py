@@ -1,7 +1,8 @@
 """Sign-in and sign-out pages, the CSRF token refresh, and the staff home that sends each role on.
 
 Signing in always makes a new session (no fixation) and a new CSRF secret; failed attempts are
-counted by :class:`interviewer.web.throttle.LoginThrottle` and written to the audit log, as are
+reserved and counted by :class:`interviewer.web.throttle.LoginThrottle` (in the database, before
+the password is checked) and written to the audit log, as are
 lock-outs.
 """
 
@@ -18,7 +19,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from interviewer import accounts
 from interviewer.config import Settings
 from interviewer.store import repo
-from interviewer.store.db import session_scope
+from interviewer.store.db import retry_busy, session_scope
 from interviewer.store.models import Role, User
 from interviewer.web.auth import SESSION_COOKIE, cookie_secure, current_user, require_role
 from interviewer.web.csrf import csrf_token, new_nonce
@@ -78,24 +79,8 @@ async def login_submit(request: Request) -> Response:
     password = str(form.get("password") or "")
     next_ = str(form.get("next") or "")[:2000]
     svc = services(request)
-    throttle = svc.login_throttle
-    keys = throttle_keys(email, _client(request))
-    wait = throttle.retry_after(*keys)
-    if wait > 0:
-        return _login_page(
-            request,
-            429,
-            error=f"Too many failed sign-ins. Sign-in is paused: try again in {_minutes(wait)}, "
-            "or ask an admin to set a new password for you.",
-            email=email,
-            next_=next_,
-        )
-    if not email.strip() or not password:
-        return _login_page(
-            request, 400, error="Enter your email and your password.", email=email, next_=next_
-        )
     outcome = await asyncio.to_thread(
-        _sign_in, svc.engine, svc.settings, email, password, _client(request), throttle
+        _sign_in, svc.engine, svc.settings, email, password, _client(request), svc.login_throttle
     )
     if isinstance(outcome, str):
         return _login_page(
@@ -127,6 +112,7 @@ WRONG = (
     "for {m}."
 )
 DEACTIVATED = "This account is deactivated. Ask an admin to reactivate it."
+EMPTY = "Enter your email and your password."
 
 
 def outcome_status(message: str) -> int:
@@ -134,44 +120,76 @@ def outcome_status(message: str) -> int:
         return 429
     if message == DEACTIVATED:
         return 403
+    if message == EMPTY:
+        return 400
     return 401
+
+
+def _paused(wait: float) -> str:
+    return (
+        f"Too many failed sign-ins. Sign-in is paused: try again in {_minutes(wait)}, "
+        "or ask an admin to set a new password for you."
+    )
 
 
 def _sign_in(
     engine: Any, settings: Settings, email: str, password: str, client: str, throttle: LoginThrottle
 ) -> tuple[str, User] | str:
-    """Blocking (argon2): a session token, or the message to show."""
+    """Blocking (argon2): a session token, or the message to show.
+
+    The attempt is reserved before the password is checked, so that concurrent guesses cannot
+    all be checked under the limit; it is given back when the password was right."""
     keys = throttle_keys(email, client)
-    with session_scope(engine) as s:
-        user = accounts.authenticate(s, email, password)
-        if user is not None and user.active:
-            throttle.reset(keys[0])
-            token = accounts.start_session(s, user, hours=settings.session_hours)
-            repo.audit(s, user, "login", f"user:{user.id}", ip=client)
-            return token, user
-        if user is not None:
-            repo.audit(s, user, "login.deactivated", f"user:{user.id}", ip=client)
-            return DEACTIVATED
-        known = accounts.user_by_email(s, email)
-        locked = throttle.failure(*keys)
-        target = f"user:{known.id}" if known else "login"
-        detail: dict[str, Any] = {"ip": client}
-        if known is None:
-            detail["email"] = email.strip().lower()[:120]
-        repo.audit(s, known, "login.failed", target, **detail)
-        if locked:
-            repo.audit(s, known, "login.locked", target, **detail)
-            wait = throttle.retry_after(*keys)
-            return (
-                f"Too many failed sign-ins. Sign-in is paused: try again in {_minutes(wait)}, "
-                "or ask an admin to set a new password for you."
-            )
+    if not email.strip() or not password:
+        wait = throttle.retry_after(*keys)
+        return _paused(wait) if wait > 0 else EMPTY
+    reservation = throttle.reserve(*keys)
+    if not reservation.granted:
+        return _paused(reservation.wait)
+    # argon2 outside any transaction: a write lock is never held while a password is hashed.
+    # (a rehash on sign-in writes: on the rare busy answer, the whole check runs again)
+    user, known = retry_busy(lambda: _check_password(engine, email, password))
+    if user is not None:
+        throttle.release(reservation, reset=keys[0] if user.active else None)
+        return retry_busy(lambda: _signed_in(engine, settings, user, client))
+    target = f"user:{known.id}" if known else "login"
+    detail: dict[str, Any] = {"ip": client}
+    if known is None:
+        detail["email"] = email.strip().lower()[:120]
+
+    def failed() -> None:
+        with session_scope(engine, write=True) as s:
+            repo.audit(s, known, "login.failed", target, **detail)
+            if reservation.reached:
+                repo.audit(s, known, "login.locked", target, **detail)
+
+    retry_busy(failed)
+    if reservation.reached:
+        return _paused(throttle.retry_after(*keys))
     minutes = settings.login_lockout_minutes
     return WRONG.format(n=settings.login_max_failures, m=_minutes(minutes * 60))
 
 
-def _end(engine: Any, token: str) -> None:
+def _check_password(engine: Any, email: str, password: str) -> tuple[User | None, User | None]:
+    """(the account if the password is right, the account the email names)."""
     with session_scope(engine) as s:
+        user = accounts.authenticate(s, email, password)
+        return user, user or accounts.user_by_email(s, email)
+
+
+def _signed_in(engine: Any, settings: Settings, user: User, client: str) -> tuple[str, User] | str:
+    """The right password: a new session for an active account, else the deactivated message."""
+    with session_scope(engine, write=True) as s:
+        if not user.active:
+            repo.audit(s, user, "login.deactivated", f"user:{user.id}", ip=client)
+            return DEACTIVATED
+        token = accounts.start_session(s, user, hours=settings.session_hours)
+        repo.audit(s, user, "login", f"user:{user.id}", ip=client)
+        return token, user
+
+
+def _end(engine: Any, token: str) -> None:
+    with session_scope(engine, write=True) as s:
         accounts.end_session(s, token)
 
 
@@ -182,7 +200,7 @@ async def logout(request: Request) -> Response:
     if token:
 
         def end() -> None:
-            with session_scope(services(request).engine) as s:
+            with session_scope(services(request).engine, write=True) as s:
                 accounts.end_session(s, token)
                 if user is not None:
                     repo.audit(s, user, "logout", f"user:{user.id}")

@@ -12,9 +12,13 @@ The caller has already decided that the viewer may see these files and resolved 
 
 from __future__ import annotations
 
+import asyncio
+import queue
 import re
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -83,6 +87,84 @@ def attachment(
 ) -> Response:
     """A download (an export, a zip of personal data) that no cache keeps: ``cache`` headers."""
     return Response(
+        body,
+        media_type=media_type,
+        headers={**cache, "Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+class _Cancelled(Exception):
+    """The client went away: the writer thread stops at its next write."""
+
+
+class _ChunkPipe:
+    """A write-only, unseekable file whose bytes go, in blocks of ``_BLOCK``, to a bounded
+    queue: the writer thread waits while the client is slow, so memory stays a few blocks."""
+
+    def __init__(self, chunks: queue.Queue[Any], stop: threading.Event) -> None:
+        self._chunks = chunks
+        self._stop = stop
+        self._buffer = bytearray()
+
+    def write(self, data: bytes) -> int:
+        self._buffer += data
+        if len(self._buffer) >= _BLOCK:
+            self.flush()
+        return len(data)
+
+    def flush(self) -> None:
+        if self._buffer:
+            self._put(bytes(self._buffer))
+            self._buffer.clear()
+
+    def _put(self, item: Any) -> None:
+        while not self._stop.is_set():
+            try:
+                self._chunks.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+        raise _Cancelled()
+
+
+async def stream_written(write: Callable[[Any], Any], *, depth: int = 8) -> AsyncIterator[bytes]:
+    """The bytes that blocking ``write(file)`` writes to ``file``, as they come: ``write`` runs
+    in a thread (a zip of gigabytes of recordings is streamed, never built in memory)."""
+    chunks: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+    pipe = _ChunkPipe(chunks, stop)
+
+    def produce() -> None:
+        try:
+            write(pipe)
+            pipe.flush()
+            pipe._put(done)
+        except _Cancelled:
+            pass
+        except BaseException as err:  # handed to the response, which logs it and aborts
+            if not stop.is_set():
+                pipe._put(err)
+
+    producer = asyncio.ensure_future(asyncio.to_thread(produce))
+    try:
+        while True:
+            item = await asyncio.to_thread(chunks.get)
+            if item is done:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()  # a client that went away stops the writer at its next block
+        await producer
+
+
+def streamed_attachment(
+    body: AsyncIterator[bytes], media_type: str, filename: str, cache: dict[str, str] = NO_STORE
+) -> StreamingResponse:
+    """Like :func:`attachment`, for a download written as it is sent."""
+    return StreamingResponse(
         body,
         media_type=media_type,
         headers={**cache, "Content-Disposition": f'attachment; filename="{filename}"'},

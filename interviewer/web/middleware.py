@@ -90,7 +90,7 @@ class AuthMiddleware:
                 body = await _read_body(receive)
                 if body is None:
                     return await _refuse(scope, send, 413, "This form is too large to send.")
-                receive = _replay(body)
+                receive = _replay(body, receive)
                 token = await _form_token(scope, body)
             if not csrf_valid(settings, nonce, token):
                 reason = "missing" if not token else "invalid"
@@ -131,7 +131,9 @@ async def _read_body(receive: Receive) -> bytes | None:
     return b"".join(chunks)
 
 
-def _replay(body: bytes) -> Receive:
+def _replay(body: bytes, then: Receive | None = None) -> Receive:
+    """The body read already, then ``then`` (the client's own receive: a streamed response
+    listens on it for a disconnect, and an instant one would cancel it before it starts)."""
     sent = False
 
     async def receive() -> Message:
@@ -139,6 +141,8 @@ def _replay(body: bytes) -> Receive:
         if not sent:
             sent = True
             return {"type": "http.request", "body": body, "more_body": False}
+        if then is not None:
+            return await then()
         return {"type": "http.disconnect"}
 
     return receive

@@ -28,10 +28,11 @@ from interviewer.invites import InviteError
 from interviewer.scoring.audit import FOUR_FIFTHS
 from interviewer.scoring.ranking import display_score, integrity_summary
 from interviewer.store import repo
-from interviewer.store.db import session_scope
+from interviewer.store.db import retry_busy, session_scope
 from interviewer.store.models import BankVersion, Opening, Role, User
 from interviewer.web.auth import require_opening, require_role
 from interviewer.web.deps import services
+from interviewer.web.inputs import Id, number
 from interviewer.web.media import attachment
 from interviewer.web.pages import render
 
@@ -60,14 +61,15 @@ def _page(request: Request, template: str, status_code: int = 200, **context: An
     )
 
 
-async def _db(request: Request, work: Callable[..., Any], *args: Any) -> Any:
-    """Run ``work(session, *args)`` in a thread, in one transaction."""
+async def _db(request: Request, work: Callable[..., Any], *args: Any, write: bool = False) -> Any:
+    """Run ``work(session, *args)`` in a thread, in one transaction; ``write`` for work that
+    writes (it takes the write lock up front, and is tried again briefly if SQLite is busy)."""
 
     def run() -> Any:
-        with session_scope(services(request).engine) as s:
+        with session_scope(services(request).engine, write=write) as s:
             return work(s, *args)
 
-    return await asyncio.to_thread(run)
+    return await asyncio.to_thread(retry_busy, run) if write else await asyncio.to_thread(run)
 
 
 def _redirect(url: str) -> RedirectResponse:
@@ -89,12 +91,11 @@ async def _attempt(
             return str(err)
         return None
 
-    return await _db(request, run)
+    return await _db(request, run, write=True)
 
 
 def _int(value: Any) -> int | None:
-    text = str(value or "").strip()
-    return int(text) if text.isdigit() and len(text) < 12 else None
+    return number(value, maximum=10**11)
 
 
 # --- the list and a new opening ------------------------------------------------------------------
@@ -129,7 +130,7 @@ async def opening_create(request: Request, user: User = Recruiter) -> Response:
         except UserError as err:
             return None, {"bank_version_id": str(err)}, versions
 
-    opening, errors, versions = await _db(request, create)
+    opening, errors, versions = await _db(request, create, write=True)
     if opening is None:
         return _page(request, "new.html", 400, versions=versions, form=form, errors=errors)
     return _redirect(f"/openings/{opening.id}/invites?created=1")
@@ -185,7 +186,7 @@ async def shortlist_json(request: Request, opening: Opening = Depends(require_op
 @router.post("/openings/{opening_id}/decisions/{interview_id}", name="decide")
 async def decide(
     request: Request,
-    interview_id: int,
+    interview_id: Id,
     opening: Opening = Depends(require_opening),
     user: User = Recruiter,
 ) -> Response:
@@ -298,7 +299,7 @@ async def invite_one(
         svc.invite_applicants(s, settings, user, opening, [row], source="form")
         return {}
 
-    errors = await _db(request, add)
+    errors = await _db(request, add, write=True)
     if errors:
         return await _invites_page(request, opening, 400, one=form, one_errors=errors)
     return _redirect(f"/openings/{opening.id}/invites?added=1#links")
@@ -323,7 +324,7 @@ async def invite_upload(
             svc.invite_applicants(s, settings, user, opening, report.rows, source="csv")
         return report
 
-    report = await _db(request, check_and_add)
+    report = await _db(request, check_and_add, write=True)
     if not report.ok:
         return await _invites_page(
             request, opening, 400, report=report, filename=upload.filename[:200]
@@ -342,7 +343,7 @@ async def invites_csv(
         repo.audit(s, user, "invite.export", f"opening:{opening.id}", count=len(links))
         return links
 
-    links = await _db(request, load)
+    links = await _db(request, load, write=True)
     return attachment(
         svc.links_csv(links, lambda token: _link(request, token)),
         "text/csv; charset=utf-8",
@@ -354,7 +355,7 @@ async def invites_csv(
 @router.post("/openings/{opening_id}/invites/{invite_id}/renew", name="invite_renew")
 async def invite_renew(
     request: Request,
-    invite_id: int,
+    invite_id: Id,
     opening: Opening = Depends(require_opening),
     user: User = Recruiter,
 ) -> Response:
@@ -413,7 +414,7 @@ async def opening_update(
             return {}, errors
         return svc.update_opening(s, user, opening, data), {}
 
-    changed, errors = await _db(request, save)
+    changed, errors = await _db(request, save, write=True)
     if errors:
         return await _settings_page(request, opening, 400, form=form, errors=errors)
     fields = ",".join(changed) or "none"
@@ -425,7 +426,7 @@ async def _recruiters_changed(
 ) -> Response | None:
     """Assign or unassign a recruiter: None when done, else the settings page saying why not."""
     try:
-        await _db(request, work, *args)
+        await _db(request, work, *args, write=True)
     except UserError as err:
         return await _settings_page(request, opening, 400, error=str(err))
     return None
@@ -444,7 +445,7 @@ async def recruiter_add(
 @router.post("/openings/{opening_id}/recruiters/{user_id}/remove", name="recruiter_remove")
 async def recruiter_remove(
     request: Request,
-    user_id: int,
+    user_id: Id,
     opening: Opening = Depends(require_opening),
     user: User = Recruiter,
 ) -> Response:

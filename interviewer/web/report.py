@@ -41,7 +41,8 @@ from interviewer.store.models import (
 )
 from interviewer.web.auth import opening_for, require_role
 from interviewer.web.deps import services
-from interviewer.web.media import attachment, serve_files
+from interviewer.web.inputs import Id, number
+from interviewer.web.media import attachment, serve_files, stream_written, streamed_attachment
 from interviewer.web.pages import render
 
 router = APIRouter()
@@ -59,7 +60,7 @@ def _gone(what: str) -> HTTPException:
     return HTTPException(410, what)
 
 
-def _check(request: Request, opening_id: int, interview_id: int, user: User) -> Opening:
+def _check(request: Request, opening_id: Id, interview_id: Id, user: User) -> Opening:
     """Blocking: the opening when ``user`` may see it and the interview is in it; else 404."""
     opening = opening_for(request, opening_id, user)
     with session_scope(services(request).engine) as s:
@@ -69,11 +70,11 @@ def _check(request: Request, opening_id: int, interview_id: int, user: User) -> 
     return opening
 
 
-async def _allowed(request: Request, opening_id: int, interview_id: int, user: User) -> Opening:
+async def _allowed(request: Request, opening_id: Id, interview_id: Id, user: User) -> Opening:
     return await asyncio.to_thread(_check, request, opening_id, interview_id, user)
 
 
-def _report(request: Request, interview_id: int) -> dict[str, Any]:
+def _report(request: Request, interview_id: Id) -> dict[str, Any]:
     with session_scope(services(request).engine) as s:
         return reports.build_report(s, services(request).recordings, interview_id)
 
@@ -167,7 +168,7 @@ def _context(report: dict[str, Any]) -> dict[str, Any]:
 
 @router.get(BASE, name="report_applicant")
 async def applicant_page(
-    request: Request, opening_id: int, interview_id: int, user: User = Depends(recruiter)
+    request: Request, opening_id: Id, interview_id: Id, user: User = Depends(recruiter)
 ) -> Response:
     opening = await _allowed(request, opening_id, interview_id, user)
     report = await asyncio.to_thread(_report, request, interview_id)
@@ -182,7 +183,7 @@ async def applicant_page(
     )
 
 
-def _applicants(request: Request, opening_id: int) -> list[dict[str, Any]]:
+def _applicants(request: Request, opening_id: Id) -> list[dict[str, Any]]:
     with session_scope(services(request).engine) as s:
         rows = s.execute(
             select(Interview.id, Applicant.name, Interview.state, Interview.score)
@@ -225,9 +226,9 @@ def _answer_file(request: Request, interview_id: int, answer_id: int) -> tuple[P
 @router.get(BASE + "/media/answers/{answer_id}", name="report_answer_audio")
 async def answer_audio(
     request: Request,
-    opening_id: int,
-    interview_id: int,
-    answer_id: int,
+    opening_id: Id,
+    interview_id: Id,
+    answer_id: Id,
     user: User = Depends(recruiter),
 ) -> Response:
     await _allowed(request, opening_id, interview_id, user)
@@ -238,8 +239,8 @@ async def answer_audio(
 @router.get(BASE + "/media/camera/{part}", name="report_camera")
 async def camera(
     request: Request,
-    opening_id: int,
-    interview_id: int,
+    opening_id: Id,
+    interview_id: Id,
     part: int,
     user: User = Depends(recruiter),
 ) -> Response:
@@ -270,9 +271,9 @@ def _thumbnail(request: Request, interview_id: int, event_id: int) -> Path:
 @router.get(BASE + "/media/events/{event_id}", name="report_thumbnail")
 async def thumbnail(
     request: Request,
-    opening_id: int,
-    interview_id: int,
-    event_id: int,
+    opening_id: Id,
+    interview_id: Id,
+    event_id: Id,
     user: User = Depends(recruiter),
 ) -> Response:
     await _allowed(request, opening_id, interview_id, user)
@@ -283,9 +284,9 @@ async def thumbnail(
 # --- exports ---------------------------------------------------------------------------------
 
 
-def _audit_export(request: Request, user: User, interview_id: int, fmt: str) -> None:
+def _audit_export(request: Request, user: User, interview_id: Id, fmt: str) -> None:
     """Exports carry personal data out of the system: who took which one is logged."""
-    with session_scope(services(request).engine) as s:
+    with session_scope(services(request).engine, write=True) as s:
         repo.audit(s, user, "report.export", f"interview:{interview_id}", format=fmt)
 
 
@@ -296,7 +297,7 @@ EXPORTS = {
 
 
 async def _export(
-    request: Request, opening_id: int, interview_id: int, user: User, fmt: str
+    request: Request, opening_id: Id, interview_id: Id, user: User, fmt: str
 ) -> Response:
     await _allowed(request, opening_id, interview_id, user)
     report = await asyncio.to_thread(_report, request, interview_id)
@@ -309,14 +310,14 @@ async def _export(
 
 @router.get(BASE + "/report.json", name="report_json")
 async def export_json(
-    request: Request, opening_id: int, interview_id: int, user: User = Depends(recruiter)
+    request: Request, opening_id: Id, interview_id: Id, user: User = Depends(recruiter)
 ) -> Response:
     return await _export(request, opening_id, interview_id, user, "json")
 
 
 @router.get(BASE + "/report.csv", name="report_csv")
 async def export_csv(
-    request: Request, opening_id: int, interview_id: int, user: User = Depends(recruiter)
+    request: Request, opening_id: Id, interview_id: Id, user: User = Depends(recruiter)
 ) -> Response:
     return await _export(request, opening_id, interview_id, user, "csv")
 
@@ -324,7 +325,7 @@ async def export_csv(
 # --- compare ---------------------------------------------------------------------------------
 
 
-def _compare(request: Request, opening_id: int, ids: list[int]) -> list[dict[str, Any]]:
+def _compare(request: Request, opening_id: Id, ids: list[int]) -> list[dict[str, Any]]:
     with session_scope(services(request).engine) as s:
         found = {
             iv.id
@@ -375,14 +376,12 @@ def compare_rows(people: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 @router.get("/openings/{opening_id}/compare", name="report_compare")
-async def compare(request: Request, opening_id: int, user: User = Depends(recruiter)) -> Response:
+async def compare(request: Request, opening_id: Id, user: User = Depends(recruiter)) -> Response:
     opening = await asyncio.to_thread(opening_for, request, opening_id, user)
     others = await asyncio.to_thread(_applicants, request, opening.id)
     raw = request.query_params.getlist("i")
-    try:
-        ids = list(dict.fromkeys(int(x) for x in raw))
-    except ValueError:
-        ids = []
+    numbers = [number(x) for x in raw]
+    ids = list(dict.fromkeys(n for n in numbers if n is not None)) if None not in numbers else []
     problem = None
     people: list[dict[str, Any]] = []
     if raw and not COMPARE_MIN <= len(ids) <= COMPARE_MAX:
@@ -413,7 +412,7 @@ async def compare(request: Request, opening_id: int, user: User = Depends(recrui
 
 @router.get(BASE + "/personal-data", name="report_personal_data")
 async def personal_data(
-    request: Request, opening_id: int, interview_id: int, user: User = Depends(recruiter)
+    request: Request, opening_id: Id, interview_id: Id, user: User = Depends(recruiter)
 ) -> Response:
     opening = await _allowed(request, opening_id, interview_id, user)
     report = await asyncio.to_thread(_report, request, interview_id)
@@ -424,7 +423,7 @@ async def _personal_data_page(
     request: Request,
     opening: Opening,
     report: dict[str, Any],
-    interview_id: int,
+    interview_id: Id,
     status_code: int = 200,
     error: str | None = None,
 ) -> Response:
@@ -446,23 +445,30 @@ async def _personal_data_page(
 
 @router.post(BASE + "/personal-data/export", name="report_personal_export")
 async def personal_export(
-    request: Request, opening_id: int, interview_id: int, user: User = Depends(recruiter)
+    request: Request, opening_id: Id, interview_id: Id, user: User = Depends(recruiter)
 ) -> Response:
     await _allowed(request, opening_id, interview_id, user)
-    data = await asyncio.to_thread(
-        privacy.export_interviews,
-        services(request).engine,
-        services(request).recordings,
-        [interview_id],
-        user_id=user.id,
-        include_demographics=user.role is Role.admin,
+    svc = services(request)
+
+    def write(out: Any) -> None:
+        privacy.write_export(
+            svc.engine,
+            svc.recordings,
+            [interview_id],
+            out,
+            user_id=user.id,
+            include_demographics=user.role is Role.admin,
+        )
+
+    # Streamed as it is zipped: an interview may hold gigabytes of media.
+    return streamed_attachment(
+        stream_written(write), "application/zip", f"interview-{interview_id}-personal-data.zip"
     )
-    return attachment(data, "application/zip", f"interview-{interview_id}-personal-data.zip")
 
 
 @router.post(BASE + "/personal-data/delete", name="report_personal_delete")
 async def personal_delete(
-    request: Request, opening_id: int, interview_id: int, user: User = Depends(recruiter)
+    request: Request, opening_id: Id, interview_id: Id, user: User = Depends(recruiter)
 ) -> Response:
     opening = await _allowed(request, opening_id, interview_id, user)
     form = await request.form()

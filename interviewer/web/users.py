@@ -18,6 +18,7 @@ from interviewer.store.db import session_scope
 from interviewer.store.models import Role, User
 from interviewer.web.auth import require_role
 from interviewer.web.deps import services
+from interviewer.web.inputs import Id
 from interviewer.web.pages import render
 
 router = APIRouter()
@@ -54,7 +55,7 @@ async def users_add(request: Request, admin: User = Depends(admin_only)) -> Resp
     values = {k: str(form.get(k) or "")[:320] for k in ("email", "name", "role")}
 
     def add() -> accounts.NewAccount:
-        with session_scope(services(request).engine) as s:
+        with session_scope(services(request).engine, write=True) as s:
             return accounts.create_user(
                 s, email=values["email"], role=values["role"], name=values["name"], by=admin
             )
@@ -72,12 +73,12 @@ def _sentence(err: Exception) -> str:
     return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
 
 
-async def _change(request: Request, admin: User, user_id: int, action: str) -> Response:
+async def _change(request: Request, admin: User, user_id: Id, action: str) -> Response:
     form = await request.form()
     role = str(form.get("role") or "")[:32]
 
     def change() -> None:
-        with session_scope(services(request).engine) as s:
+        with session_scope(services(request).engine, write=True) as s:
             if action == "role":
                 accounts.set_role(s, user_id, role, by=admin)
             else:
@@ -91,30 +92,30 @@ async def _change(request: Request, admin: User, user_id: int, action: str) -> R
 
 
 @router.post("/users/{user_id}/role", name="users_role")
-async def users_role(request: Request, user_id: int, admin: User = Depends(admin_only)) -> Response:
+async def users_role(request: Request, user_id: Id, admin: User = Depends(admin_only)) -> Response:
     return await _change(request, admin, user_id, "role")
 
 
 @router.post("/users/{user_id}/deactivate", name="users_deactivate")
 async def users_deactivate(
-    request: Request, user_id: int, admin: User = Depends(admin_only)
+    request: Request, user_id: Id, admin: User = Depends(admin_only)
 ) -> Response:
     return await _change(request, admin, user_id, "deactivate")
 
 
 @router.post("/users/{user_id}/activate", name="users_activate")
 async def users_activate(
-    request: Request, user_id: int, admin: User = Depends(admin_only)
+    request: Request, user_id: Id, admin: User = Depends(admin_only)
 ) -> Response:
     return await _change(request, admin, user_id, "activate")
 
 
 @router.post("/users/{user_id}/password", name="users_password")
 async def users_password(
-    request: Request, user_id: int, admin: User = Depends(admin_only)
+    request: Request, user_id: Id, admin: User = Depends(admin_only)
 ) -> Response:
     def reset() -> tuple[str, str]:
-        with session_scope(services(request).engine) as s:
+        with session_scope(services(request).engine, write=True) as s:
             password = accounts.set_password(s, user_id, by=admin)
             return s.get(User, user_id).email, password
 
