@@ -75,6 +75,8 @@ def make_settings(tmp: Path, data_dir: Path | None = None, **overrides: Any) -> 
         # no scoring model or post-interview detectors unless a test asks for them
         "score_answers": False,
         "analyze_integrity": False,
+        # TestClient's host, besides the loopback names LiveServer and browsers use
+        "allowed_hosts": ["127.0.0.1", "localhost", "testserver"],
     }
     values.update(overrides)
     return Settings(**values)
