@@ -210,7 +210,9 @@ def content_security_policy(settings: Settings) -> str:
     connect = ["'self'"]
     if settings.livekit_url:
         parts = urlsplit(settings.livekit_url)
-        connect.append(f"{parts.scheme}://{parts.netloc}")
+        http = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
+        # the SDK's socket, and its HTTP calls to the same server (validate, region list)
+        connect += [f"{parts.scheme}://{parts.netloc}", f"{http}://{parts.netloc}"]
     return "; ".join(
         [
             "default-src 'self'",
