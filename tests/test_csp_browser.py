@@ -54,7 +54,7 @@ def _focused(page: Any) -> str:
 
 def test_no_page_breaks_the_content_security_policy(site, browser) -> None:
     base, seed = site
-    page = new_page(browser)
+    page = new_page(browser, bypass_csp=False)
     violations: list[str] = []
     page.on(
         "console",
@@ -93,7 +93,7 @@ def test_no_page_breaks_the_content_security_policy(site, browser) -> None:
     page.goto(opening)
 
     # the applicant: consent sent incomplete (its error focused), then the device check
-    applicant = new_page(browser)
+    applicant = new_page(browser, bypass_csp=False)
     applicant.on(
         "console",
         lambda msg: (

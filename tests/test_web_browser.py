@@ -209,7 +209,7 @@ def test_full_interview(web: dict[str, Any], playwright: Any, tmp_path: Path) ->
 
     browser = _browser(playwright, wav, web["video"])
     try:
-        page = browser.new_context(viewport=DESKTOP).new_page()
+        page = browser.new_context(bypass_csp=True, viewport=DESKTOP).new_page()
         page.goto(f"{server.url}/i/{seeded.token}")
         _shot(page, "01-consent")
         _consent(page)
@@ -284,7 +284,7 @@ def test_reload_resumes_at_the_current_question(
 
     browser = _browser(playwright, first_wav, web["video"])
     try:
-        page = browser.new_context(viewport=DESKTOP).new_page()
+        page = browser.new_context(bypass_csp=True, viewport=DESKTOP).new_page()
         page.goto(f"{server.url}/i/{seeded.token}")
         _consent(page)
         _device_check(page)
@@ -328,7 +328,7 @@ def test_reload_resumes_at_the_current_question(
     )
     browser = _browser(playwright, second_wav, web["video"])
     try:
-        page = browser.new_context(viewport=DESKTOP).new_page()
+        page = browser.new_context(bypass_csp=True, viewport=DESKTOP).new_page()
         page.goto(f"{server.url}/i/{seeded.token}")
         page.wait_for_url("**/check")  # consent is not asked twice
         _device_check(page)
@@ -352,7 +352,7 @@ def test_a_second_tab_is_refused_with_a_message(web: dict[str, Any], playwright:
     seeded = seed_interview(settings, email="tabs@example.invalid")
     browser = _browser(playwright, None, web["video"])
     try:
-        context = browser.new_context(viewport=DESKTOP)
+        context = browser.new_context(bypass_csp=True, viewport=DESKTOP)
         first = context.new_page()
         first.goto(f"{server.url}/i/{seeded.token}")
         _consent(first)
@@ -390,7 +390,7 @@ def test_server_restart_mid_interview_resumes(
     port = server.port
     browser = _browser(playwright, None, web["video"])
     try:
-        page = browser.new_context(viewport=DESKTOP).new_page()
+        page = browser.new_context(bypass_csp=True, viewport=DESKTOP).new_page()
         page.goto(f"{server.url}/i/{seeded.token}")
         _consent(page)
         page.goto(f"{server.url}/i/{seeded.token}/interview")
@@ -423,7 +423,7 @@ def test_unsupported_browser_says_what_to_do(web: dict[str, Any], playwright: An
     seeded = seed_interview(settings, email="old-browser@example.invalid")
     browser = _browser(playwright, None, web["video"])
     try:
-        context = browser.new_context(viewport=DESKTOP)
+        context = browser.new_context(bypass_csp=True, viewport=DESKTOP)
         context.add_init_script("delete window.AudioWorkletNode; delete window.MediaRecorder;")
         page = context.new_page()
         page.goto(f"{server.url}/i/{seeded.token}")
@@ -443,7 +443,7 @@ def test_denied_permissions_say_what_to_do(web: dict[str, Any], playwright: Any)
     # no --use-fake-ui-for-media-stream: the context decides, and it grants nothing
     browser = _browser(playwright, None, web["video"], grant=False)
     try:
-        context = browser.new_context(viewport=DESKTOP, permissions=[])
+        context = browser.new_context(bypass_csp=True, viewport=DESKTOP, permissions=[])
         page = context.new_page()
         page.goto(f"{server.url}/i/{seeded.token}")
         _consent(page)
@@ -470,7 +470,7 @@ def test_link_problems_show_their_messages(web: dict[str, Any], playwright: Any)
         s.get(Invite, expired.invite_id).expires_at = datetime.now(UTC) - timedelta(minutes=1)
     browser = _browser(playwright, None, None)
     try:
-        page = browser.new_context(viewport=DESKTOP).new_page()
+        page = browser.new_context(bypass_csp=True, viewport=DESKTOP).new_page()
         page.goto(f"{server.url}/i/{expired.token}")
         assert "This invite has expired" in page.inner_text("main")
         assert "Ask the recruiter" in page.inner_text("main")
@@ -487,7 +487,9 @@ def test_phone_viewport_and_keyboard(web: dict[str, Any], playwright: Any) -> No
     seeded = seed_interview(settings, email="phone@example.invalid")
     browser = _browser(playwright, None, web["video"])
     try:
-        context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+        context = browser.new_context(
+            bypass_csp=True, viewport=PHONE, is_mobile=True, has_touch=True
+        )
         page = context.new_page()
         page.goto(f"{server.url}/i/{seeded.token}")
         assert _fits(page)
@@ -546,7 +548,7 @@ def test_shipped_bank_interview(web: dict[str, Any], playwright: Any, tmp_path: 
 
     browser = _browser(playwright, wav, web["video"])
     try:
-        page = browser.new_context(viewport=DESKTOP).new_page()
+        page = browser.new_context(bypass_csp=True, viewport=DESKTOP).new_page()
         page.goto(f"{server.url}/i/{seeded.token}")
         _consent(page)
         _device_check(page)
@@ -579,7 +581,7 @@ def test_repeat_button_asks_the_question_again(
     writer.close()
     browser = _browser(playwright, silent, web["video"])
     try:
-        page = browser.new_context(viewport=DESKTOP).new_page()
+        page = browser.new_context(bypass_csp=True, viewport=DESKTOP).new_page()
         page.goto(f"{server.url}/i/{seeded.token}")
         _consent(page)
         page.goto(f"{server.url}/i/{seeded.token}/interview")
