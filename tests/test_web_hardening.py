@@ -29,6 +29,8 @@ from interviewer.web.live import VoiceOptions
 ROOT = Path(__file__).resolve().parent.parent
 PUBLIC = "https://interviews.example.org"
 CLI = "from interviewer.cli import app; app()"
+FRESH = httpx.Limits(max_keepalive_connections=0)
+"""A connection per request: none is reused just as the server's keep-alive timer closes it."""
 
 
 @pytest.fixture(scope="module")
@@ -232,7 +234,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
 
 def test_no_invite_token_in_the_server_log(served) -> None:
     url, token = served["url"], served["token"]
-    with httpx.Client(base_url=url) as client:
+    with httpx.Client(limits=FRESH, base_url=url) as client:
         for path in ("", "/check", "/interview", "/done", "x", "x/check"):
             client.get(f"/i/{token}{path}")
         client.post(f"/i/{token}/media/camera?chunk=0", content=b"x")
@@ -246,7 +248,7 @@ def test_no_invite_token_in_the_server_log(served) -> None:
 
 
 def test_forwarded_headers_are_ignored_from_an_unconfigured_proxy(served) -> None:
-    with httpx.Client(base_url=served["url"]) as client:
+    with httpx.Client(limits=FRESH, base_url=served["url"]) as client:
         token = csrf_token(client, "/login")
         statuses = []
         for i in range(9):
