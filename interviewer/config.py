@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from platformdirs import user_cache_dir, user_data_dir
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Nothing in this product may reach a model hub: weights come only from installed packages.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -146,6 +147,50 @@ class Settings(BaseSettings):
     login_lockout_minutes: float = Field(
         default=15, gt=0, description="How long failed sign-ins are counted and the pause lasts."
     )
+    public_url: str | None = Field(
+        default=None,
+        description="The address people open, e.g. https://interviews.example.com: invite links "
+        "start with it and its host is allowed. Unset: the address the request came to, among "
+        "allowed_hosts.",
+    )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default=["127.0.0.1", "localhost"],
+        description="Host names the app answers to (Host header; '*.example.com' allowed); any "
+        "other gets 400, so a forged Host never builds a link. public_url's host is added.",
+    )
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(
+        default=[],
+        description="Addresses of reverse proxies whose X-Forwarded-For/-Proto are believed "
+        "(uvicorn's forwarded_allow_ips); empty: forwarded headers are ignored.",
+    )
+
+    @field_validator("allowed_hosts", "forwarded_allow_ips", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        """``a, b`` in the environment, like uvicorn's own FORWARDED_ALLOW_IPS."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("public_url must look like https://interviews.example.com")
+        return value.rstrip("/")
+
+    @property
+    def trusted_hosts(self) -> list[str]:
+        """allowed_hosts plus public_url's host: setting the public address is enough."""
+        hosts = list(self.allowed_hosts)
+        if self.public_url:
+            host = urlsplit(self.public_url).hostname
+            if host and host not in hosts:
+                hosts.append(host)
+        return hosts
 
     @property
     def resolved_database_url(self) -> str:

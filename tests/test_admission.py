@@ -162,7 +162,9 @@ def test_the_waiting_applicant_sees_why_in_chromium(tmp_path) -> None:
             browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
             pages = []
             for s in seeded:
-                page = browser.new_context(viewport={"width": 1000, "height": 800}).new_page()
+                page = browser.new_context(
+                    bypass_csp=True, viewport={"width": 1000, "height": 800}
+                ).new_page()
                 page.goto(f"{server.url}/i/{s.token}/interview")
                 page.wait_for_selector("#start:not([disabled])", timeout=60_000)
                 page.click("#start")

@@ -230,11 +230,13 @@ def _credentials(client: TestClient, world: World, actor: str) -> dict[str, str]
     client.cookies.clear()
     nonce = auth.new_nonce()
     client.cookies.set(auth.CSRF_COOKIE, nonce)
+    session = None
     if actor in world.users:
         with session_scope(world.engine) as s:
             user = s.get(User, world.users[actor])
-            client.cookies.set(auth.SESSION_COOKIE, accounts.start_session(s, user, hours=1))
-    return {"X-CSRF-Token": auth.csrf_token_for(world.settings, nonce)}
+            session = accounts.start_session(s, user, hours=1)
+            client.cookies.set(auth.SESSION_COOKIE, session)
+    return {"X-CSRF-Token": auth.csrf_token_for(world.settings, nonce, session)}
 
 
 def _websocket_allowed(client: TestClient, url: str) -> tuple[bool, str]:

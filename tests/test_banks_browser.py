@@ -80,7 +80,7 @@ def page(server: dict[str, Any]) -> Iterator[Any]:
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
         try:
-            context = browser.new_context(viewport={"width": 1200, "height": 900})
+            context = browser.new_context(bypass_csp=True, viewport={"width": 1200, "height": 900})
             context.set_default_timeout(WAIT_MS)
             page = context.new_page()
             page.js_errors = []

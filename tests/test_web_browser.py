@@ -213,7 +213,7 @@ def test_full_interview(web: dict[str, Any], playwright: Any, tmp_path: Path) ->
 
     browser = _browser(playwright, wav, web["video"])
     try:
-        page = browser.new_context(viewport=DESKTOP).new_page()
+        page = browser.new_context(bypass_csp=True, viewport=DESKTOP).new_page()
         page.goto(f"{server.url}/i/{seeded.token}")
         _shot(page, "01-consent")
         _consent(page)
@@ -288,7 +288,7 @@ def test_reload_resumes_at_the_current_question(
 
     browser = _browser(playwright, first_wav, web["video"])
     try:
-        page = browser.new_context(viewport=DESKTOP).new_page()
+        page = browser.new_context(bypass_csp=True, viewport=DESKTOP).new_page()
         page.goto(f"{server.url}/i/{seeded.token}")
         _consent(page)
         _device_check(page)
@@ -332,7 +332,7 @@ def test_reload_resumes_at_the_current_question(
     )
     browser = _browser(playwright, second_wav, web["video"])
     try:
-        page = browser.new_context(viewport=DESKTOP).new_page()
+        page = browser.new_context(bypass_csp=True, viewport=DESKTOP).new_page()
         page.goto(f"{server.url}/i/{seeded.token}")
         page.wait_for_url("**/check")  # consent is not asked twice
         _device_check(page)
@@ -356,7 +356,7 @@ def test_a_second_tab_is_refused_with_a_message(web: dict[str, Any], playwright:
     seeded = seed_interview(settings, email="tabs@example.invalid")
     browser = _browser(playwright, None, web["video"])
     try:
-        context = browser.new_context(viewport=DESKTOP)
+        context = browser.new_context(bypass_csp=True, viewport=DESKTOP)
         first = context.new_page()
         first.goto(f"{server.url}/i/{seeded.token}")
         _consent(first)
@@ -394,7 +394,7 @@ def test_server_restart_mid_interview_resumes(
     port = server.port
     browser = _browser(playwright, None, web["video"])
     try:
-        page = browser.new_context(viewport=DESKTOP).new_page()
+        page = browser.new_context(bypass_csp=True, viewport=DESKTOP).new_page()
         page.goto(f"{server.url}/i/{seeded.token}")
         _consent(page)
         page.goto(f"{server.url}/i/{seeded.token}/interview")
@@ -427,7 +427,7 @@ def test_unsupported_browser_says_what_to_do(web: dict[str, Any], playwright: An
     seeded = seed_interview(settings, email="old-browser@example.invalid")
     browser = _browser(playwright, None, web["video"])
     try:
-        context = browser.new_context(viewport=DESKTOP)
+        context = browser.new_context(bypass_csp=True, viewport=DESKTOP)
         context.add_init_script("delete window.AudioWorkletNode; delete window.MediaRecorder;")
         page = context.new_page()
         page.goto(f"{server.url}/i/{seeded.token}")
@@ -447,7 +447,7 @@ def test_denied_permissions_say_what_to_do(web: dict[str, Any], playwright: Any)
     # no --use-fake-ui-for-media-stream: the context decides, and it grants nothing
     browser = _browser(playwright, None, web["video"], grant=False)
     try:
-        context = browser.new_context(viewport=DESKTOP, permissions=[])
+        context = browser.new_context(bypass_csp=True, viewport=DESKTOP, permissions=[])
         page = context.new_page()
         page.goto(f"{server.url}/i/{seeded.token}")
         _consent(page)
@@ -474,7 +474,7 @@ def test_link_problems_show_their_messages(web: dict[str, Any], playwright: Any)
         s.get(Invite, expired.invite_id).expires_at = datetime.now(UTC) - timedelta(minutes=1)
     browser = _browser(playwright, None, None)
     try:
-        page = browser.new_context(viewport=DESKTOP).new_page()
+        page = browser.new_context(bypass_csp=True, viewport=DESKTOP).new_page()
         page.goto(f"{server.url}/i/{expired.token}")
         assert "This invite has expired" in page.inner_text("main")
         assert "Ask the recruiter" in page.inner_text("main")
@@ -491,7 +491,9 @@ def test_phone_viewport_and_keyboard(web: dict[str, Any], playwright: Any) -> No
     seeded = seed_interview(settings, email="phone@example.invalid")
     browser = _browser(playwright, None, web["video"])
     try:
-        context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+        context = browser.new_context(
+            bypass_csp=True, viewport=PHONE, is_mobile=True, has_touch=True
+        )
         page = context.new_page()
         page.goto(f"{server.url}/i/{seeded.token}")
         assert _fits(page)
@@ -554,7 +556,7 @@ def test_shipped_bank_interview(web: dict[str, Any], playwright: Any, tmp_path: 
 
     browser = _browser(playwright, wav, web["video"])
     try:
-        page = browser.new_context(viewport=DESKTOP).new_page()
+        page = browser.new_context(bypass_csp=True, viewport=DESKTOP).new_page()
         page.goto(f"{server.url}/i/{seeded.token}")
         _consent(page)
         _device_check(page)
@@ -587,7 +589,7 @@ def test_repeat_button_asks_the_question_again(
     writer.close()
     browser = _browser(playwright, silent, web["video"])
     try:
-        page = browser.new_context(viewport=DESKTOP).new_page()
+        page = browser.new_context(bypass_csp=True, viewport=DESKTOP).new_page()
         page.goto(f"{server.url}/i/{seeded.token}")
         _consent(page)
         page.goto(f"{server.url}/i/{seeded.token}/interview")
@@ -699,6 +701,8 @@ def test_tab_switch_paste_fullscreen_and_reload_are_recorded(
         context = browser.contexts[0]
         context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
         page = context.pages[0]
+        # as new_page() does: Playwright polls wait_for_function with eval, which the CSP refuses
+        context.new_cdp_session(page).send("Page.setBypassCSP", {"enabled": True})
         page.goto(f"{server.url}/i/{seeded.token}")
         _consent(page)
         page.goto(f"{server.url}/i/{seeded.token}/interview")

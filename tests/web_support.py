@@ -75,6 +75,8 @@ def make_settings(tmp: Path, data_dir: Path | None = None, **overrides: Any) -> 
         # no scoring model or post-interview detectors unless a test asks for them
         "score_answers": False,
         "analyze_integrity": False,
+        # TestClient's host, besides the loopback names LiveServer and browsers use
+        "allowed_hosts": ["127.0.0.1", "localhost", "testserver"],
     }
     values.update(overrides)
     return Settings(**values)
@@ -256,7 +258,13 @@ def chromium(*args: str) -> Iterator[Any]:
 
 
 def new_page(browser: Any, *, width: int = 1280, height: int = 900, **context: Any) -> Any:
-    """A page in a fresh browser context (no cookies yet), waiting up to WAIT_MS by default."""
+    """A page in a fresh browser context (no cookies yet), waiting up to WAIT_MS by default.
+
+    The app's Content-Security-Policy is bypassed unless ``bypass_csp=False``: Playwright polls
+    ``wait_for_function`` predicates with eval, which the policy refuses. test_csp_browser.py
+    checks the pages under the policy itself.
+    """
+    context.setdefault("bypass_csp", True)
     ctx = browser.new_context(viewport={"width": width, "height": height}, **context)
     ctx.set_default_timeout(WAIT_MS)
     return ctx.new_page()

@@ -26,12 +26,28 @@ class Refused(yaml.MarkedYAMLError):
         self.fix = fix
 
 
+MAX_NODES = 100_000
+"""Values (scalars, lists, mappings) in one bank file. The shipped banks hold about 40 per KB,
+so a bank at the 2 MB limit has some 80,000; a 2 MB flow list ``[1,1,1,…]`` has a million, and
+PyYAML (pure Python) takes tens of seconds to read them. Counted while composing, so such a
+file is refused after the first MAX_NODES, in about a second."""
+
+
 class BankLoader(yaml.SafeLoader):
     """SafeLoader that refuses aliases and explicit tags while composing, before anything
-    is expanded or constructed."""
+    is expanded or constructed, and stops at MAX_NODES values."""
+
+    nodes = 0
 
     def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         event = self.peek_event()
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise Refused(
+                f"the file holds more than {MAX_NODES:,} values: too many for a bank",
+                event.start_mark,
+                "split it into several banks, or remove the repeated values",
+            )
         if isinstance(event, yaml.AliasEvent):
             raise Refused(
                 f"YAML alias *{event.anchor} is not allowed in a bank",

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 import logging
+import logging.config
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import typer
+import uvicorn
 from rich.console import Console
 from rich.text import Text
 from sqlalchemy import Engine, select
@@ -24,6 +28,63 @@ console = Console(highlight=False)
 WS_MAX_BYTES = 64 * 1024
 """Larger WebSocket messages are refused by the protocol layer before the app reads them."""
 DEMO_APPLICANT_EMAIL = "browser-demo@example.invalid"
+_TOKEN = re.compile(r"/i/[^/\s\"'?#]+")
+
+
+class MaskTokens(logging.Filter):
+    """Masks invite tokens (``/i/<token>/...`` -> ``/i/…/...``) in every line a handler writes.
+
+    On the handlers, not the loggers: uvicorn logs each WebSocket handshake with its whole path
+    (``"WebSocket /i/<token>/ws" [accepted]``) on ``uvicorn.error``, and a handler's filter
+    also sees what child loggers propagate to it. A token in a log is an interview anyone can
+    take.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = _TOKEN.sub("/i/…", message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+def log_config() -> dict[str, Any]:
+    """uvicorn's logging config, plus the root logger (the app's own lines) on the same stream,
+    every handler masking tokens."""
+    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    config["filters"] = {"mask_tokens": {"()": MaskTokens}}
+    config["formatters"]["app"] = {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
+    config["handlers"]["app"] = {
+        "formatter": "app",
+        "class": "logging.StreamHandler",
+        "stream": "ext://sys.stderr",
+    }
+    for handler in config["handlers"].values():
+        handler["filters"] = ["mask_tokens"]
+    config["root"] = {"handlers": ["app"], "level": "INFO"}
+    return config
+
+
+def server_config(app: Any, settings: Settings, host: str, port: int) -> uvicorn.Config:
+    """How `interviewer serve` runs uvicorn (tests run the same config).
+
+    Forwarded headers (X-Forwarded-For/-Proto) are believed only from the configured proxies:
+    uvicorn's default trusts them from loopback, so anyone on the machine, or a proxy that
+    passes the header on, could pick the client address the sign-in limit counts.
+    """
+    trusted = settings.forwarded_allow_ips
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        access_log=False,  # the app logs requests itself, with invite tokens masked
+        log_config=log_config(),
+        log_level="info",
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=list(trusted) if trusted else "",
+        ws_max_size=WS_MAX_BYTES,
+        timeout_graceful_shutdown=10,
+    )
 
 
 @dataclass
@@ -105,13 +166,9 @@ def serve(
     port: int | None = typer.Option(None, "--port", help="Port (default: settings, 8000)."),
 ) -> None:
     """Run the web app: applicants open their invite link and take the interview in a browser."""
-    import uvicorn
-
     from interviewer.web import create_app  # lazy: the whole web app, only for this command
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.config.dictConfig(log_config())
     settings = get_settings()
     host = host or settings.host
     port = port or settings.port
@@ -134,12 +191,4 @@ def serve(
             Text(f"Serving on {base}  (Ctrl+C stops; interviews resume on restart)", style="dim")
         )
         app: Any = create_app(settings)
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        access_log=False,  # the app logs requests itself, with invite tokens masked
-        ws_max_size=WS_MAX_BYTES,
-        log_level="info",
-        timeout_graceful_shutdown=10,
-    )
+    uvicorn.Server(server_config(app, settings, host, port)).run()

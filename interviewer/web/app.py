@@ -8,6 +8,8 @@ connection in :mod:`interviewer.web.live`.
 Every error a person can meet renders a page that says what happened and what to do next; an
 unexpected one is logged with its traceback and shown as "try again", never as a bare 500.
 Invite tokens are secrets in URLs, so the access log is this module's own, with tokens masked.
+Every response carries the security headers (CSP, no framing, no-store on pages); a request for
+a host not in the trusted hosts is refused first.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import select
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from interviewer import privacy
 from interviewer.banks.drafts import BankStore
@@ -110,6 +114,8 @@ def create_app(settings: Settings | None = None, *, voice: VoiceOptions | None =
     app.include_router(login.router)
     app.include_router(users.router)
 
+    csp = content_security_policy(settings)
+
     @app.middleware("http")
     async def access_log(request: Request, call_next: Any) -> Response:
         started = time.monotonic()
@@ -127,7 +133,17 @@ def create_app(settings: Settings | None = None, *, voice: VoiceOptions | None =
         # Invite pages hold a token in their URL: never send it on as a Referer.
         response.headers.setdefault("Referrer-Policy", "no-referrer")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Content-Security-Policy", csp)
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        if not request.url.path.startswith("/static/"):
+            # Pages show secrets (a new password, invite links) and personal data: no copy
+            # in a browser's or proxy's cache.
+            response.headers.setdefault("Cache-Control", "no-store")
         return response
+
+    # Outermost: a Host header that is not ours is refused before anything reads it, so no
+    # link or redirect can be built from it.
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -182,6 +198,37 @@ def create_app(settings: Settings | None = None, *, voice: VoiceOptions | None =
     app.include_router(openings.router)
     app.include_router(livekit.router)
     return app
+
+
+def content_security_policy(settings: Settings) -> str:
+    """Scripts only from this site's static files (no inline script, no eval), no framing by
+    any site (clickjacking), forms and sockets only to this site (and the LiveKit server).
+
+    Style attributes stay allowed: the report's timeline and the charts place their parts
+    with computed ``style="left: …"`` values; style elements and sheets still come from here.
+    """
+    connect = ["'self'"]
+    if settings.livekit_url:
+        parts = urlsplit(settings.livekit_url)
+        http = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
+        # the SDK's socket, and its HTTP calls to the same server (validate, region list)
+        connect += [f"{parts.scheme}://{parts.netloc}", f"{http}://{parts.netloc}"]
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "style-src-attr 'unsafe-inline'",
+            "img-src 'self' data: blob:",
+            "media-src 'self' blob:",
+            f"connect-src {' '.join(connect)}",
+            "worker-src 'self' blob:",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    )
 
 
 def _unexpected(request: Request, exc: Exception) -> Response:

@@ -103,7 +103,8 @@ async def _load(request: Request, token: str, *, allow_used: bool = False) -> An
 
 
 def _go(request: Request, name: str, token: str) -> RedirectResponse:
-    return RedirectResponse(str(request.url_for(name, token=token)), status_code=303)
+    # A path, not an absolute URL: nothing of the request's Host header goes into Location.
+    return RedirectResponse(request.app.url_path_for(name, token=token), status_code=303)
 
 
 @router.get("/i/{token}", response_class=HTMLResponse, name="invite")

@@ -2,7 +2,9 @@
 
 The HTTP-only ``interviewer_csrf`` cookie holds a random nonce; the token in the page is that
 nonce signed with the server's secret key (itsdangerous). A site that can plant a cookie still
-cannot sign a token for it, and applicants (who never sign in) are covered the same way. The
+cannot sign a token for it, and applicants (who never sign in) are covered the same way. Once
+signed in, the token also signs (a digest of) the session cookie: a token a client got while
+anonymous is refused on a staff request. The
 check itself runs in :class:`interviewer.web.middleware.AuthMiddleware`, before any route.
 
 Forms: ``{{ csrf_input() }}`` (a hidden ``csrf_token`` field). fetch(): header ``X-CSRF-Token``
@@ -12,6 +14,7 @@ common.js).
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import re
 import secrets
@@ -40,18 +43,29 @@ def _signer(settings: Settings) -> Signer:
     return Signer(invites.secret_key(settings), salt=CSRF_SALT)
 
 
-def csrf_token_for(settings: Settings, nonce: str) -> str:
-    return _signer(settings).sign(nonce).decode("ascii")
+def _bound(nonce: str, session: str | None) -> str:
+    """What the token signs: the nonce, and once signed in a digest of the session cookie, so a
+    token minted for an anonymous client (or another session) is worthless to a signed-in one."""
+    if not session:
+        return nonce
+    digest = hashlib.sha256(session.encode("utf-8", "replace")).hexdigest()[:32]
+    return f"{nonce}.{digest}"
 
 
-def csrf_valid(settings: Settings, nonce: str | None, token: str | None) -> bool:
-    if not nonce or not token or len(token) > 200:
+def csrf_token_for(settings: Settings, nonce: str, session: str | None = None) -> str:
+    return _signer(settings).sign(_bound(nonce, session)).decode("ascii")
+
+
+def csrf_valid(
+    settings: Settings, nonce: str | None, token: str | None, session: str | None = None
+) -> bool:
+    if not nonce or not token or len(token) > 300:
         return False
     try:
         signed = _signer(settings).unsign(token).decode("ascii")
     except (BadSignature, UnicodeDecodeError):
         return False
-    return hmac.compare_digest(signed, nonce)
+    return hmac.compare_digest(signed, _bound(nonce, session))
 
 
 def new_nonce() -> str:
@@ -65,7 +79,8 @@ def csrf_token(request: Request) -> str:
     if nonce is None:  # outside the middleware (a unit test rendering a template)
         state.csrf_nonce = nonce = new_nonce()
         state.csrf_set = True
-    return csrf_token_for(services(request).settings, nonce)
+    session = getattr(state, "csrf_session", None)
+    return csrf_token_for(services(request).settings, nonce, session)
 
 
 @pass_context

@@ -29,6 +29,7 @@ from interviewer.store.db import session_scope
 from interviewer.store.models import Applicant, Interview
 from interviewer.transports.livekit import rooms as lk
 from interviewer.web.deps import services
+from interviewer.web.pages import public_link
 
 router = APIRouter()
 
@@ -90,7 +91,7 @@ async def livekit_token(request: Request, token: str) -> Response:
             "used",
             "This interview is already complete.",
             "There is nothing more to do: you can close this tab.",
-            done=str(request.url_for("done", token=token)),
+            done=public_link(request, services(request).settings.public_url, "done", token=token),
         )
     except invites.InviteError as err:
         return _problem(
@@ -110,7 +111,9 @@ async def livekit_token(request: Request, token: str) -> Response:
             "consent",
             "Please agree to the recording first.",
             "Open your invite link again and accept the consent page.",
-            invite=str(request.url_for("invite", token=token)),
+            invite=public_link(
+                request, services(request).settings.public_url, "invite", token=token
+            ),
         )
     if "transport" in minted:  # checked after the invite, so a bad link learns nothing
         return _problem(

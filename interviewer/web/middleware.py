@@ -1,13 +1,15 @@
 """The ASGI middleware in front of every route: who is signed in, the CSRF cookie, CSRF refusals.
 
-Pure ASGI (not BaseHTTPMiddleware): a media upload's body still streams to its route; only a
-form's body is read here (to find its token) and then replayed unchanged. create_app adds it
+Pure ASGI (not BaseHTTPMiddleware). A state-changing request's body is read here, bounded by
+:func:`body_limit` (Content-Length first, then counted), and replayed unchanged to its route; a
+form's is also parsed for its token. create_app adds it
 before the access log, so it sits inside the log and its refusals are logged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
@@ -17,8 +19,11 @@ from starlette.requests import Request as StarletteRequest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from interviewer import accounts
+from interviewer.banks.check import MAX_BANK_BYTES
+from interviewer.openings.applicants import MAX_CSV_BYTES
 from interviewer.store.db import session_scope
 from interviewer.store.models import User
+from interviewer.web.applicant import MAX_CHUNK_BYTES
 from interviewer.web.auth import SESSION_COOKIE, cookie_secure
 from interviewer.web.csrf import (
     CSRF_COOKIE,
@@ -32,8 +37,26 @@ from interviewer.web.csrf import (
 from interviewer.web.deps import app_services
 from interviewer.web.pages import error_page
 
-MAX_FORM_BYTES = 16 * 1024 * 1024
-"""A form body is read whole to find its token; larger forms are refused (413)."""
+MAX_FORM_BYTES = 256 * 1024
+"""Any other request's body (sign-in, decisions, settings, users: a few KB of text)."""
+MAX_BANK_BODY_BYTES = 4 * MAX_BANK_BYTES
+"""The bank editor's bodies carry one bank (at most MAX_BANK_BYTES) as form-encoded or JSON
+text, which escaping can make a few times larger."""
+MAX_CSV_BODY_BYTES = 2 * MAX_CSV_BYTES
+"""An applicants CSV (at most MAX_CSV_BYTES) in a multipart form."""
+_CSV_UPLOAD = re.compile(r"^/openings/[^/]+/invites/upload$")
+
+
+def body_limit(path: str) -> int:
+    """The most a request to ``path`` may send: each route's own limit, applied at the edge,
+    before anything is parsed (a route's own check then only refines the message)."""
+    if path.startswith("/i/") and "/media/" in path:
+        return MAX_CHUNK_BYTES
+    if path.startswith(("/banks/", "/api/banks/")):
+        return MAX_BANK_BODY_BYTES
+    if _CSV_UPLOAD.match(path):
+        return MAX_CSV_BODY_BYTES
+    return MAX_FORM_BYTES
 
 
 def _cookie_header(name: str, value: str, *, secure: bool, max_age: int | None = None) -> bytes:
@@ -81,18 +104,27 @@ class AuthMiddleware:
         if session_token:
             state["user"] = await asyncio.to_thread(_resolve_user, svc.engine, session_token)
 
+        state["csrf_session"] = session_token or None
+
         method = scope["method"].upper()
         if method not in SAFE_METHODS:
+            # Every body is bounded and read here, before any parser (form, multipart, JSON,
+            # YAML) sees it, whether the CSRF token comes in the body or in a header.
             request = StarletteRequest(scope, receive)
+            limit = body_limit(scope.get("path", ""))
+            declared = request.headers.get("content-length")
+            if declared is not None and (not declared.isdigit() or int(declared) > limit):
+                return await _refuse(scope, send, 413, _too_large(limit))
+            body = await _read_body(receive, limit)
+            if body is None:
+                return await _refuse(scope, send, 413, _too_large(limit))
+            # then the client's own receive: a streamed response listens on it for a disconnect
+            receive = _replay(body, receive)
             token = request.headers.get(CSRF_HEADER)
             content_type = request.headers.get("content-type", "").lower()
             if token is None and _is_form(content_type):
-                body = await _read_body(receive)
-                if body is None:
-                    return await _refuse(scope, send, 413, "This form is too large to send.")
-                receive = _replay(body, receive)
                 token = await _form_token(scope, body)
-            if not csrf_valid(settings, nonce, token):
+            if not csrf_valid(settings, nonce, token, session_token):
                 reason = "missing" if not token else "invalid"
                 return await _refuse_csrf(scope, send, reason, bool(nonce))
 
@@ -114,7 +146,14 @@ def _resolve_user(engine: Engine, token: str) -> User | None:
         return accounts.user_for_session(s, token)
 
 
-async def _read_body(receive: Receive) -> bytes | None:
+def _too_large(limit: int) -> str:
+    size = f"{limit // (1024 * 1024)} MB" if limit >= 1024 * 1024 else f"{limit // 1024} KB"
+    return f"This request is too large to send (at most {size})."
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole body, or None once it passes ``limit`` (counted as it streams in: a missing or
+    false Content-Length changes nothing)."""
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -123,7 +162,7 @@ async def _read_body(receive: Receive) -> bytes | None:
             break
         chunk = message.get("body", b"")
         size += len(chunk)
-        if size > MAX_FORM_BYTES:
+        if size > limit:
             return None
         chunks.append(chunk)
         if not message.get("more_body", False):

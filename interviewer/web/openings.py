@@ -34,7 +34,7 @@ from interviewer.web.auth import require_opening, require_role
 from interviewer.web.deps import services
 from interviewer.web.inputs import Id, number
 from interviewer.web.media import attachment
-from interviewer.web.pages import render
+from interviewer.web.pages import public_link, render
 
 router = APIRouter()
 Recruiter = Depends(require_role(Role.recruiter))
@@ -240,7 +240,7 @@ async def charts_page(request: Request, opening: Opening = Depends(require_openi
 
 
 def _link(request: Request, token: str) -> str:
-    return str(request.url_for("invite", token=token))
+    return public_link(request, services(request).settings.public_url, "invite", token=token)
 
 
 async def _invites_page(
