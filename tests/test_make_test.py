@@ -43,7 +43,7 @@ def test_the_status_fails_if_either_run_fails(
     code, calls, out = _run(tmp_path, "true", main=main, qwen=qwen)
     assert code == status, out
     suite, qwen_run = sorted(calls, key=lambda c: "--basetemp" in c)
-    assert suite == "-m pytest -q -ra --durations=25 -m not qwen_sample"
+    assert suite == "-m pytest -q -ra --durations=25 -n 2 --dist loadfile -m not qwen_sample"
     assert qwen_run.startswith(
         "-m pytest -q -ra --durations=25 -m qwen_sample -p no:cacheprovider --basetemp"
     )
