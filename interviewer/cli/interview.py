@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy import Engine, select
 
+from interviewer.banks.check import load_banks
 from interviewer.banks.model import Bank
 from interviewer.cli._common import UrlOption, open_database, run_or_exit
 from interviewer.config import get_settings
@@ -277,7 +278,6 @@ def demo(
     url: str | None = UrlOption,
 ) -> None:
     """Demo openings from the shipped banks, and synthetic applicants interviewed end to end."""
-    from interviewer.banks.check import load_banks
     from interviewer.voice.io import answers_wav  # lazy: livekit, as in _run
 
     logging.basicConfig(level=logging.WARNING)

@@ -16,8 +16,11 @@ from rich.console import Console
 from rich.text import Text
 from sqlalchemy import Engine, select
 
+from interviewer import invites
 from interviewer.accounts import ensure_first_admin
+from interviewer.banks.drafts import BankStore
 from interviewer.cli._common import open_database, run_or_exit
+from interviewer.cli.interview import _demo_opening
 from interviewer.config import Settings, get_settings
 from interviewer.store import repo
 from interviewer.store.db import session_scope
@@ -99,9 +102,6 @@ def seed_demo(
 ) -> list[DemoLink]:
     """A demo opening per shipped bank (the `interviewer demo` ones) and a fresh invite link for
     a demo applicant in each. Links are new on every call: only their hashes are stored."""
-    from interviewer import invites
-    from interviewer.banks.drafts import BankStore
-    from interviewer.cli.interview import _demo_opening
 
     links: list[DemoLink] = []
     # A draft being edited in the browser may be invalid or not yet published under a new

@@ -37,7 +37,9 @@ def transcribe(
     ),
 ) -> None:
     """Print the transcript of each file (with --json: word timings too)."""
-    from interviewer.voice.stt import transcribe_file
+    from interviewer.voice.stt import (
+        transcribe_file,  # lazy: whisper and livekit, this command only
+    )
 
     settings = get_settings()
     model = model or settings.stt_model

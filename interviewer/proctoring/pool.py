@@ -21,7 +21,7 @@ def _init() -> None:
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(name, "1")
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from interviewer.priority import lower_priority
+    from interviewer.priority import lower_priority  # in the child: after the env above
 
     lower_priority()  # live interviews first
 
@@ -29,6 +29,7 @@ def _init() -> None:
 def _analyze(
     database_url: str, recordings_root: str, interview_id: int, model_dir: str | None
 ) -> dict[str, Any]:
+    # in the child only: the detectors' libraries stay out of the server process
     from interviewer.proctoring.analyze import analyze_and_summarize
 
     return analyze_and_summarize(database_url, recordings_root, interview_id, model_dir)

@@ -28,6 +28,7 @@ from livekit import rtc
 from livekit.agents.voice import io
 
 from interviewer.errors import UserError
+from interviewer.voice.tts import render_with_espeak_binary, resample
 
 FRAME_MS = 20
 
@@ -370,8 +371,6 @@ def answers_wav(
     Blocking. Returns each answer's (start, end) in seconds within the file.
     """
     import tempfile
-
-    from interviewer.voice.tts import render_with_espeak_binary, resample
 
     def silence(seconds: float) -> np.ndarray:
         return np.zeros(int(seconds * sample_rate), dtype=np.int16)
