@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+
 import typer
 
 from interviewer.cli._common import open_database, run_or_exit
 from interviewer.config import get_settings
-from interviewer.scoring.live import LiveScoring, score_pending
+from interviewer.priority import lower_priority
+from interviewer.scoring.claims import (
+    DEFAULT_LEASE_S,
+    Status,
+    score_claimed,
+    scorer_name,
+    status,
+)
+from interviewer.scoring.evidence import EvidenceFinder
+from interviewer.scoring.judge import Judge
 
 
 def worker(
@@ -60,28 +72,56 @@ def worker(
 
 def scorer(
     interval_s: float = typer.Option(5.0, "--interval", help="Seconds between database polls."),
+    lease_s: float = typer.Option(
+        DEFAULT_LEASE_S,
+        "--lease",
+        min=3.0,
+        help="Seconds a claimed question stays this scorer's without a renewal; a scorer "
+        "killed mid-answer leaves it to another after this long.",
+    ),
+    until_idle: bool = typer.Option(
+        False, "--until-idle", help="Exit once nothing is left to score (benchmarks, batches)."
+    ),
+    show_status: bool = typer.Option(
+        False, "--status", help="Print the backlog and each scorer's rate, then exit."
+    ),
+    minutes: float = typer.Option(10.0, "--minutes", min=0.1, help="--status: the rate window."),
+    threads: int = typer.Option(
+        0, "--threads", min=0, help="Torch threads of the judge; 0: every CPU this process may use."
+    ),
 ) -> None:
-    """Score the answers LiveKit workers store, as they arrive (run one per deployment).
+    """Score the answers interviews store, as they arrive; run as many as you like, on as many
+    machines as share the database (PostgreSQL), and each question is judged by one of them.
 
-    Uses INTERVIEWER_SCORING_MODEL in one worker process; answers that were already scored are
-    never judged again, and a restart picks up whatever is still unscored.
+    Uses INTERVIEWER_SCORING_MODEL; answers already scored are never judged again, and a
+    restart picks up whatever is still unscored.
     """
-    import asyncio
-
     settings = get_settings()
-
-    async def go() -> None:
-        engine = open_database(settings.resolved_database_url)
-        scoring = LiveScoring(
-            settings.resolved_database_url,
-            model=settings.scoring_model,
-            model_dir=settings.model_dir,
-            threads=None,
-        )
-        try:
-            await score_pending(engine, scoring, interval_s=interval_s)
-        finally:
-            await scoring.aclose()
-
     with run_or_exit():
-        asyncio.run(go())
+        engine = open_database(settings.resolved_database_url)
+        if show_status:
+            _print_status(status(engine, minutes))
+            return
+        # before torch loads: idle OpenMP threads sleep instead of spinning on the cores that
+        # live interviews (whisper, VAD) and other scorers need
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        lower_priority()  # live interviews on this machine first: the backlog waits
+        judge = Judge(settings.scoring_model, settings.model_dir, threads=threads or None).load()
+        finder = EvidenceFinder(settings.model_dir).load()
+        name = scorer_name()
+        print(f"scorer {name}: {settings.scoring_model}, lease {lease_s:.0f} s", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            judged = score_claimed(
+                engine, judge, finder, scorer=name, lease_s=lease_s, interval_s=interval_s,
+                until_idle=until_idle,
+            )  # fmt: skip
+            print(f"scorer {name}: {judged} questions judged", flush=True)
+
+
+def _print_status(st: Status) -> None:
+    print(f"backlog: {st.backlog} questions waiting; {st.claimed} being judged")
+    print(
+        f"last {st.minutes:g} min: {sum(r.scored for r in st.scorers)} judged, {st.failed} failed"
+    )
+    for r in st.scorers:
+        print(f"  {r.scorer}: {r.scored} ({r.per_minute:.2f}/min), last at {r.last}")

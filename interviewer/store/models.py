@@ -250,6 +250,9 @@ class Answer(SQLModel, table=True):
     score: float | None = None
     score_confidence: float | None = None
     scored_at: datetime | None = None
+    # scoring/claims.py: the scorer judging this question (attempt 0 carries it) and until when
+    claimed_by: str | None = Field(default=None, max_length=128)
+    lease_until: datetime | None = None
 
 
 class CriterionScore(SQLModel, table=True):
@@ -290,3 +293,16 @@ class AuditLog(SQLModel, table=True):
     action: str = Field(max_length=64)
     target: str = Field(max_length=128)
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class ScoringClaim(SQLModel, table=True):
+    """One claim of a question by a scorer (scoring/claims.py): the log behind
+    ``interviewer scorer --status`` and the proof that each answer is judged once. No foreign
+    key: an erased answer leaves its id here, which says nothing about anyone."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    answer_id: int = Field(index=True)
+    scorer: str = Field(max_length=128)
+    claimed_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = Field(default=None, index=True)
+    outcome: str | None = Field(default=None, max_length=400, description="ok | error: ...")
