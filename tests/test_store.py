@@ -42,6 +42,7 @@ from interviewer.store.models import (
     Opening,
     OpeningRecruiter,
     Role,
+    ScoringClaim,
     StaffSession,
     User,
 )
@@ -249,6 +250,8 @@ def test_every_table_round_trips(db_engine: Engine) -> None:
         s.add(staff_session)
         attempt = LoginAttempt(id="acct:ada@example.org", count=2, window_start=1.7e9)
         s.add(attempt)
+        claim = ScoringClaim(answer_id=answer.id, scorer="host:1", outcome="ok", finished_at=now)
+        s.add(claim)
         s.flush()
         written = {
             type(obj): obj.model_dump()
@@ -262,6 +265,7 @@ def test_every_table_round_trips(db_engine: Engine) -> None:
                 answer,
                 staff_session,
                 attempt,
+                claim,
             ]
         }
     covered = {"applicantdemographics", "openingrecruiter", "criterionscore", "integrityevent"}

@@ -89,7 +89,7 @@ class RoomInterview:
     """The job logic, one instance per job process; the models come from ``prewarm``.
 
     Job processes do not score or analyse: each would load its own judge. The deployment's one
-    ``interviewer scorer`` scores what they store (``scoring.live.score_pending``).
+    ``interviewer scorer`` scores what they store (``scoring.claims``: several can share it).
     """
 
     def __init__(
