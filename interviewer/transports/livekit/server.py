@@ -88,8 +88,8 @@ def room_options(identity: str) -> room_io.RoomOptions:
 class RoomInterview:
     """The job logic, one instance per job process; the models come from ``prewarm``.
 
-    Job processes do not score or analyse: each would load its own judge. The deployment's one
-    ``interviewer scorer`` scores what they store (``scoring.claims``: several can share it).
+    Job processes do not score or analyse: each would load its own judge. The deployment's
+    ``interviewer scorer`` processes score what they store (``scoring.claims``).
     """
 
     def __init__(
