@@ -116,7 +116,12 @@ def _consent(page: Any) -> None:
 def _device_check(page: Any, shot: str | None = None) -> None:
     page.click("#enable")
     page.wait_for_selector("#continue", state="visible")
-    page.wait_for_function("document.getElementById('preview').videoWidth > 0")
+    # polled with evaluate, not wait_for_function: Playwright evaluates that one as a string,
+    # which the app's Content-Security-Policy (no eval) refuses on pages that keep it on
+    deadline = time.monotonic() + 30
+    while not page.evaluate("() => document.getElementById('preview').videoWidth > 0"):
+        assert time.monotonic() < deadline, "the camera preview never started"
+        time.sleep(0.1)
     if shot:
         _shot(page, shot)
     page.click("#continue")
@@ -213,7 +218,14 @@ def test_full_interview(web: dict[str, Any], playwright: Any, tmp_path: Path) ->
 
     browser = _browser(playwright, wav, web["video"])
     try:
-        page = browser.new_context(bypass_csp=True, viewport=DESKTOP).new_page()
+        # the whole interview as an applicant's browser runs it: the app's CSP on, and nothing
+        # on any page it refuses
+        page = browser.new_context(bypass_csp=False, viewport=DESKTOP).new_page()
+        refused: list[str] = []
+        page.on(
+            "console",
+            lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None,
+        )
         page.goto(f"{server.url}/i/{seeded.token}")
         _shot(page, "01-consent")
         _consent(page)
@@ -231,6 +243,7 @@ def test_full_interview(web: dict[str, Any], playwright: Any, tmp_path: Path) ->
         # the same link now opens the finish page, never the interview again
         page.goto(f"{server.url}/i/{seeded.token}/interview")
         assert "already complete" in page.content()
+        assert refused == []
     finally:
         browser.close()
 
