@@ -15,8 +15,9 @@ from openings_support import seed_opening, staff
 from web_support import make_settings
 
 from interviewer import invites, openings
+from interviewer.interview import PRACTICE_ID
 from interviewer.store.db import session_scope
-from interviewer.store.models import AuditLog, Interview, Opening
+from interviewer.store.models import Answer, AnswerStatus, AuditLog, Interview, Opening
 
 # --- the CSV check ----------------------------------------------------------------------------
 
@@ -205,6 +206,36 @@ def test_shortlist_ranks_ties_and_separates_incomplete(seeded) -> None:
     eve = sl.ranked[-1]
     assert eve.flagged and eve.integrity["high"] == 1 and eve.integrity["warning"] == 1
     assert not sl.ranked[0].flagged  # info only
+
+
+def test_answered_counts_answers_not_scores(tmp_path: Path) -> None:
+    """A finished interview reads 2/2 answered while its scoring is still running: the count is
+    of questions answered (first attempt, not the practice one), never of questions scored."""
+    seed = seed_opening(make_settings(tmp_path), [("Fay", []), ("Gus", [0.5])])
+    with session_scope(seed.engine) as s:
+        fay, gus = seed.ids["Fay"], seed.ids["Gus"]
+        for interview_id, question_id, index, attempt, status in [
+            (fay, PRACTICE_ID, -1, 0, AnswerStatus.answered),
+            (fay, "q1", 0, 0, AnswerStatus.answered),
+            (fay, "q1", 0, 1, AnswerStatus.answered),  # a follow-up: same question
+            (fay, "q2", 1, 0, AnswerStatus.timed_out),
+            (gus, "q2", 1, 0, AnswerStatus.no_answer),
+        ]:
+            s.add(
+                Answer(
+                    interview_id=interview_id,
+                    question_id=question_id,
+                    question_index=index,
+                    attempt=attempt,
+                    status=status,
+                    transcript="",
+                )
+            )
+    with session_scope(seed.engine) as s:
+        sl = openings.load_shortlist(s, s.get(Opening, seed.opening_id))
+    answered = {r.name: r.answered for r in sl.rows}
+    assert answered == {"Fay": 1, "Gus": 1}
+    assert all(v is None for v in sl.unranked[0].questions)  # Fay: nothing scored yet
 
 
 def test_filters_and_sorts(seeded) -> None:

@@ -11,13 +11,20 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlmodel import Session
 
 from interviewer.interview import PRACTICE_ID
 from interviewer.scoring import ranking
 from interviewer.store import repo
-from interviewer.store.models import Answer, Applicant, AuditLog, Interview, Opening
+from interviewer.store.models import (
+    Answer,
+    AnswerStatus,
+    Applicant,
+    AuditLog,
+    Interview,
+    Opening,
+)
 
 DECISIONS = ("shortlist", "reject", "hold")
 STATUSES = ("invited", "in_progress", "abandoned", "completed", "scored", "decided")
@@ -154,6 +161,23 @@ def _question_scores(session: Session, ids: list[int]) -> dict[int, dict[str, fl
     return out
 
 
+def _answered_counts(session: Session, ids: list[int]) -> dict[int, int]:
+    """Each interview's questions answered, whether scored yet or not: a finished interview
+    reads N/N answered while the scorer is still working through it (issue 16)."""
+    out = dict.fromkeys(ids, 0)
+    if not ids:
+        return out
+    rows = session.execute(
+        select(Answer.interview_id, func.count())
+        .where(Answer.interview_id.in_(ids), Answer.question_id != PRACTICE_ID)
+        .where(Answer.attempt == 0, Answer.status == AnswerStatus.answered)
+        .group_by(Answer.interview_id)
+    ).all()
+    for interview_id, count in rows:
+        out[interview_id] = int(count)
+    return out
+
+
 def latest_notes(session: Session, interview_ids: Iterable[int]) -> dict[int, str]:
     targets = {f"interview:{i}": i for i in interview_ids}
     if not targets:
@@ -188,6 +212,7 @@ def load_shortlist(session: Session, opening: Opening, filters: Filters | None =
         ).all()
     )
     per_question = _question_scores(session, list(interviews))
+    answered = _answered_counts(session, list(interviews))
     notes = latest_notes(session, interviews)
 
     def row(interview_id: int, **values: Any) -> Row:
@@ -200,6 +225,7 @@ def load_shortlist(session: Session, opening: Opening, filters: Filters | None =
             status=status_of(interview),
             state=str(interview.state),
             questions=[got.get(q.id) for q in questions],
+            answered=answered[interview_id],
             decision=interview.decision,
             decision_note=notes.get(interview_id, ""),
             **values,
@@ -214,7 +240,6 @@ def load_shortlist(session: Session, opening: Opening, filters: Filters | None =
             score=r.score,
             low=r.low,
             high=r.high,
-            answered=r.answered,
             integrity=r.integrity,
             shortlisted=r.shortlisted,
             overlaps_previous=r.overlaps_previous,
@@ -231,7 +256,6 @@ def load_shortlist(session: Session, opening: Opening, filters: Filters | None =
             score=interviews[u.interview_id].score,
             low=None,
             high=None,
-            answered=sum(v is not None for v in per_question[u.interview_id].values()),
             integrity=u.integrity,
             shortlisted=False,
             overlaps_previous=False,
