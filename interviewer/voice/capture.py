@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -23,6 +23,7 @@ from livekit import rtc
 from livekit.agents import stt, utils, vad
 
 from interviewer.interview import Ask
+from interviewer.voice.stt import Word, join_pieces, join_text
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,14 @@ class Turn:
     text: str
     words: list[dict[str, Any]]
     segments: list[Segment]
+
+
+def turn_of(segments: list[Segment]) -> Turn:
+    """One turn from its segments: a word whisper split across two segments ("flour" then
+    "-fatten") is joined back, in the text and in the words."""
+    words = [w for s in segments for w in s.words]
+    words = [asdict(w) for w in join_pieces([Word(**w) for w in words])]
+    return Turn(join_text(s.text for s in segments), words, segments)
 
 
 class AnswerCapture:
@@ -247,9 +256,7 @@ class AnswerCapture:
         ]
         for s in segments:
             s.taken = True
-        text = " ".join(s.text for s in segments if s.text).strip()
-        words = [w for s in segments for w in s.words]
-        return Turn(text, words, segments)
+        return turn_of(segments)
 
     async def wait_for_silence(
         self, seconds: float, *, poll_s: float = 0.05, give_up_s: float = 20.0

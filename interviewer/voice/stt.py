@@ -26,7 +26,8 @@ How word timings come out (the session stores them per answer):
   ``stt.last_transcript``, for code that only sees the session's text events.
 
 Word timings are sanitized: clamped to the clip, ``start <= end``, and starts never go back in
-time, so downstream code can rely on monotonic times.
+time, so downstream code can rely on monotonic times. A piece whisper split off a word ("-fatten"
+of "flour-fatten", a lone ",") is joined back to it (:func:`join_pieces`).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import os
 import shutil
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -144,6 +145,50 @@ def load_model(backend: str, model: str) -> _Loaded:
 # --- plain transcription (blocking; call it off the event loop) -------------------------------
 
 
+_HYPHENS = "-\u2010\u2011"
+_CLOSING = frozenset(".,!?:;)]}%\u2026\u201d\u2019")
+
+
+def belongs_to_previous(text: str) -> bool:
+    """Whisper's word timings split at tokens, not at spaces: "flour-fatten" comes out as the
+    words "flour" and "-fatten", and a lone "," or "?" can come out as a word of its own. Such a
+    piece is part of the word before it. A dash between spaces ("-", "- I") is not."""
+    text = text.strip()
+    if not text:
+        return False
+    if text[0] in _HYPHENS:
+        return len(text) > 1 and text[1].isalnum()
+    return all(c in _CLOSING for c in text)
+
+
+def join_pieces(words: list[Word]) -> list[Word]:
+    """Glue each piece that belongs to the previous word onto it, so a transcript shown word by
+    word reads "flour-fatten", not "flour -fatten". The merged word spans both pieces and is as
+    sure as its less sure piece."""
+    out: list[Word] = []
+    for w in words:
+        if out and belongs_to_previous(w.word):
+            prev = out[-1]
+            out[-1] = Word(
+                prev.word + w.word.strip(),
+                prev.start,
+                max(prev.end, w.end),
+                min(prev.probability, w.probability),
+            )
+        else:
+            out.append(w)
+    return out
+
+
+def join_text(parts: Iterable[str]) -> str:
+    """Texts joined by spaces, except before a piece that belongs to the previous word."""
+    out = ""
+    for part in (p.strip() for p in parts):
+        if part:
+            out += part if out and belongs_to_previous(part.split()[0]) else f" {part}"
+    return out.strip()
+
+
 def _clean_words(raw: list[tuple[str, float, float, float]], duration: float) -> list[Word]:
     words: list[Word] = []
     last_start = 0.0
@@ -155,7 +200,7 @@ def _clean_words(raw: list[tuple[str, float, float, float]], duration: float) ->
         end = min(max(float(end), start), duration)
         words.append(Word(text, round(start, 3), round(end, 3), round(float(prob), 4)))
         last_start = start
-    return words
+    return join_pieces(words)
 
 
 def transcribe_array(
