@@ -358,3 +358,36 @@ def test_cli_missing_model_and_ffmpeg_are_one_line(tmp_path: Path) -> None:
     proc = subprocess.run(args, env=no_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert proc.stderr.strip() == ("ffmpeg is not installed: run `sudo apt-get install ffmpeg`")
+
+
+def test_cli_say_writes_the_interviewers_voice(tmp_path: Path, monkeypatch) -> None:
+    """`interviewer say`: the product's voice (settings, cache) in a 16-bit mono WAV at the TTS
+    rate, which whisper hears back as the text; --voice swaps the voice, an unknown one is one
+    line."""
+    from interviewer.cli import app
+    from interviewer.config import get_settings
+    from interviewer.voice.stack import build_tts
+
+    monkeypatch.setenv("INTERVIEWER_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    try:
+        text = "Please describe the database you designed last year."
+        out = tmp_path / "say" / "line.wav"
+        for args in ([], ["--voice", "en-gb"]):
+            result = CliRunner().invoke(app, ["say", text, "--out", str(out), *args])
+            assert result.exit_code == 0, result.stderr
+            with wave.open(str(out), "rb") as w:
+                rate = w.getframerate()
+                assert (w.getnchannels(), w.getsampwidth()) == (1, 2)
+                assert w.getnframes() / rate > 1.5
+            assert rate == build_tts().sample_rate == espeak_tts.DEFAULT_SAMPLE_RATE
+            heard = transcribe_file(out, backend="faster-whisper", model="tiny.en").text
+            assert norm(heard) == norm(text), heard
+        assert build_tts().cache_path(text).exists()  # the product's cache: served from there
+        bad = CliRunner().invoke(app, ["say", "Hello.", "--out", str(tmp_path / "x.wav"),
+                                       "--voice", "en-zz"])  # fmt: skip
+        assert bad.exit_code == 1 and not (tmp_path / "x.wav").exists()
+        assert bad.stderr.strip().startswith("unknown espeak-ng voice 'en-zz'")
+        assert len(bad.stderr.strip().splitlines()) == 1
+    finally:
+        get_settings.cache_clear()
