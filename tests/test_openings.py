@@ -234,7 +234,7 @@ def test_answered_counts_answers_not_scores(tmp_path: Path) -> None:
     with session_scope(seed.engine) as s:
         sl = openings.load_shortlist(s, s.get(Opening, seed.opening_id))
     answered = {r.name: r.answered for r in sl.rows}
-    assert answered == {"Fay": 1, "Gus": 1}
+    assert answered == {"Fay": 2, "Gus": 1}  # a timed-out answer was answered; no_answer not
     assert all(v is None for v in sl.unranked[0].questions)  # Fay: nothing scored yet
 
 

@@ -170,7 +170,9 @@ def _answered_counts(session: Session, ids: list[int]) -> dict[int, int]:
     rows = session.execute(
         select(Answer.interview_id, func.count())
         .where(Answer.interview_id.in_(ids), Answer.question_id != PRACTICE_ID)
-        .where(Answer.attempt == 0, Answer.status == AnswerStatus.answered)
+        # cut off at the time limit is answered too: what was said is kept and scored
+        .where(Answer.attempt == 0)
+        .where(Answer.status.in_([AnswerStatus.answered, AnswerStatus.timed_out]))
         .group_by(Answer.interview_id)
     ).all()
     for interview_id, count in rows:
