@@ -22,8 +22,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from fastapi.testclient import TestClient
-from fuzz_support import PENDING_FINDING_8, Case, Fuzzer, make_world
+from fuzz_support import PENDING_FINDING_8, Case, Fuzzer
 from hypothesis import HealthCheck, given, settings
+from test_authz_matrix import make_world
 
 
 def main() -> int:

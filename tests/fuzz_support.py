@@ -15,10 +15,8 @@ calls may change it (an admin's random role change, a recruiter assigned to X), 
 from __future__ import annotations
 
 import re
-import shutil
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -28,16 +26,11 @@ from sqlalchemy import delete, select
 from test_authz_matrix import (
     APPLICANT_A,
     MAY_SEE_APPLICANT_A,
-    REPO,
-    STAFF_ACTORS,
     World,
     _credentials,
-    _target,
 )
-from web_support import make_settings
 
-from interviewer.banks.check import load_banks
-from interviewer.store.db import create_db_engine, migrate, session_scope
+from interviewer.store.db import session_scope
 from interviewer.store.models import (
     Answer,
     Applicant,
@@ -49,9 +42,7 @@ from interviewer.store.models import (
     Role,
     User,
 )
-from interviewer.web import create_app
 from interviewer.web.access import ACTORS, RULES, Rule
-from interviewer.web.live import VoiceOptions
 
 LEAK_MARKERS = APPLICANT_A
 TRACEBACK = re.compile(
@@ -88,27 +79,6 @@ class Case:
     def describe(self) -> str:
         body = {k: repr(v)[:300] for k, v in self.body.items()}
         return f"{self.method} {self.path} as {self.actor} headers={self.headers} body={body}"
-
-
-def make_world(tmp: Path) -> tuple[Any, World]:
-    """The authorization matrix's world (tests/test_authz_matrix.py), on SQLite in ``tmp``."""
-    banks = tmp / "banks"
-    shutil.copytree(REPO / "question_banks", banks)
-    settings = make_settings(tmp, banks_dir=banks)
-    engine = create_db_engine(settings.resolved_database_url)
-    migrate(engine)
-    users: dict[str, int] = {}
-    with session_scope(engine) as s:
-        for actor, email in STAFF_ACTORS.items():
-            role = Role.recruiter if actor.startswith("recruiter") else Role(actor)
-            user = User(email=email, name=actor, role=role, password_hash="unused")
-            s.add(user)
-            s.flush()
-            users[actor] = user.id
-    shared = _target(settings, engine, users, 0)
-    bank_id = load_banks(banks)[0].id
-    app = create_app(settings, voice=VoiceOptions(warm_up=False))
-    return app, World(settings, engine, users, shared, bank_id)
 
 
 # --- strategies --------------------------------------------------------------------------------

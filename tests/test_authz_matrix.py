@@ -135,9 +135,9 @@ def _target(world_settings: Any, engine: Any, users: dict[str, int], n: int) -> 
         )
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory):
-    tmp = tmp_path_factory.mktemp("authz")
+def make_world(tmp: Path) -> tuple[Any, World]:
+    """The app and its world (staff of every role, two interviews' worth of data), on SQLite in
+    ``tmp``; the route fuzzing (tests/fuzz_support.py) builds the same one."""
     banks = tmp / "banks"
     shutil.copytree(REPO / "question_banks", banks)
     settings = make_settings(tmp, banks_dir=banks)
@@ -154,8 +154,14 @@ def world(tmp_path_factory: pytest.TempPathFactory):
     shared = _target(settings, engine, users, 0)
     bank_id = load_banks(banks)[0].id
     app = create_app(settings, voice=VoiceOptions(warm_up=False))
+    return app, World(settings, engine, users, shared, bank_id)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory):
+    app, built = make_world(tmp_path_factory.mktemp("authz"))
     with TestClient(app) as client:
-        yield client, World(settings, engine, users, shared, bank_id)
+        yield client, built
 
 
 def _victim(world: World, target: Target) -> str:

@@ -11,8 +11,9 @@ import os
 
 import pytest
 from fastapi.testclient import TestClient
-from fuzz_support import Case, Fuzzer, make_world
+from fuzz_support import Case, Fuzzer
 from hypothesis import HealthCheck, given, settings
+from test_authz_matrix import make_world
 
 CASES = int(os.environ.get("INTERVIEWER_FUZZ_CASES", "2500"))
 

@@ -27,6 +27,7 @@ from datetime import timedelta
 
 from sqlalchemy import Engine, and_, exists, func, or_, select, update
 from sqlalchemy.orm import aliased
+from sqlmodel import Session
 
 from interviewer.interview import PRACTICE_ID
 from interviewer.scoring.evidence import EvidenceFinder
@@ -113,16 +114,7 @@ def release(engine: Engine, answer_id: int, claim_id: int, scorer: str, outcome:
     which is the retry's back-off), log the outcome, and write the interview's score if the
     last two questions were scored at once by two scorers, neither seeing the other's."""
     with session_scope(engine, write=True) as s:
-        if outcome == "ok":
-            s.execute(
-                update(Answer)
-                .where(Answer.id == answer_id, Answer.claimed_by == scorer)
-                .values(lease_until=None)
-            )
-        entry = s.get(ScoringClaim, claim_id)
-        if entry is not None:
-            entry.finished_at = utcnow()
-            entry.outcome = outcome[:400]
+        _finish(s, answer_id, claim_id, scorer, outcome, free=outcome == "ok")
         answer = s.get(Answer, answer_id)
         interview = None if answer is None else s.get(Interview, answer.interview_id)
         if interview is not None and interview.scored_at is None:
@@ -197,14 +189,22 @@ def score_claimed(
 
 def _give_up(engine: Engine, answer_id: int, claim_id: int, scorer: str) -> None:
     with session_scope(engine, write=True) as s:
+        _finish(s, answer_id, claim_id, scorer, "interrupted", free=True)
+
+
+def _finish(
+    s: Session, answer_id: int, claim_id: int, scorer: str, outcome: str, *, free: bool
+) -> None:
+    """Log the claim's outcome; ``free``: give the lease back now (still this scorer's)."""
+    if free:
         s.execute(
             update(Answer)
             .where(Answer.id == answer_id, Answer.claimed_by == scorer)
             .values(lease_until=None)
         )
-        entry = s.get(ScoringClaim, claim_id)
-        if entry is not None:
-            entry.finished_at, entry.outcome = utcnow(), "interrupted"
+    entry = s.get(ScoringClaim, claim_id)
+    if entry is not None:
+        entry.finished_at, entry.outcome = utcnow(), outcome[:400]
 
 
 def claimed_elsewhere(engine: Engine) -> bool:
