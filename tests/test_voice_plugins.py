@@ -22,6 +22,7 @@ import pytest
 from livekit import rtc
 from livekit.agents import stt as lk_stt
 from livekit.agents.stt import StreamAdapter
+from test_weights import wer
 from typer.testing import CliRunner
 
 from interviewer.errors import ModelError, UserError
@@ -382,7 +383,10 @@ def test_cli_say_writes_the_interviewers_voice(tmp_path: Path, monkeypatch) -> N
                 assert w.getnframes() / rate > 1.5
             assert rate == build_tts().sample_rate == espeak_tts.DEFAULT_SAMPLE_RATE
             heard = transcribe_file(out, backend="faster-whisper", model="tiny.en").text
-            assert norm(heard) == norm(text), heard
+            # at most one word in nine misheard (tiny.en hears espeak's "you designed" as "you've
+            # designed" on some runs), and every content word there
+            assert wer(text, heard) <= 0.12, heard
+            assert {"describe", "database", "designed", "last", "year"} <= set(norm(heard)), heard
         assert build_tts().cache_path(text).exists()  # the product's cache: served from there
         bad = CliRunner().invoke(app, ["say", "Hello.", "--out", str(tmp_path / "x.wav"),
                                        "--voice", "en-zz"])  # fmt: skip
