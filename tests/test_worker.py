@@ -214,10 +214,11 @@ async def test_worker_runs_the_interview_session_and_stores_answers_in_s3(
 
 @pytest.mark.slow
 async def test_scorer_scores_what_workers_stored(tmp_path: Path, model_dir: Path) -> None:
-    """`interviewer scorer`: answers a worker stored unscored get judged (SmolLM2: the code
-    path), each once."""
-    from interviewer.scoring.live import LiveScoring, score_pending
-    from interviewer.store.models import CriterionScore
+    """`interviewer scorer`'s loop (scoring/claims.py): answers a worker stored unscored get
+    judged (SmolLM2: the code path), each once."""
+    from interviewer.scoring.claims import score_claimed
+    from interviewer.scoring.judge import Judge
+    from interviewer.store.models import CriterionScore, ScoringClaim
 
     settings = make_settings(tmp_path)
     seeded = seed_interview(settings)
@@ -233,27 +234,19 @@ async def test_scorer_scores_what_workers_stored(tmp_path: Path, model_dir: Path
                 transcript=FIXTURE_ANSWERS[qid][0],
             )
             repo.save_answer(s, answer)
-    scoring = LiveScoring(settings.resolved_database_url, model="smollm2-135m",
-                          model_dir=model_dir)  # fmt: skip
-    stop = asyncio.Event()
-    seen: set[int] = set()
-    loop = asyncio.create_task(score_pending(seeded.engine, scoring, interval_s=0.2,
-                                             stop=stop, seen=seen))  # fmt: skip
-    try:
-        for _ in range(600):
-            with session_scope(seeded.engine) as s:
-                rows = s.scalars(select(Answer).where(Answer.interview_id == seeded.interview_id))
-                if all(a.scored_at for a in rows if a.question_id != "practice"):
-                    break
-            await asyncio.sleep(0.5)
-        await asyncio.sleep(1.0)  # a few more polls: nothing is submitted twice
-    finally:
-        stop.set()
-        await loop
-        await scoring.aclose()
-    assert len(scoring.submitted) == 1 == len(seen)
+    judge = Judge("smollm2-135m", model_dir)
+    judged = await asyncio.to_thread(
+        score_claimed, seeded.engine, judge, None, interval_s=0.2, until_idle=True
+    )
+    # a second pass finds nothing left: nothing is judged twice
+    again = await asyncio.to_thread(
+        score_claimed, seeded.engine, judge, None, interval_s=0.2, until_idle=True
+    )
+    assert judged == 1 and again == 0
     with session_scope(seeded.engine) as s:
         colour = s.scalars(select(Answer).where(Answer.question_id == "colour")).one()
         assert colour.scored_at is not None
         crit = s.scalars(select(CriterionScore).where(CriterionScore.answer_id == colour.id)).all()
         assert crit and all(c.model == "smollm2-135m" for c in crit)
+        claims = s.scalars(select(ScoringClaim)).all()
+        assert [(c.answer_id, c.outcome) for c in claims] == [(colour.id, "ok")]

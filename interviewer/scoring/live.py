@@ -227,26 +227,3 @@ def pending_answers(
         if interview_id is not None:
             query = query.where(Answer.interview_id == interview_id)
         return [int(i) for i in s.scalars(query.order_by(Answer.id).limit(limit))]
-
-
-async def score_pending(
-    engine: Engine,
-    scoring: LiveScoring,
-    *,
-    interval_s: float = 5.0,
-    stop: asyncio.Event | None = None,
-    seen: set[int] | None = None,
-) -> None:
-    """Feed answers that others stored (unscored) to ``scoring`` until ``stop``: the
-    deployment's one scorer (``interviewer scorer``) beside LiveKit job processes, which do not
-    score (each would load its own judge model)."""
-    seen = set() if seen is None else seen
-    stop = stop or asyncio.Event()
-    while not stop.is_set():
-        fresh = [i for i in await asyncio.to_thread(pending_answers, engine) if i not in seen]
-        if fresh:
-            seen.update(fresh)
-            log.info("scoring %d stored answers", len(fresh))
-            await scoring.submit(fresh)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), interval_s)
