@@ -383,9 +383,9 @@ def test_cli_say_writes_the_interviewers_voice(tmp_path: Path, monkeypatch) -> N
                 assert w.getnframes() / rate > 1.5
             assert rate == build_tts().sample_rate == espeak_tts.DEFAULT_SAMPLE_RATE
             heard = transcribe_file(out, backend="faster-whisper", model="tiny.en").text
-            # at most one word in nine misheard (tiny.en hears espeak's "you designed" as "you've
+            # at most one word misheard (tiny.en hears espeak's "you designed" as "you've
             # designed" on some runs), and every content word there
-            assert wer(text, heard) <= 0.12, heard
+            assert wer(text, heard) <= 1 / len(norm(text)), heard
             assert {"describe", "database", "designed", "last", "year"} <= set(norm(heard)), heard
         assert build_tts().cache_path(text).exists()  # the product's cache: served from there
         bad = CliRunner().invoke(app, ["say", "Hello.", "--out", str(tmp_path / "x.wav"),
