@@ -213,7 +213,7 @@ class Interviews:
             room=room,
             room_options=room_options,
             recordings=self.recordings,
-            models=self.stack.models(on_line),
+            models=self.stack.models(on_line, voice=prepared.loaded.opening_settings.get("voice")),
             options=self.options,
             on_session=on_session,
             on_answer=self.scoring.submit if self.scoring is not None else None,

@@ -32,7 +32,7 @@ import tempfile
 import threading
 import time
 import wave
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import lru_cache
 from importlib.metadata import version as package_version
@@ -348,6 +348,7 @@ class Pyttsx3TTS(tts.TTS):
 
     ``voice``/``rate`` default to the settings' ``tts_voice``/``tts_rate``; ``cache_dir`` to
     ``<data_dir>/tts-cache``. ``cache_hits``/``cache_misses`` count lookups by this instance.
+    ``on_line(text, seconds)`` hears of each line as it is synthesised (captions).
     """
 
     def __init__(
@@ -357,8 +358,8 @@ class Pyttsx3TTS(tts.TTS):
         rate: int | None = None,
         sample_rate: int = DEFAULT_SAMPLE_RATE,
         cache_dir: str | os.PathLike[str] | None = None,
+        on_line: Callable[[str, float], None] | None = None,
     ) -> None:
-
         settings = get_settings()
         super().__init__(
             capabilities=tts.TTSCapabilities(streaming=False),
@@ -368,6 +369,7 @@ class Pyttsx3TTS(tts.TTS):
         self.voice = check_voice(voice or settings.tts_voice)
         self.rate = check_rate(rate or settings.tts_rate)
         self.cache_dir = Path(cache_dir) if cache_dir else settings.data_dir / "tts-cache"
+        self.on_line = on_line
         self.cache_hits = 0
         self.cache_misses = 0
 
@@ -424,6 +426,8 @@ class _ChunkedStream(tts.ChunkedStream):
         except (UserError, OSError, RuntimeError, subprocess.SubprocessError) as err:
             raise APIError(f"speech synthesis failed: {err}", retryable=False) from err
         rate = self._tts.sample_rate
+        if self._tts.on_line is not None:
+            self._tts.on_line(self.input_text, len(pcm) / 2 / rate)
         output_emitter.initialize(
             request_id=utils.shortuuid(),
             sample_rate=rate,
