@@ -25,6 +25,8 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 VoiceName = Literal["hibari", "espeak"]
 VOICES: tuple[str, ...] = get_args(VoiceName)
 """The interviewer's voices: hibari (neural, the default) and espeak-ng (light)."""
+OPENING_VOICE_KEY = "voice"
+"""Where an opening's ``settings`` hold its voice (absent: the ``voice`` setting)."""
 
 
 class Settings(BaseSettings):
