@@ -85,12 +85,15 @@ class VoiceModels:
     tts: tts.TTS
 
     @classmethod
-    async def load(cls, settings: Settings | None = None) -> VoiceModels:
-        """Everything from settings, loaded off the event loop (whisper warmed up)."""
+    async def load(
+        cls, settings: Settings | None = None, *, voice: str | None = None
+    ) -> VoiceModels:
+        """Everything from settings (``voice``: an opening's, else the settings'), loaded off
+        the event loop (whisper warmed up)."""
         vad_model = await asyncio.to_thread(build_vad)
         stt_engine = build_stt(settings)
         await stt_engine.warm_up()
-        tts_engine = await asyncio.to_thread(build_tts, settings)
+        tts_engine = await asyncio.to_thread(build_tts, settings, voice=voice)
         return cls(stt=stt_engine, vad=vad_model, tts=tts_engine)
 
 
