@@ -26,7 +26,7 @@ import asyncio
 import hashlib
 import json
 import os
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
@@ -43,6 +43,7 @@ from interviewer.errors import UserError
 from interviewer.voice.tts import (
     CHUNK_MS,
     DEFAULT_SAMPLE_RATE,
+    Prerendering,
     _read_wav,
     _valid_wav,
     _write_wav_atomic,
@@ -102,7 +103,7 @@ def cache_key(text: str, sample_rate: int) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
-class HibariTTS(tts.TTS):
+class HibariTTS(Prerendering, tts.TTS):
     """Non-streaming input, streamed output: mono int16 PCM at ``sample_rate``, pushed sentence
     by sentence (in 50 ms frames). ``cache_hits``/``cache_misses`` count lookups by this
     instance; ``on_line`` hears of each line as it is synthesised (captions)."""
@@ -179,14 +180,8 @@ class HibariTTS(tts.TTS):
         """The whole line as int16 PCM (from the cache when there)."""
         return b"".join([part async for part in self.stream_pcm(text)])
 
-    async def prerender(self, texts: Iterable[str]) -> int:
-        """Render every text not yet cached; returns how many were rendered now."""
-        rendered = 0
-        for text in dict.fromkeys(t.strip() for t in texts if t.strip()):
-            before = self.cache_misses
-            await self.pcm(text)
-            rendered += self.cache_misses - before
-        return rendered
+    async def _ensure(self, text: str) -> bytes:
+        return await self.pcm(text)
 
     def synthesize(
         self, text: str, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS

@@ -343,7 +343,26 @@ def speech_engine() -> SpeechEngine:
 # --- the livekit-agents plugin -----------------------------------------------------------------
 
 
-class Pyttsx3TTS(tts.TTS):
+class Prerendering:
+    """Both voices' ``prerender``: each distinct line through ``_ensure`` (which renders it
+    into the cache unless it is there, counting ``cache_misses``)."""
+
+    cache_misses: int
+
+    async def _ensure(self, text: str) -> Any:
+        raise NotImplementedError
+
+    async def prerender(self, texts: Iterable[str]) -> int:
+        """Render every text not yet cached; returns how many were rendered now."""
+        rendered = 0
+        for text in dict.fromkeys(t.strip() for t in texts if t.strip()):
+            before = self.cache_misses
+            await self._ensure(text)
+            rendered += self.cache_misses - before
+        return rendered
+
+
+class Pyttsx3TTS(Prerendering, tts.TTS):
     """Non-streaming TTS: mono int16 PCM at ``sample_rate``, pushed in 50 ms chunks.
 
     ``voice``/``rate`` default to the settings' ``tts_voice``/``tts_rate``; ``cache_dir`` to
@@ -401,15 +420,6 @@ class Pyttsx3TTS(tts.TTS):
         path = await self._ensure(text)
         data, _rate = await asyncio.to_thread(_read_wav, path)
         return data.tobytes()
-
-    async def prerender(self, texts: Iterable[str]) -> int:
-        """Render every text not yet cached; returns how many were rendered now."""
-        rendered = 0
-        for text in dict.fromkeys(t.strip() for t in texts if t.strip()):
-            before = self.cache_misses
-            await self._ensure(text)
-            rendered += self.cache_misses - before
-        return rendered
 
     def synthesize(
         self, text: str, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
