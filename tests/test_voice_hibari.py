@@ -138,12 +138,15 @@ def test_a_tampered_voice_file_is_refused(tmp_path: Path, model_dir: Path) -> No
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("chosen", ["espeak", None])
 async def test_the_openings_voice_reaches_the_session(
-    tmp_path: Path, model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+    tmp_path: Path, model_dir: Path, chosen: str | None
 ) -> None:
-    """An opening that chose espeak is interviewed in espeak although hibari is the default:
-    the session renders its lines (and the agent's audio) in that voice."""
-    from interviewer.config import OPENING_VOICE_KEY
+    """An opening that chose espeak is interviewed in espeak although hibari is the default;
+    one that chose nothing, in hibari: the session renders its lines, and the agent's audio is
+    that voice's, sample for sample."""
+    from interviewer.config import OPENING_VOICE_KEY, VOICES
+    from interviewer.interview import InterviewFlow
     from interviewer.lifecycle import Interviews
     from interviewer.store.db import session_scope
     from interviewer.store.models import Interview, Opening
@@ -156,9 +159,10 @@ async def test_the_openings_voice_reaches_the_session(
     settings = make_settings(tmp_path, model_dir=model_dir)
     assert settings.voice == "hibari"
     seeded = seed_interview(settings)
-    with session_scope(seeded.engine) as s:
-        opening = s.get(Opening, s.get(Interview, seeded.interview_id).opening_id)
-        opening.settings = {**(opening.settings or {}), OPENING_VOICE_KEY: "espeak"}
+    if chosen:
+        with session_scope(seeded.engine) as s:
+            opening = s.get(Opening, s.get(Interview, seeded.interview_id).opening_id)
+            opening.settings = {**(opening.settings or {}), OPENING_VOICE_KEY: chosen}
 
     wav = tmp_path / "answers.wav"
     answers_wav([text for text, _ in FIXTURE_ANSWERS.values()], wav, gap_s=2.5)
@@ -166,29 +170,28 @@ async def test_the_openings_voice_reaches_the_session(
     stack = VoiceStack(settings, vad=load_vad(0.3), stt=WhisperSTT(model="tiny.en"))
     interviews = Interviews(seeded.engine, open_storage(settings), stack)
     prepared = await interviews.prepare(seeded.interview_id)
-    assert prepared.voice == "espeak"
+    assert prepared.voice == chosen
     report = await interviews.run(
         prepared, audio_input=WavAudioInput(wav, fast=True), audio_output=out
     )
     await out.aclose()
     assert report.completed
 
-    from interviewer.interview import InterviewFlow
-
     prompts = InterviewFlow(prepared.bank).prompts()
-    espeak, hibari = build_tts(settings, voice="espeak"), build_tts(settings)
-    assert all(espeak.cache_path(p).exists() for p in prompts)
-    assert not any(hibari.cache_path(p).exists() for p in prompts)
-    # the agent's audio is espeak's: its first line is espeak's rendering, sample for sample
-    first = np.frombuffer(await espeak.pcm(prompts[0]), dtype=np.int16)
+    voice = chosen or "hibari"
+    other_voice = next(v for v in VOICES if v != voice)
+    heard, other = build_tts(settings, voice=voice), build_tts(settings, voice=other_voice)
+    assert all(heard.cache_path(p).exists() for p in prompts)
+    assert not any(other.cache_path(p).exists() for p in prompts)
+    first = np.frombuffer(await heard.pcm(prompts[0]), dtype=np.int16)
     with wave.open(str(tmp_path / "agent.wav"), "rb") as w:
         agent = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
-        assert w.getframerate() == espeak.sample_rate
-    piece = first[len(first) // 4 : len(first) // 4 + espeak.sample_rate // 2]
-    window = agent[: len(first) + espeak.sample_rate]
+        assert w.getframerate() == heard.sample_rate
+    piece = first[len(first) // 4 : len(first) // 4 + heard.sample_rate // 2]
+    window = agent[: len(first) + heard.sample_rate]
     found = [
         i
         for i in range(len(window) - len(piece))
         if np.array_equal(window[i : i + len(piece)], piece)
     ]
-    assert found, "espeak's first line is not what the session played"
+    assert found, f"{voice}'s first line is not what the session played"
