@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 from urllib.parse import urlsplit
 
 from platformdirs import user_cache_dir, user_data_dir
@@ -21,6 +21,12 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+VoiceName = Literal["hibari", "espeak"]
+VOICES: tuple[str, ...] = get_args(VoiceName)
+"""The interviewer's voices: hibari (neural, the default) and espeak-ng (light)."""
+OPENING_VOICE_KEY = "voice"
+"""Where an opening's ``settings`` hold its voice (absent: the ``voice`` setting)."""
 
 
 class Settings(BaseSettings):
@@ -49,8 +55,18 @@ class Settings(BaseSettings):
 
     stt_backend: Literal["whisper", "faster-whisper"] = "whisper"
     stt_model: Literal["tiny.en", "base"] = "base"
-    tts_voice: str = Field(default="en-us", description="espeak-ng voice used by pyttsx3.")
-    tts_rate: int = Field(default=170, description="Speaking rate in words per minute.")
+    voice: VoiceName = Field(
+        default="hibari",
+        description="The interviewer's voice: 'hibari' (neural, weights from `interviewer "
+        "models install`) or 'espeak' (espeak-ng through pyttsx3: light, tts_voice and "
+        "tts_rate); an opening may choose its own.",
+    )
+    tts_voice: str = Field(
+        default="en-us", description="espeak-ng voice used by pyttsx3 (voice 'espeak')."
+    )
+    tts_rate: int = Field(
+        default=170, description="espeak-ng speaking rate in words per minute (voice 'espeak')."
+    )
     scoring_model: Literal["qwen2.5-1.5b", "smollm2-135m"] = "qwen2.5-1.5b"
     judge_dtype: Literal["auto", "float32", "bfloat16"] = Field(
         default="auto",

@@ -34,7 +34,7 @@ from sqlalchemy import Engine, func, select
 from interviewer import invites
 from interviewer.admission import Admission
 from interviewer.banks.model import Bank
-from interviewer.config import Settings
+from interviewer.config import OPENING_VOICE_KEY, Settings
 from interviewer.errors import UserError
 from interviewer.interview import PRACTICE_ID
 from interviewer.proctoring.events import EventDraft, record
@@ -75,6 +75,11 @@ class Prepared:
     @property
     def bank(self) -> Bank:
         return self.loaded.bank
+
+    @property
+    def voice(self) -> str | None:
+        """The opening's voice (None: the settings' default)."""
+        return self.loaded.opening_settings.get(OPENING_VOICE_KEY) or None
 
 
 def prepare_interview(engine: Engine, interview_id: int) -> Prepared:
@@ -213,7 +218,7 @@ class Interviews:
             room=room,
             room_options=room_options,
             recordings=self.recordings,
-            models=self.stack.models(on_line),
+            models=self.stack.models(on_line, voice=prepared.voice),
             options=self.options,
             on_session=on_session,
             on_answer=self.scoring.submit if self.scoring is not None else None,

@@ -395,6 +395,24 @@ def test_listen_renders_and_serves_a_wav(env, lead) -> None:
     assert empty.status_code == 400 and "write the question" in empty.json()["error"]
 
 
+def test_listen_speaks_with_the_chosen_voice(env, lead) -> None:
+    """Listen speaks as applicants will hear it: the default voice (hibari) unless asked for
+    another (or the bank's openings chose one); each voice has its own cached file."""
+    text = "What makes a contract void?"
+    urls = {}
+    for voice in (None, "hibari", "espeak"):
+        body = {"text": text} | ({"voice": voice} if voice else {})
+        response = lead.post("/api/banks/law/audio", json=body)
+        assert response.status_code == 200, response.text
+        urls[voice] = response.json()["url"]
+        assert response.json()["voice"] == (voice or "hibari")
+    assert urls[None] == urls["hibari"] != urls["espeak"]
+    wavs = [lead.get(urls[v]).content for v in ("hibari", "espeak")]
+    assert wavs[0] != wavs[1]
+    bad = lead.post("/api/banks/law/audio", json={"text": text, "voice": "kokoro"})
+    assert bad.status_code == 400 and "unknown voice" in bad.json()["error"]
+
+
 def test_unreadable_draft_opens_in_yaml_mode(env, lead) -> None:
     _new_bank(lead, "unreadable")
     path = env["banks"] / "unreadable.yaml"

@@ -358,6 +358,7 @@ def test_create_opening_from_the_form(tmp_path: Path) -> None:
                 "shortlist_top_n": "0",
                 "shortlist_threshold": "abc",
                 "retention_days": "",
+                "voice": "kokoro",
             },
             versions,
         )
@@ -368,6 +369,7 @@ def test_create_opening_from_the_form(tmp_path: Path) -> None:
             "shortlist_top_n",
             "shortlist_threshold",
             "retention_days",
+            "voice",
         }
         good, errors = openings.parse_opening_form(
             {
@@ -395,6 +397,38 @@ def test_create_opening_from_the_form(tmp_path: Path) -> None:
         assert [o.id for o in openings.visible_openings(s, other)] == [opening.id]
         openings.unassign(s, rec, opening, other.id)
         assert openings.visible_openings(s, other) == []
+
+
+def test_an_openings_voice_from_the_form(tmp_path: Path) -> None:
+    """The form offers the voices; the choice lives in the opening's settings (none: the
+    server's default), is edited and audited like the other fields, and is what the bank
+    editor's Listen uses when the bank's openings agree."""
+    from interviewer.openings.manage import bank_voice
+
+    seed = seed_opening(make_settings(tmp_path), [])
+    form = {"title": "Voice", "retention_days": "30", "voice": "espeak"}
+    with session_scope(seed.engine) as s:
+        versions = openings.bank_versions(s)
+        data, errors = openings.parse_opening_form(
+            {**form, "bank_version_id": str(versions[0].id)}, versions
+        )
+        assert errors == {} and data is not None
+        rec = staff(s, "recruiter")
+        bank_id = versions[0].bank_id
+        assert bank_voice(s, bank_id) is None  # the seeded opening chose none
+        opening = openings.create_opening(s, rec, data)
+        assert opening.settings["voice"] == "espeak"
+        assert openings.opening_form(opening)["voice"] == "espeak"
+        assert bank_voice(s, bank_id) is None  # two openings, two voices: the default
+        seeded = s.get(Opening, seed.opening_id)
+        seeded.settings = {**(seeded.settings or {}), "voice": "espeak"}
+        s.flush()
+        assert bank_voice(s, bank_id) == "espeak"
+        data.voice = ""
+        changed = openings.update_opening(s, rec, opening, data)
+        assert changed["voice"] == ["espeak", ""]
+        assert "voice" not in s.get(Opening, opening.id).settings
+        assert s.get(Opening, opening.id).settings["proctoring"] == {"require_fullscreen": False}
 
 
 def test_the_service_on_sqlite_and_postgresql(db_url: str, tmp_path: Path) -> None:

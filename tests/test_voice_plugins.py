@@ -363,8 +363,8 @@ def test_cli_missing_model_and_ffmpeg_are_one_line(tmp_path: Path) -> None:
 
 def test_cli_say_writes_the_interviewers_voice(tmp_path: Path, monkeypatch) -> None:
     """`interviewer say`: the product's voice (settings, cache) in a 16-bit mono WAV at the TTS
-    rate, which whisper hears back as the text; --voice swaps the voice, an unknown one is one
-    line."""
+    rate, which whisper hears back as the text; --voice swaps the voice (hibari, the default;
+    espeak; or an espeak-ng voice), an unknown one is one line."""
     from interviewer.cli import app
     from interviewer.config import get_settings
     from interviewer.voice.stack import build_tts
@@ -374,9 +374,11 @@ def test_cli_say_writes_the_interviewers_voice(tmp_path: Path, monkeypatch) -> N
     try:
         text = "Please describe the database you designed last year."
         out = tmp_path / "say" / "line.wav"
-        for args in ([], ["--voice", "en-gb"]):
+        spoken = []
+        for args in ([], ["--voice", "espeak"], ["--voice", "en-gb"], ["--voice", "hibari"]):
             result = CliRunner().invoke(app, ["say", text, "--out", str(out), *args])
             assert result.exit_code == 0, result.stderr
+            spoken.append(out.read_bytes())
             with wave.open(str(out), "rb") as w:
                 rate = w.getframerate()
                 assert (w.getnchannels(), w.getsampwidth()) == (1, 2)
@@ -387,6 +389,7 @@ def test_cli_say_writes_the_interviewers_voice(tmp_path: Path, monkeypatch) -> N
             # designed" on some runs), and every content word there
             assert wer(text, heard) <= 1 / len(norm(text)), heard
             assert {"describe", "database", "designed", "last", "year"} <= set(norm(heard)), heard
+        assert spoken[0] == spoken[3] and len({*spoken[:3]}) == 3  # three different voices
         assert build_tts().cache_path(text).exists()  # the product's cache: served from there
         bad = CliRunner().invoke(app, ["say", "Hello.", "--out", str(tmp_path / "x.wav"),
                                        "--voice", "en-zz"])  # fmt: skip

@@ -6,8 +6,9 @@ The fake microphone plays on regardless of the interviewer, so each WAV is laid 
 agent's timeline (tests/web_support.py: timed_answers_wav). The server runs with no follow-ups
 (a recording cannot answer unforeseen questions) and a long no-answer timeout, so a slow
 moment on a busy machine shifts the interview instead of breaking it. The agent speaks at
-TTS_RATE words a minute rather than the shipped 170: the tests wait through every word it says,
-and how fast it talks is not what they test.
+TTS_RATE words a minute rather than the shipped 170, in the light espeak-ng voice rather than
+the default neural one (tests/test_voice_hibari.py runs a session in that): the tests wait
+through every word it says, and how fast it talks is not what they test.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ def web(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Iterator[d
         score_answers=True,
         scoring_model="smollm2-135m",
         model_dir=model_dir,
+        voice="espeak",
         tts_rate=TTS_RATE,
     )
     seed_interview(settings, email="warm@example.invalid")  # migrates; publishes the bank

@@ -311,17 +311,13 @@ def make_video(path: Path, seconds: int = 10) -> Path:
 
 
 def line_seconds(settings: Settings, texts: list[str]) -> list[float]:
-    """How long the agent takes to say each line (the session's TTS, from its cache)."""
+    """How long the agent takes to say each line (the session's voice, from its cache)."""
     import asyncio
 
-    from interviewer.voice.tts import Pyttsx3TTS
+    from interviewer.voice.stack import build_tts
 
     async def go() -> list[float]:
-        tts = Pyttsx3TTS(
-            voice=settings.tts_voice,
-            rate=settings.tts_rate,
-            cache_dir=settings.data_dir / "tts-cache",
-        )
+        tts = build_tts(settings)
         out = []
         for text in texts:
             pcm = await tts.pcm(text)

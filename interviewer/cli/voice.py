@@ -1,8 +1,8 @@
 """`interviewer say TEXT --out FILE.wav`: the interviewer's voice, exactly as an applicant hears it.
 
 For listening to a prompt before an interview does, or checking a voice: the same voice, rate and
-prompt cache as the product (voice/stack.py builds it), ``--voice`` swapping only the espeak-ng
-voice.
+prompt cache as the product (voice/stack.py builds it). ``--voice`` picks the voice (hibari,
+espeak) or, as a shorthand for espeak, one of espeak-ng's voices.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 import typer
 
 from interviewer.cli._common import run_or_exit
-from interviewer.config import get_settings
+from interviewer.config import VOICES, get_settings
 from interviewer.errors import UserError
 
 
@@ -24,7 +24,8 @@ def say(
     voice: str | None = typer.Option(
         None,
         "--voice",
-        help="espeak-ng voice, e.g. en-gb or en-us+f3 (default: INTERVIEWER_TTS_VOICE).",
+        help=f"{' or '.join(VOICES)} (default: INTERVIEWER_VOICE), or an espeak-ng voice "
+        "such as en-gb or en-us+f3 (the espeak voice speaking it).",
         show_default=False,
     ),
 ) -> None:
@@ -37,9 +38,10 @@ def say(
         if not text.strip():
             raise UserError("nothing to say: give the text to speak, e.g. interviewer say 'Hello'")
         settings = get_settings()
-        if voice is not None:
+        if voice is not None and voice not in VOICES:
             settings = settings.model_copy(update={"tts_voice": check_voice(voice)})
-        engine = build_tts(settings)
+            voice = "espeak"
+        engine = build_tts(settings, voice=voice)
         pcm = asyncio.run(engine.pcm(text))
         try:
             out.parent.mkdir(parents=True, exist_ok=True)

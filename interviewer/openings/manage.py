@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlmodel import Session
 
+from interviewer.config import OPENING_VOICE_KEY, VOICES
 from interviewer.errors import UserError
 from interviewer.openings.access import is_admin
 from interviewer.proctoring.thresholds import SETTINGS_KEY as PROCTORING_KEY
@@ -89,14 +90,18 @@ class OpeningInput:
     retention_days: int
     silence_threshold_s: float | None
     require_fullscreen: bool
+    voice: str = ""  # one of VOICES; "" for the settings' default
 
     def options(self) -> dict[str, Any]:
+        settings: dict[str, Any] = {PROCTORING_KEY: {"require_fullscreen": self.require_fullscreen}}
+        if self.voice:
+            settings[OPENING_VOICE_KEY] = self.voice
         return {
             "shortlist_top_n": self.shortlist_top_n,
             "shortlist_threshold": self.shortlist_threshold,
             "retention_days": self.retention_days,
             "silence_threshold_s": self.silence_threshold_s,
-            "settings": {PROCTORING_KEY: {"require_fullscreen": self.require_fullscreen}},
+            "settings": settings,
         }
 
 
@@ -161,6 +166,9 @@ def parse_opening_form(
         high=10,
         what="The silence threshold",
     )
+    voice = str(form.get("voice") or "").strip()
+    if voice and voice not in VOICES:
+        errors["voice"] = f"Choose the default voice or one of {', '.join(VOICES)}"
     if errors:
         return None, errors
     return (
@@ -172,6 +180,7 @@ def parse_opening_form(
             retention_days=retention,
             silence_threshold_s=silence,
             require_fullscreen=str(form.get("require_fullscreen") or "") in ("1", "on", "yes"),
+            voice=voice,
         ),
         {},
     )
@@ -218,6 +227,7 @@ def create_opening(session: Session, actor: User, data: OpeningInput) -> Opening
         bank=f"{version.bank_id} v{version.version}",
         **{k: v for k, v in data.options().items() if k != "settings"},
         require_fullscreen=data.require_fullscreen,
+        voice=data.voice or "default",
     )
     session.flush()
     return opening
@@ -239,12 +249,14 @@ def opening_form(opening: Opening) -> dict[str, str]:
         "retention_days": text(opening.retention_days),
         "silence_threshold_s": text(opening.silence_threshold_s),
         "require_fullscreen": "on" if proctoring.get("require_fullscreen") else "",
+        "voice": str((opening.settings or {}).get(OPENING_VOICE_KEY) or ""),
     }
 
 
 def update_opening(session: Session, actor: User, opening: Opening, data: OpeningInput) -> dict:
-    """Change the title, rule, retention, silence and fullscreen (never the bank version: its
-    interviews are pinned to it); audited with each changed field's old and new value."""
+    """Change the title, rule, retention, silence, fullscreen and voice (never the bank
+    version: its interviews are pinned to it); audited with each changed field's old and new
+    value."""
     opening = session.get(Opening, opening.id)
     before = opening_form(opening)
     options = data.options()
@@ -255,6 +267,8 @@ def update_opening(session: Session, actor: User, opening: Opening, data: Openin
     proctoring = dict(settings.get(PROCTORING_KEY) or {})
     proctoring["require_fullscreen"] = data.require_fullscreen
     settings[PROCTORING_KEY] = proctoring
+    settings.pop(OPENING_VOICE_KEY, None)
+    settings.update({k: v for k, v in options["settings"].items() if k == OPENING_VOICE_KEY})
     opening.settings = settings  # a new dict: the JSON column sees the change
     after = opening_form(opening)
     changed = {k: [before[k], after[k]] for k in after if before[k] != after[k]}
@@ -262,6 +276,20 @@ def update_opening(session: Session, actor: User, opening: Opening, data: Openin
         repo.audit(session, actor, "opening.update", f"opening:{opening.id}", **changed)
     session.flush()
     return changed
+
+
+def bank_voice(session: Session, bank_id: str) -> str | None:
+    """The voice applicants of this bank hear, for the bank editor's Listen: the one voice its
+    openings chose, None (the settings' default) when none chose or they differ."""
+    query = (
+        select(Opening.settings)
+        .join(BankVersion, BankVersion.id == Opening.bank_version_id)
+        .where(BankVersion.bank_id == bank_id)
+    )
+    chosen = {
+        (settings or {}).get(OPENING_VOICE_KEY) or None for settings in session.scalars(query)
+    }
+    return chosen.pop() if len(chosen) == 1 else None
 
 
 def recruiters_of(session: Session, opening_id: int) -> list[User]:

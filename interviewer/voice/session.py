@@ -36,7 +36,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from interviewer.banks.model import Bank
-from interviewer.config import get_settings
+from interviewer.config import OPENING_VOICE_KEY, get_settings
 from interviewer.interview import Ask, InterviewFlow
 from interviewer.store import repo
 from interviewer.store.db import session_scope
@@ -291,7 +291,7 @@ async def run_interview(
         return report
 
     if models is None:
-        models = await VoiceModels.load()
+        models = await VoiceModels.load(voice=loaded.opening_settings.get(OPENING_VOICE_KEY))
     stt_engine, tts_engine, vad_model = models.stt, models.tts, models.vad
     max_follow_ups = options.max_follow_ups
     no_answer_timeout_s = options.no_answer_timeout_s

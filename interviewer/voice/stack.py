@@ -16,9 +16,12 @@ from typing import Any
 
 from livekit.agents import stt, tts, vad
 
+from interviewer import weights
 from interviewer.banks.model import Bank
-from interviewer.config import Settings, get_settings
+from interviewer.config import VOICES, Settings, get_settings
+from interviewer.errors import UserError
 from interviewer.interview import InterviewFlow
+from interviewer.voice.hibari import HibariTTS, load_model
 from interviewer.voice.stt import WhisperSTT
 from interviewer.voice.tts import Pyttsx3TTS
 from interviewer.voice.vad import load_vad
@@ -41,9 +44,36 @@ def build_stt(settings: Settings | None = None) -> WhisperSTT:
     return WhisperSTT(backend=settings.stt_backend, model=settings.stt_model)
 
 
-def build_tts(settings: Settings | None = None) -> Pyttsx3TTS:
-    """Blocking (checks the voice against espeak-ng's list): the interviewer's voice."""
-    return CaptionedTTS(None, settings)
+OnLine = Callable[[str, float], None]
+InterviewerTTS = HibariTTS | Pyttsx3TTS
+
+
+def build_tts(
+    settings: Settings | None = None,
+    *,
+    voice: str | None = None,
+    on_line: OnLine | None = None,
+) -> InterviewerTTS:
+    """The interviewer's voice: ``voice`` (an opening's choice) or the settings' default.
+
+    Blocking but quick (hibari: a stat of its weights, a clear error if they are missing;
+    espeak: the voice checked against espeak-ng's list). ``on_line(text, seconds)`` hears of
+    each line as it is synthesised, in the order it will be heard, so a transport can put
+    captions and the question on screen in step with the speech.
+    """
+    settings = settings or get_settings()
+    name = voice or settings.voice
+    cache_dir = settings.data_dir / "tts-cache"
+    if name == "hibari":
+        return HibariTTS(cache_dir=cache_dir, model_dir=settings.model_dir, on_line=on_line)
+    if name == "espeak":
+        return Pyttsx3TTS(
+            voice=settings.tts_voice,
+            rate=settings.tts_rate,
+            cache_dir=cache_dir,
+            on_line=on_line,
+        )
+    raise UserError(f"unknown voice {name!r}: choose one of {', '.join(VOICES)}")
 
 
 @dataclass
@@ -55,36 +85,16 @@ class VoiceModels:
     tts: tts.TTS
 
     @classmethod
-    async def load(cls, settings: Settings | None = None) -> VoiceModels:
-        """Everything from settings, loaded off the event loop (whisper warmed up)."""
+    async def load(
+        cls, settings: Settings | None = None, *, voice: str | None = None
+    ) -> VoiceModels:
+        """Everything from settings (``voice``: an opening's, else the settings'), loaded off
+        the event loop (whisper warmed up)."""
         vad_model = await asyncio.to_thread(build_vad)
         stt_engine = build_stt(settings)
         await stt_engine.warm_up()
-        tts_engine = await asyncio.to_thread(build_tts, settings)
+        tts_engine = await asyncio.to_thread(build_tts, settings, voice=voice)
         return cls(stt=stt_engine, vad=vad_model, tts=tts_engine)
-
-
-class CaptionedTTS(Pyttsx3TTS):
-    """The interviewer's voice, telling ``on_line(text, seconds)`` about each line it renders
-    (the agent renders one line at a time, in the order it will be heard), so a transport can
-    put captions and the question on screen in step with the speech."""
-
-    def __init__(
-        self, on_line: Callable[[str, float], None] | None, settings: Settings | None = None
-    ) -> None:
-        settings = settings or get_settings()
-        super().__init__(
-            voice=settings.tts_voice,
-            rate=settings.tts_rate,
-            cache_dir=settings.data_dir / "tts-cache",
-        )
-        self._on_line = on_line
-
-    async def pcm(self, text: str) -> bytes:
-        data = await super().pcm(text)
-        if self._on_line is not None:
-            self._on_line(text, len(data) / 2 / self.sample_rate)
-        return data
 
 
 class VoiceStack:
@@ -109,6 +119,8 @@ class VoiceStack:
             self.vad = build_vad()
         if self.stt is None:
             self.stt = build_stt(self.settings)
+        if self.settings.voice == "hibari":  # the default voice, loaded before the first line
+            load_model(str(weights.voice_model(self.settings.model_dir)))
         return self
 
     async def load(self) -> None:
@@ -124,19 +136,20 @@ class VoiceStack:
                 raise
             self.ready.set()
 
-    def tts(self, on_line: Callable[[str, float], None] | None = None) -> CaptionedTTS:
-        """A voice for one interview, announcing each line it renders to ``on_line``."""
-        return CaptionedTTS(on_line, self.settings)
+    def tts(self, on_line: OnLine | None = None, *, voice: str | None = None) -> InterviewerTTS:
+        """A voice for one interview (``voice``: its opening's, else the default), announcing
+        each line it renders to ``on_line``."""
+        return build_tts(self.settings, voice=voice, on_line=on_line)
 
-    def models(self, on_line: Callable[[str, float], None] | None = None) -> VoiceModels:
+    def models(self, on_line: OnLine | None = None, *, voice: str | None = None) -> VoiceModels:
         """The loaded models and a voice for one session (after ``load``)."""
         if not self.ready.is_set():
             raise RuntimeError("VoiceStack.models() before load()")
-        return VoiceModels(stt=self.stt, vad=self.vad, tts=self.tts(on_line))
+        return VoiceModels(stt=self.stt, vad=self.vad, tts=self.tts(on_line, voice=voice))
 
-    async def prerender(self, bank: Bank) -> None:
+    async def prerender(self, bank: Bank, *, voice: str | None = None) -> None:
         """Render a bank's lines ahead of its first interview (best effort)."""
-        engine = self.tts()
+        engine = self.tts(voice=voice)
         try:
             await engine.prerender(InterviewFlow(bank).prompts())
         except Exception:

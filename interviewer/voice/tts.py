@@ -32,7 +32,7 @@ import tempfile
 import threading
 import time
 import wave
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import lru_cache
 from importlib.metadata import version as package_version
@@ -343,11 +343,31 @@ def speech_engine() -> SpeechEngine:
 # --- the livekit-agents plugin -----------------------------------------------------------------
 
 
-class Pyttsx3TTS(tts.TTS):
+class Prerendering:
+    """Both voices' ``prerender``: each distinct line through ``_ensure`` (which renders it
+    into the cache unless it is there, counting ``cache_misses``)."""
+
+    cache_misses: int
+
+    async def _ensure(self, text: str) -> Any:
+        raise NotImplementedError
+
+    async def prerender(self, texts: Iterable[str]) -> int:
+        """Render every text not yet cached; returns how many were rendered now."""
+        rendered = 0
+        for text in dict.fromkeys(t.strip() for t in texts if t.strip()):
+            before = self.cache_misses
+            await self._ensure(text)
+            rendered += self.cache_misses - before
+        return rendered
+
+
+class Pyttsx3TTS(Prerendering, tts.TTS):
     """Non-streaming TTS: mono int16 PCM at ``sample_rate``, pushed in 50 ms chunks.
 
     ``voice``/``rate`` default to the settings' ``tts_voice``/``tts_rate``; ``cache_dir`` to
     ``<data_dir>/tts-cache``. ``cache_hits``/``cache_misses`` count lookups by this instance.
+    ``on_line(text, seconds)`` hears of each line as it is synthesised (captions).
     """
 
     def __init__(
@@ -357,8 +377,8 @@ class Pyttsx3TTS(tts.TTS):
         rate: int | None = None,
         sample_rate: int = DEFAULT_SAMPLE_RATE,
         cache_dir: str | os.PathLike[str] | None = None,
+        on_line: Callable[[str, float], None] | None = None,
     ) -> None:
-
         settings = get_settings()
         super().__init__(
             capabilities=tts.TTSCapabilities(streaming=False),
@@ -368,6 +388,7 @@ class Pyttsx3TTS(tts.TTS):
         self.voice = check_voice(voice or settings.tts_voice)
         self.rate = check_rate(rate or settings.tts_rate)
         self.cache_dir = Path(cache_dir) if cache_dir else settings.data_dir / "tts-cache"
+        self.on_line = on_line
         self.cache_hits = 0
         self.cache_misses = 0
 
@@ -400,15 +421,6 @@ class Pyttsx3TTS(tts.TTS):
         data, _rate = await asyncio.to_thread(_read_wav, path)
         return data.tobytes()
 
-    async def prerender(self, texts: Iterable[str]) -> int:
-        """Render every text not yet cached; returns how many were rendered now."""
-        rendered = 0
-        for text in dict.fromkeys(t.strip() for t in texts if t.strip()):
-            before = self.cache_misses
-            await self._ensure(text)
-            rendered += self.cache_misses - before
-        return rendered
-
     def synthesize(
         self, text: str, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
     ) -> tts.ChunkedStream:
@@ -424,6 +436,8 @@ class _ChunkedStream(tts.ChunkedStream):
         except (UserError, OSError, RuntimeError, subprocess.SubprocessError) as err:
             raise APIError(f"speech synthesis failed: {err}", retryable=False) from err
         rate = self._tts.sample_rate
+        if self._tts.on_line is not None:
+            self._tts.on_line(self.input_text, len(pcm) / 2 / rate)
         output_emitter.initialize(
             request_id=utils.shortuuid(),
             sample_rate=rate,

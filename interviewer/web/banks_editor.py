@@ -26,10 +26,12 @@ from interviewer.banks.diff import diff_banks, unified_diff
 from interviewer.banks.drafts import RESERVED_IDS, BankStore, DraftConflict, PublishRefused
 from interviewer.banks.versions import UnknownBank
 from interviewer.banks.yamltext import dump_yaml, form_shape_ok, leading_comments, parse_yaml
+from interviewer.config import VOICES
 from interviewer.errors import BankError, UserError
+from interviewer.openings.manage import bank_voice
+from interviewer.store.db import session_scope
 from interviewer.store.models import Role, User
-from interviewer.voice.stack import build_tts
-from interviewer.voice.tts import Pyttsx3TTS
+from interviewer.voice.stack import InterviewerTTS, build_tts
 from interviewer.web.auth import require_role
 from interviewer.web.deps import services
 from interviewer.web.inputs import BadInput, json_body, number
@@ -511,7 +513,8 @@ async def save_draft(request: Request, bank_id: str, user: User = LEAD) -> JSONR
 
 @router.post("/api/banks/{bank_id}/audio")
 async def render_audio(request: Request, bank_id: str, user: User = LEAD) -> JSONResponse:
-    """Speak ``text`` with the interview's voice (cached); returns the URL of the WAV."""
+    """Speak ``text`` with the interview's voice (cached): ``voice`` if given, else the one
+    this bank's openings chose, else the default; returns the URL of the WAV."""
     try:
         body = await json_body(request)
     except BadInput:
@@ -521,22 +524,27 @@ async def render_audio(request: Request, bank_id: str, user: User = LEAD) -> JSO
         return _json_error("write the question's text first, then listen")
     if len(text) > MAX_AUDIO_TEXT:
         return _json_error(f"text longer than {MAX_AUDIO_TEXT} characters: shorten the question")
+    voice = body.get("voice") if isinstance(body, dict) else None
+    if voice is not None and voice not in VOICES:
+        return _json_error(f"unknown voice: choose one of {', '.join(VOICES)}")
+    if voice is None:
+        voice = await asyncio.to_thread(_bank_voice, request, bank_id)
     try:
-        tts = await _tts(request)
+        tts = await _tts(request, voice)
         await tts.prerender([text])
     except UserError as err:
         return _json_error(str(err), 503)
     except (OSError, RuntimeError) as err:
         return _json_error(f"speech synthesis failed ({err}); try again", 503)
     key = tts.cache_path(text).stem
-    return JSONResponse({"url": f"/api/banks/{bank_id}/audio/{key}.wav"})
+    return JSONResponse({"url": f"/api/banks/{bank_id}/audio/{key}.wav", "voice": voice})
 
 
 @router.get("/api/banks/{bank_id}/audio/{key}.wav", response_model=None)
 async def audio_file(request: Request, bank_id: str, key: str, user: User = LEAD) -> Response:
     if not _KEY.match(key):
         return _json_error("no such audio", 404)
-    tts = await _tts(request)
+    tts = await _tts(request, None)  # every voice caches in the same folder
     path = tts.cache_dir / key[:2] / f"{key}.wav"  # built here from a checked hex key
     if not await asyncio.to_thread(path.is_file):
         # Gone, not "not found": the key is well-formed, its render just is not (or no longer)
@@ -545,9 +553,19 @@ async def audio_file(request: Request, bank_id: str, key: str, user: User = LEAD
     return FileResponse(path, media_type="audio/wav", headers={"Cache-Control": "private"})
 
 
-async def _tts(request: Request) -> Pyttsx3TTS:
-    """The interviewer's voice as applicants hear it (voice.stack), built on first Listen."""
-    slot = services(request).bank_tts
-    if slot.value is None:
-        slot.value = await asyncio.to_thread(build_tts, services(request).settings)
-    return slot.value
+async def _tts(request: Request, voice: str | None) -> InterviewerTTS:
+    """A voice as applicants hear it (voice.stack), built on its first Listen."""
+    svc = services(request)
+    voice = voice or svc.settings.voice
+    engines = svc.bank_tts.value
+    if engines is None:
+        engines = svc.bank_tts.value = {}
+    if voice not in engines:
+        engines[voice] = await asyncio.to_thread(build_tts, svc.settings, voice=voice)
+    return engines[voice]
+
+
+def _bank_voice(request: Request, bank_id: str) -> str:
+    svc = services(request)
+    with session_scope(svc.engine) as s:
+        return bank_voice(s, bank_id) or svc.settings.voice

@@ -19,8 +19,7 @@ from interviewer.store.storage import LocalStorage
 from interviewer.web.throttle import LoginThrottle
 
 if TYPE_CHECKING:  # types only: the live objects are built (and imported) by create_app
-    from interviewer.voice.stack import VoiceStack
-    from interviewer.voice.tts import Pyttsx3TTS
+    from interviewer.voice.stack import InterviewerTTS, VoiceStack
 from interviewer.web.live import LiveInterviews, VoiceOptions
 
 T = TypeVar("T")
@@ -46,7 +45,7 @@ class Services:
     voice: VoiceOptions
     login_throttle: LoginThrottle
     bankstore: BankStore
-    bank_tts: Slot[Pyttsx3TTS] = field(default_factory=Slot)
+    bank_tts: Slot[dict[str, InterviewerTTS]] = field(default_factory=Slot)  # by voice
 
 
 def app_services(app: Starlette) -> Services:

@@ -458,6 +458,9 @@ class _Bridge:
         return ask.question_id if ask is not None else None
 
     def on_line(self, text: str, duration_s: float) -> None:
+        if not text:  # the next sentence of the line before (a streamed, uncached line)
+            self.transport.audio_output.expect_line(duration_s, [])
+            return
         text = _norm(text)
         messages: list[dict[str, Any]] = []
         question = self.questions.get(text)

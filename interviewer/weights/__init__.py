@@ -18,6 +18,7 @@ Layout of the model directory::
     whisper/tiny.en.pt, whisper/base.pt    openai-whisper checkpoints (converted)
     llm/qwen2.5-1.5b/, llm/smollm2-135m/   transformers folders (dequantized safetensors)
     embedder/all-MiniLM-L6-v2/             sentence-transformers folder
+    tts/hibari.onnx                        the neural voice (hibari-tts)
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from interviewer.weights.catalog import (
     MANIFEST,
     PACKAGES,
     RECIPE_VERSION,
+    VOICE_MODEL,
     WHISPER_SIZES,
     Source,
     _package_file,
@@ -51,6 +53,7 @@ from interviewer.weights.locate import (
     faster_whisper_dir,
     llm_dir,
     verify,
+    voice_model,
     whisper_checkpoint,
 )
 
@@ -64,6 +67,7 @@ __all__ = [
     "MANIFEST",
     "PACKAGES",
     "RECIPE_VERSION",
+    "VOICE_MODEL",
     "WHISPER_SIZES",
     "CheckResult",
     "Source",
@@ -77,5 +81,6 @@ __all__ = [
     "llm_dir",
     "read_ctranslate2",
     "verify",
+    "voice_model",
     "whisper_checkpoint",
 ]

