@@ -267,6 +267,14 @@ class InterviewFlow:
         )
 
     @property
+    def continuable(self) -> tuple[str, int] | None:
+        """The key (question id, attempt) of the answer :meth:`continue_answer` would take up."""
+        if not self.can_continue:
+            return None
+        last = self._s["last"]
+        return self._ask(last["index"], last["attempt"]).key
+
+    @property
     def current(self) -> Ask | None:
         """The question waiting for an answer, if any."""
         if self.phase is not Phase.asking:
