@@ -53,6 +53,9 @@ MAX_MORE_TIME = 5
 """Requests for more time honoured per question (each restarts the no-answer clock)."""
 MAX_CONTINUES = 3
 """How often one answer may be taken up again after the agent moved on."""
+NO_ANSWER_KEY = "no_answer_timeout_s"
+"""An opening's setting (``Opening.settings``): the silence after a question that counts as no
+answer, in seconds; the transports time it (``voice/agent.py``), this core only hears of it."""
 
 
 class Status(enum.StrEnum):

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from interviewer.errors import UserError
+from interviewer.interview import NO_ANSWER_KEY
 from interviewer.openings.access import is_admin
 from interviewer.proctoring.thresholds import SETTINGS_KEY as PROCTORING_KEY
 from interviewer.store import repo
@@ -89,14 +90,18 @@ class OpeningInput:
     retention_days: int
     silence_threshold_s: float | None
     require_fullscreen: bool
+    no_answer_timeout_s: float | None = None  # in ``settings``; None: the server's default
 
     def options(self) -> dict[str, Any]:
+        settings: dict[str, Any] = {PROCTORING_KEY: {"require_fullscreen": self.require_fullscreen}}
+        if self.no_answer_timeout_s is not None:
+            settings[NO_ANSWER_KEY] = self.no_answer_timeout_s
         return {
             "shortlist_top_n": self.shortlist_top_n,
             "shortlist_threshold": self.shortlist_threshold,
             "retention_days": self.retention_days,
             "silence_threshold_s": self.silence_threshold_s,
-            "settings": {PROCTORING_KEY: {"require_fullscreen": self.require_fullscreen}},
+            "settings": settings,
         }
 
 
@@ -161,6 +166,15 @@ def parse_opening_form(
         high=10,
         what="The silence threshold",
     )
+    no_answer = _number(
+        form,
+        NO_ANSWER_KEY,
+        errors,
+        kind=float,
+        low=5,
+        high=600,
+        what="The wait for an answer",
+    )
     if errors:
         return None, errors
     return (
@@ -172,6 +186,7 @@ def parse_opening_form(
             retention_days=retention,
             silence_threshold_s=silence,
             require_fullscreen=str(form.get("require_fullscreen") or "") in ("1", "on", "yes"),
+            no_answer_timeout_s=no_answer,
         ),
         {},
     )
@@ -239,6 +254,7 @@ def opening_form(opening: Opening) -> dict[str, str]:
         "retention_days": text(opening.retention_days),
         "silence_threshold_s": text(opening.silence_threshold_s),
         "require_fullscreen": "on" if proctoring.get("require_fullscreen") else "",
+        NO_ANSWER_KEY: text((opening.settings or {}).get(NO_ANSWER_KEY)),
     }
 
 
@@ -255,6 +271,9 @@ def update_opening(session: Session, actor: User, opening: Opening, data: Openin
     proctoring = dict(settings.get(PROCTORING_KEY) or {})
     proctoring["require_fullscreen"] = data.require_fullscreen
     settings[PROCTORING_KEY] = proctoring
+    settings.pop(NO_ANSWER_KEY, None)
+    if data.no_answer_timeout_s is not None:
+        settings[NO_ANSWER_KEY] = data.no_answer_timeout_s
     opening.settings = settings  # a new dict: the JSON column sees the change
     after = opening_form(opening)
     changed = {k: [before[k], after[k]] for k in after if before[k] != after[k]}

@@ -37,7 +37,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from interviewer.banks.model import Bank
 from interviewer.config import get_settings
-from interviewer.interview import Ask, InterviewFlow
+from interviewer.interview import NO_ANSWER_KEY, Ask, InterviewFlow
 from interviewer.store import repo
 from interviewer.store.db import session_scope
 from interviewer.store.models import Answer, AnswerStatus, Interview, InterviewState, Opening
@@ -154,7 +154,7 @@ def save_step(engine: Engine, recordings: Recordings, interview_id: int, step: S
 
 def no_answer_timeout(loaded: Loaded) -> float:
     """The opening's no-answer timeout (its settings JSON), else the default."""
-    value = loaded.opening_settings.get("no_answer_timeout_s")
+    value = loaded.opening_settings.get(NO_ANSWER_KEY)
     return float(value) if isinstance(value, int | float) and value > 0 else NO_ANSWER_TIMEOUT_S
 
 
