@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class AnswerAudio:
-    """What the capture knows about one answer; times in seconds from the recording's start."""
+    """What the capture knows about one answer; word times in seconds from its file's start."""
 
     path: Any = None  # whatever the writer factory returned as the file's location
     words: list[dict[str, Any]] = field(default_factory=list)
@@ -338,7 +338,8 @@ class AnswerCapture:
         audio = AnswerAudio(
             path=rec.writer.location if rec.writer is not None and file_pcm else None,
             words=words,
-            started_at=datetime.fromtimestamp(rec.started_wall, UTC),
+            # when the file starts (the report lines the camera up with it)
+            started_at=datetime.fromtimestamp(rec.started_wall + (rec.file_start_s or 0.0), UTC),
             ended_at=datetime.now(UTC),
             speech_duration_s=round(speech, 3),
             onset_latency_s=onset,
