@@ -17,9 +17,8 @@ import numpy as np
 import pytest
 from livekit import rtc
 from sqlalchemy import Engine
-from web_support import bank_question
+from web_support import CUT_OFF_ANSWERS, CUT_OFF_BANK
 
-from interviewer.banks.model import Bank
 from interviewer.interview import Script
 from interviewer.store import repo
 from interviewer.store.db import create_db_engine, migrate, session_scope
@@ -36,20 +35,8 @@ from interviewer.voice.vad import load_vad
 
 pytestmark = pytest.mark.slow
 
-BANK = Bank.model_validate(
-    {
-        "id": "answer-audio",
-        "title": "Answer audio",
-        "domain": "test",
-        "version": 1,
-        "description": "d",
-        "practice_question": "What do you do?",
-        "questions": [bank_question("colour", "What is your favourite colour?")],
-    }
-)
-PRACTICE = "I edit documentaries for television."
-MORE = "On weekends I also repair old bicycles."
-COLOUR = "My favourite colour is green, like fresh grass."
+BANK = CUT_OFF_BANK
+PRACTICE, MORE, COLOUR = CUT_OFF_ANSWERS
 
 
 @pytest.fixture(scope="module")

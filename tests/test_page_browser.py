@@ -22,10 +22,11 @@ import pytest
 from livekit import rtc
 from web_support import (
     CHROMIUM,
+    CUT_OFF_ANSWERS,
+    CUT_OFF_BANK,
     LiveServer,
     agent_turns,
     asyncio_run,
-    bank_question,
     chromium_args,
     make_settings,
     make_video,
@@ -35,7 +36,6 @@ from web_support import (
     timed_answers_wav,
 )
 
-from interviewer.banks.model import Bank
 from interviewer.interview import Script
 from interviewer.store import repo
 from interviewer.store.db import session_scope
@@ -53,20 +53,8 @@ if not Path(CHROMIUM).exists():
 
 pytestmark = pytest.mark.slow
 
-BANK = Bank.model_validate(
-    {
-        "id": "page-states",
-        "title": "Page states",
-        "domain": "test",
-        "version": 1,
-        "description": "One question, for the page's labels.",
-        "practice_question": "What do you do?",
-        "questions": [bank_question("colour", "What is your favourite colour?")],
-    }
-)
-PRACTICE = "I edit documentaries for television."
-MORE = "On weekends I also repair old bicycles."
-COLOUR = "My favourite colour is green, like fresh grass."
+BANK = CUT_OFF_BANK
+PRACTICE, MORE, COLOUR = CUT_OFF_ANSWERS
 TTS_RATE = 260
 
 # every change of the label, caption, progress or timer, kept in sessionStorage so that it

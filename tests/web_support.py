@@ -65,6 +65,25 @@ FIXTURE_ANSWERS = {
 }
 
 
+CUT_OFF_BANK = Bank.model_validate(
+    {
+        "id": "cut-off",
+        "title": "Cut off",
+        "domain": "test",
+        "version": 1,
+        "description": "One question, for an applicant who was not finished.",
+        "practice_question": "What do you do?",
+        "questions": [bank_question("colour", "What is your favourite colour?")],
+    }
+)
+CUT_OFF_ANSWERS = (
+    "I edit documentaries for television.",
+    "On weekends I also repair old bicycles.",  # the rest of the practice answer
+    "My favourite colour is green, like fresh grass.",
+)
+"""The practice answer in two parts (the agent moves on after the first), then question 1's."""
+
+
 def make_settings(tmp: Path, data_dir: Path | None = None, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "data_dir": data_dir or tmp / "data",

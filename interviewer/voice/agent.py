@@ -225,50 +225,39 @@ class InterviewAgent(Agent):
         waiting for an answer) or "limit" (repeated ``MAX_REPEATS`` times already: the
         transport tells the applicant to answer as best they can).
         """
-        async with self._lock:
-            if self.flow.finished or self.flow.current is None:
-                return "none"
-            actions = self.flow.repeat()
-            if not actions:
-                return "limit"
-            texts = await self._apply(actions, event="repeat")
-        self._interrupt_and_say(texts)
-        return "ok"
+        return await self._request("repeat", self.flow.repeat)
 
     async def more_time(self) -> str:
         """The applicant asked for more time (the page's button): the line in progress is cut
         short, the agent says it will wait, and the no-answer clock starts again once it has
         said so. "ok", "none" (no question waiting) or "limit" (asked too often already)."""
-        async with self._lock:
-            if self.flow.finished or self.flow.current is None:
-                return "none"
-            actions = self.flow.more_time()
-            if not actions:
-                return "limit"
-            texts = await self._apply(actions, event="more_time")
-        self._interrupt_and_say(texts)
-        return "ok"
+        return await self._request("more_time", self.flow.more_time)
 
     async def continue_answer(self) -> str:
         """The applicant was not finished ("I wasn't finished"): back to the answer recorded
         last, whose audio and words the next speech continues. "ok", or "none" when there is
         nothing to continue (no answer yet, timed out, continued too often, the interview over,
         or its audio not at hand after a restart)."""
-        async with self._lock:
-            key = self.flow.continuable
-            if key is None or (self.capture is not None and not self.capture.holds(key)):
-                return "none"
-            actions = self.flow.continue_answer()
-            if not actions:
-                return "none"
-            texts = await self._apply(actions, event="continue")
-        self._interrupt_and_say(texts)
-        return "ok"
+        return await self._request("continue", self.flow.continue_answer)
 
-    def _interrupt_and_say(self, texts: list[str]) -> None:
+    async def _request(self, event: str, act: Callable[[], list[Action]]) -> str:
+        """One of the applicant's requests, outside any turn: the core decides, the line in
+        progress is cut short and the core's lines are said."""
+        async with self._lock:
+            if event == "continue":
+                key = self.flow.continuable
+                if key is None or (self.capture is not None and not self.capture.holds(key)):
+                    return "none"
+            elif self.flow.finished or self.flow.current is None:
+                return "none"
+            actions = act()
+            if not actions:
+                return "none" if event == "continue" else "limit"
+            texts = await self._apply(actions, event=event)
         with contextlib.suppress(RuntimeError):  # nothing to interrupt, or the session closing
             self.session.interrupt()
         self._say(texts)
+        return "ok"
 
     # -- timer events (also callable directly, e.g. from text-mode tests) --
 
