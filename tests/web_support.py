@@ -84,6 +84,14 @@ CUT_OFF_ANSWERS = (
 """The practice answer in two parts (the agent moves on after the first), then question 1's."""
 
 
+def cut_off_parts_heard(text: str) -> bool:
+    """Whether a transcript holds words of both parts of the cut-off practice answer (any one
+    of two per part: whisper tiny.en mishears espeak-ng's "documentaries" now and then)."""
+    return any(w in text for w in ("documentar", "television")) and any(
+        w in text for w in ("bicycle", "weekend")
+    )
+
+
 def make_settings(tmp: Path, data_dir: Path | None = None, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "data_dir": data_dir or tmp / "data",
