@@ -254,7 +254,8 @@ def test_more_time_and_not_finished_over_the_socket(env) -> None:
         asked = next(i for i, m in enumerate(seen) if m["type"] == "question")
         before = [m["state"] for m in seen[:asked] if m["type"] == "state"]
         assert "listening" not in before and "thinking" in before, before
-        assert all("can_continue" in m for m in seen if m["type"] == "state")
+        agent_states = [m for m in seen if m["type"] == "state" and m["state"] != "preparing"]
+        assert agent_states and all("can_continue" in m for m in agent_states), agent_states
         ws.send_json({"type": "continue"})
         seen = _page(ws, lambda m: m["type"] == "notice")
         assert "no earlier answer" in seen[-1]["message"]
