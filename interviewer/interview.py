@@ -6,19 +6,25 @@ of an interview can be tested in microseconds and the same rules run behind any 
 
 Events: :meth:`InterviewFlow.start`, :meth:`~InterviewFlow.answer`,
 :meth:`~InterviewFlow.silence_timeout`, :meth:`~InterviewFlow.time_warning`,
-:meth:`~InterviewFlow.time_up`. Each returns a list of actions to carry out in order:
-:class:`Say` (speak a line), :class:`Ask` (speak a question and start listening for its answer),
-:class:`Record` (store an answer with a status) and :class:`End`.
+:meth:`~InterviewFlow.time_up`, and the applicant's requests :meth:`~InterviewFlow.repeat`,
+:meth:`~InterviewFlow.more_time` and :meth:`~InterviewFlow.continue_answer` (spoken requests
+are recognised by :mod:`interviewer.utterances`). Each returns a list of actions to carry out
+in order: :class:`Say` (speak a line), :class:`Ask` (speak a question and start listening for
+its answer), :class:`Record` (store an answer with a status) and :class:`End`.
 
 Flow: greeting and consent line, an unscored practice question, every question of the bank in
 order (each optionally followed by the bank's follow-ups), then a closing line.
 
 Per answer: a request to repeat re-asks without recording; silence gets one re-prompt, then the
 answer is recorded as ``no_answer`` and the interview moves on; at the time limit what was said
-is recorded as ``timed_out``. After an answer, a follow-up is asked when the answer seems to miss
-the key point that triggers it. "Seems to miss" is a cheap lexical check
-(:func:`misses_key_point`), good enough to decide whether to ask one more question; the real
-rubric scorer runs later, on the stored transcript, and never sees this guess.
+is recorded as ``timed_out``. The applicant may ask for more time (the silence clock starts
+again), and, after the agent moved on, say they were not finished: the interview goes back to
+the answer recorded last and what they say next is appended to it (:class:`Record` with
+``continued``), whatever question had been put since is dropped unrecorded. After an answer,
+a follow-up is asked when the answer seems to miss the key point that triggers it. "Seems to
+miss" is a cheap lexical check (:func:`misses_key_point`), good enough to decide whether to ask
+one more question; the real rubric scorer runs later, on the stored transcript, and never sees
+this guess.
 
 :attr:`InterviewFlow.state` is a small JSON-able dict. Persist it after every step: a flow
 rebuilt from it resumes by asking the question that was pending (never one already recorded).
@@ -33,6 +39,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from interviewer.banks.model import Bank, Question
+from interviewer.utterances import is_continue_request, is_more_time_request, is_repeat_request
+
+__all__ = ["is_continue_request", "is_more_time_request", "is_repeat_request"]
 
 STATE_VERSION = 1
 PRACTICE_ID = "practice"
@@ -40,6 +49,13 @@ PRACTICE_INDEX = -1
 PRACTICE_TIME_LIMIT_S = 60
 MAX_REPEATS = 3
 """Repeat requests honoured per question; beyond that the words count as the answer."""
+MAX_MORE_TIME = 5
+"""Requests for more time honoured per question (each restarts the no-answer clock)."""
+MAX_CONTINUES = 3
+"""How often one answer may be taken up again after the agent moved on."""
+NO_ANSWER_KEY = "no_answer_timeout_s"
+"""An opening's setting (``Opening.settings``): the silence after a question that counts as no
+answer, in seconds; the transports time it (``voice/agent.py``), this core only hears of it."""
 
 
 class Status(enum.StrEnum):
@@ -78,6 +94,9 @@ class Ask:
     time_limit_s: float
     warning_at_s: float  # seconds after the question when the time warning is due
     repeat: bool = False  # the same question asked again (repeat request, resume)
+    continued: bool = False
+    """Back to an answer already recorded: not spoken again (a :class:`Say` invites the
+    applicant to go on), and its recording continues the stored one."""
 
     @property
     def key(self) -> tuple[str, int]:
@@ -92,7 +111,10 @@ class Record:
     question_index: int
     attempt: int
     status: Status
-    transcript: str
+    transcript: str  # the whole answer, the earlier part's words first when ``continued``
+    continued: bool = False
+    """It replaces the answer recorded before for the same key: the transport appends this
+    part's audio and words to that answer's, rather than storing them alone."""
 
     @property
     def key(self) -> tuple[str, int]:
@@ -133,6 +155,8 @@ class Script:
     warning: str = "About {seconds} seconds left for this question."
     time_up: str = "Thank you, that is the time for this question."
     resume: str = "Welcome back. Let's continue where we left off."
+    go_on: str = "Of course. Please go on with your answer; I am listening."
+    more_time: str = "Of course, take your time. I will wait."
     closing: str = (
         "That was the last question. Thank you for your time. Your answers have been "
         "recorded, and you will hear from us soon. Goodbye."
@@ -185,28 +209,6 @@ def misses_key_point(key_point: str, answer: str, *, min_coverage: float = 1 / 3
     return key_point_coverage(key_point, answer) < min_coverage
 
 
-_REPEAT = re.compile(
-    r"\b("
-    r"repeat|say (that|it|this) again|come again|pardon|once more|one more time"
-    r"|(didn't|did not|couldn't|could not|can't|cannot) (quite )?(hear|catch|understand|follow)"
-    r"|what was the question|what's the question|rephrase"
-    r")\b"
-)
-_MAX_REPEAT_WORDS = 14
-
-
-def is_repeat_request(text: str) -> bool:
-    """A short utterance asking to hear the question again ("sorry, can you say that again?").
-
-    Only short utterances count: a long answer that happens to contain "repeat" is an answer.
-    """
-    words = _WORD.findall(text.lower().replace("’", "'"))
-    if not words or len(words) > _MAX_REPEAT_WORDS:
-        return False
-    normalized = " ".join(re.findall(r"[a-z0-9']+", text.lower().replace("’", "'")))
-    return _REPEAT.search(normalized) is not None
-
-
 def warning_offset(time_limit_s: float, lead_s: float = 30.0) -> float:
     """When the time warning is due: ``lead_s`` before the limit, or halfway for short limits."""
     return max(time_limit_s - lead_s, time_limit_s / 2)
@@ -256,6 +258,26 @@ class InterviewFlow:
         return int(self._s["index"])
 
     @property
+    def can_continue(self) -> bool:
+        """Whether the applicant may take up the answer recorded last again (the page's
+        "I wasn't finished" button is offered while this holds)."""
+        last = self._s["last"]
+        return (
+            self.phase is Phase.asking
+            and last is not None
+            and last["status"] != Status.timed_out.value
+            and last["continues"] < MAX_CONTINUES
+        )
+
+    @property
+    def continuable(self) -> tuple[str, int] | None:
+        """The key (question id, attempt) of the answer :meth:`continue_answer` would take up."""
+        if not self.can_continue:
+            return None
+        last = self._s["last"]
+        return self._ask(last["index"], last["attempt"]).key
+
+    @property
     def current(self) -> Ask | None:
         """The question waiting for an answer, if any."""
         if self.phase is not Phase.asking:
@@ -279,6 +301,8 @@ class InterviewFlow:
             sc.move_on,
             sc.time_up,
             sc.resume,
+            sc.go_on,
+            sc.more_time,
             sc.closing,
             self._warning_text(PRACTICE_TIME_LIMIT_S),
         ]
@@ -319,6 +343,10 @@ class InterviewFlow:
             return self.silence_timeout()
         if is_repeat_request(text) and self._s["repeats"] < MAX_REPEATS:
             return self.repeat()
+        if is_continue_request(text) and self.can_continue:
+            return self.continue_answer()
+        if is_more_time_request(text) and self._s["more_time"] < MAX_MORE_TIME:
+            return self.more_time()
         return self._finish(Status.answered, text)
 
     def repeat(self) -> list[Action]:
@@ -332,6 +360,46 @@ class InterviewFlow:
         self._s.update(reprompted=False, warned=False)
         current = self._ask(self._s["index"], self._s["attempt"], repeat=True)
         return [Say(self.script.repeat, "repeat"), current]
+
+    def more_time(self) -> list[Action]:
+        """The applicant asked for more time (aloud, or with the page's button).
+
+        The re-prompt is owed again and the line said is a :class:`Say` of kind
+        ``more_time``: the transport starts the no-answer clock again once it has played, so
+        the applicant gets a whole new period. The time limit is not moved. [] when no
+        question is out or this question had MAX_MORE_TIME already."""
+        if self.phase is not Phase.asking or self._s["more_time"] >= MAX_MORE_TIME:
+            return []
+        self._s["more_time"] += 1
+        self._s["reprompted"] = False
+        return [Say(self.script.more_time, "more_time")]
+
+    def continue_answer(self) -> list[Action]:
+        """The applicant was not finished with the answer recorded last ("I wasn't finished").
+
+        The interview goes back to that question: the question out now (if the agent had
+        moved on) is dropped unrecorded and will be asked again, in full, after it. The next
+        answer is recorded as the earlier words followed by the new ones (``continued``), so
+        the stored answer, and its score, cover all of it. A timed-out answer cannot be
+        continued (that would lift its time limit). [] when there is nothing to continue."""
+        if not self.can_continue:
+            return []
+        last = self._s["last"]
+        self._s.update(
+            index=last["index"],
+            attempt=last["attempt"],
+            pending=list(last["pending"]),
+            last=None,
+            continuing={
+                "transcript": last["transcript"],
+                "status": last["status"],
+                "continues": last["continues"] + 1,
+            },
+        )
+        self._s["recorded"] -= 1
+        self._reset_question()
+        current = self._ask(last["index"], last["attempt"], repeat=True, continued=True)
+        return [Say(self.script.go_on, "continue"), current]
 
     def silence_timeout(self) -> list[Action]:
         """Nothing was said for the no-answer timeout since the question (or the re-prompt)."""
@@ -365,7 +433,9 @@ class InterviewFlow:
     def _question(self, index: int) -> Question:
         return self.bank.questions[index]
 
-    def _ask(self, index: int, attempt: int, *, repeat: bool = False) -> Ask:
+    def _ask(
+        self, index: int, attempt: int, *, repeat: bool = False, continued: bool = False
+    ) -> Ask:
         if index == PRACTICE_INDEX:
             limit: float = PRACTICE_TIME_LIMIT_S
             return Ask(
@@ -376,24 +446,39 @@ class InterviewFlow:
                 limit,
                 warning_offset(limit, self.warning_lead_s),
                 repeat,
+                continued,
             )
         q = self._question(index)
         text = q.prompt if attempt == 0 else q.follow_ups[attempt - 1].prompt
         limit = q.time_limit_s
-        return Ask(
-            q.id, index, attempt, text, limit, warning_offset(limit, self.warning_lead_s), repeat
-        )
+        offset = warning_offset(limit, self.warning_lead_s)
+        return Ask(q.id, index, attempt, text, limit, offset, repeat, continued)
 
     def _reset_question(self) -> None:
-        self._s.update(reprompted=False, warned=False, repeats=0)
+        self._s.update(reprompted=False, warned=False, repeats=0, more_time=0)
 
     def _finish(self, status: Status, text: str) -> list[Action]:
         index, attempt = self._s["index"], self._s["attempt"]
         current = self._ask(index, attempt)
+        earlier = self._s["continuing"]
+        if earlier is not None:
+            self._s["continuing"] = None
+            if status is Status.no_answer:  # nothing added: the answer stays as it was
+                status, text = Status(earlier["status"]), earlier["transcript"]
+            else:
+                text = " ".join(f"{earlier['transcript']} {text}".split())
         actions: list[Action] = [
-            Record(current.question_id, index, attempt, status, text),
+            Record(current.question_id, index, attempt, status, text, earlier is not None),
         ]
         self._s["recorded"] += 1
+        self._s["last"] = {
+            "index": index,
+            "attempt": attempt,
+            "status": status.value,
+            "transcript": text,
+            "pending": list(self._s["pending"]),
+            "continues": earlier["continues"] if earlier is not None else 0,
+        }
         if status is Status.no_answer:
             actions.append(Say(self.script.move_on, "move_on"))
         elif status is Status.timed_out:
@@ -457,7 +542,10 @@ def _initial_state() -> dict[str, Any]:
         "reprompted": False,
         "warned": False,
         "repeats": 0,
+        "more_time": 0,
         "recorded": 0,
+        "last": None,  # the answer recorded last, while it may still be continued
+        "continuing": None,  # the earlier part of the answer being continued
     }
 
 

@@ -9,6 +9,8 @@ import pytest
 
 from interviewer.banks.model import Bank
 from interviewer.interview import (
+    MAX_CONTINUES,
+    MAX_MORE_TIME,
     PRACTICE_ID,
     Ask,
     End,
@@ -17,6 +19,8 @@ from interviewer.interview import (
     Record,
     Say,
     Status,
+    is_continue_request,
+    is_more_time_request,
     is_repeat_request,
     key_point_coverage,
     misses_key_point,
@@ -340,3 +344,140 @@ def test_prompts_cover_every_line_said() -> None:
     ):
         said += [a.text for a in event() if isinstance(a, Say | Ask)]
     assert set(said) <= prompts, set(said) - prompts
+
+
+# --- more time, and "I wasn't finished" ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I need more time.",
+        "One moment please",
+        "Let me think",
+        "Can you give me a minute?",
+        "Hold on, I am thinking",
+    ],
+)
+def test_more_time_requests_detected(text: str) -> None:
+    assert is_more_time_request(text)
+    assert not is_continue_request(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Sorry, I wasn't finished.",
+        "I was not done yet",
+        "Wait, let me finish",
+        "I hadn't finished",
+        "I'm not finished",
+    ],
+)
+def test_continue_requests_detected(text: str) -> None:
+    assert is_continue_request(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I'm done.",
+        "That is all, I am finished.",
+        "When the render was not finished yet we waited for the proxies to relink with the "
+        "original timecode of the camera files and then moved on",
+        "I take a moment to listen to the room tone before I cut.",
+        "The grade takes more time than the cut, because every shot is matched by hand.",
+    ],
+)
+def test_answers_are_not_requests(text: str) -> None:
+    assert not is_continue_request(text)
+    assert not is_more_time_request(text)
+
+
+def test_more_time_restarts_the_no_answer_clock() -> None:
+    flow = InterviewFlow(make_bank())
+    flow.start()
+    assert [a.kind for a in flow.silence_timeout() if isinstance(a, Say)] == ["reprompt"]
+    out = flow.answer("I need more time to think.")
+    assert out == [Say(flow.script.more_time, "more_time")] and not records(out)
+    # the re-prompt is owed again: the next silence re-prompts instead of moving on
+    assert [a.kind for a in flow.silence_timeout() if isinstance(a, Say)] == ["reprompt"]
+    assert records(flow.silence_timeout())[0].status is Status.no_answer
+
+
+def test_more_time_is_bounded_per_question() -> None:
+    flow = InterviewFlow(make_bank())
+    flow.start()
+    for _ in range(MAX_MORE_TIME):
+        assert flow.more_time()
+    assert flow.more_time() == []
+    # beyond the bound, the words are the answer
+    assert records(flow.answer("one moment"))[0].transcript == "one moment"
+    assert flow.more_time()  # a new question, a new allowance
+
+
+def test_continue_goes_back_and_appends_to_the_answer() -> None:
+    flow = InterviewFlow(make_bank())
+    flow.start()
+    flow.answer("I cut documentaries.")
+    assert flow.can_continue
+    out = flow.answer("The sound of the next shot leads.")  # misses room tone: a follow-up
+    assert only_ask(out).attempt == 1
+    out = flow.continue_answer()
+    ask = only_ask(out)
+    assert out[0] == Say(flow.script.go_on, "continue")
+    assert (ask.question_id, ask.attempt, ask.continued) == ("split-edits", 0, True)
+    assert not flow.can_continue and flow.next_question_index == 0
+    # the state survives a restart in the middle of it
+    flow = InterviewFlow(make_bank(), json.loads(json.dumps(flow.state)))
+    out = flow.answer("And I crossfade room tone under the split.")
+    rec = records(out)[0]
+    assert rec == Record(
+        "split-edits",
+        0,
+        0,
+        Status.answered,
+        "The sound of the next shot leads. And I crossfade room tone under the split.",
+        True,
+    )
+    # the whole answer now covers room tone: no follow-up, on to the next question
+    assert only_ask(out).question_id == "proxies"
+
+
+def test_continue_with_nothing_added_keeps_the_answer() -> None:
+    flow = InterviewFlow(make_bank())
+    flow.start()
+    flow.answer("I cut documentaries.")
+    flow.answer(GOOD_J)
+    assert only_ask(flow.continue_answer()).question_id == "split-edits"
+    flow.silence_timeout()
+    out = flow.silence_timeout()
+    assert records(out) == [Record("split-edits", 0, 0, Status.answered, GOOD_J, True)]
+    assert only_ask(out).question_id == "proxies"
+
+
+def test_continue_said_aloud_and_its_limits() -> None:
+    flow = InterviewFlow(make_bank())
+    assert flow.continue_answer() == []  # not started
+    flow.start()
+    assert not flow.can_continue and flow.continue_answer() == []  # nothing recorded yet
+    # "I wasn't finished" with nothing to continue is an answer like any other
+    assert records(flow.answer("I wasn't finished"))[0].question_id == PRACTICE_ID
+    for n in range(MAX_CONTINUES):
+        out = flow.answer("Sorry, I wasn't finished.")
+        assert only_ask(out).question_id == PRACTICE_ID, n
+        flow.answer(f"part {n}")
+    assert not flow.can_continue
+    assert flow.continue_answer() == []
+    stored = records(flow.time_up("late"))[0]
+    assert stored.question_id == "split-edits"
+
+
+def test_a_timed_out_answer_cannot_be_continued_nor_a_closed_interview() -> None:
+    flow = InterviewFlow(make_bank())
+    flow.start()
+    flow.time_up("I cut")
+    assert not flow.can_continue and flow.continue_answer() == []
+    flow.answer(GOOD_J)
+    flow.answer("Timecode.")
+    assert flow.finished and flow.continue_answer() == [] and flow.more_time() == []

@@ -15,9 +15,18 @@ from openings_support import seed_opening, staff
 from web_support import make_settings
 
 from interviewer import invites, openings
-from interviewer.interview import PRACTICE_ID
+from interviewer.interview import NO_ANSWER_KEY, PRACTICE_ID
 from interviewer.store.db import session_scope
-from interviewer.store.models import Answer, AnswerStatus, AuditLog, Interview, Opening
+from interviewer.store.models import (
+    Answer,
+    AnswerStatus,
+    AuditLog,
+    Interview,
+    InterviewState,
+    Opening,
+)
+from interviewer.voice.agent import NO_ANSWER_TIMEOUT_S
+from interviewer.voice.session import Loaded, no_answer_timeout
 
 # --- the CSV check ----------------------------------------------------------------------------
 
@@ -467,3 +476,35 @@ def test_the_service_on_sqlite_and_postgresql(db_url: str, tmp_path: Path) -> No
         audit = openings.load_audit(s, opening)
         assert audit.row("sex", "Male").selection_impact_ratio == 0.0
         assert openings.invited_emails(s, opening.id) >= {"ann@example.org", "dan@example.org"}
+
+
+def test_the_wait_for_an_answer_is_set_per_opening(tmp_path: Path) -> None:
+    settings_ = make_settings(tmp_path)
+    seed = seed_opening(settings_, [])
+    form = {
+        "title": "Thoughtful experts",
+        "retention_days": "90",
+        "require_fullscreen": "on",
+    }
+    with session_scope(seed.engine) as s:
+        versions = openings.bank_versions(s)
+        form["bank_version_id"] = str(versions[0].id)
+        bad, errors = openings.parse_opening_form({**form, NO_ANSWER_KEY: "2"}, versions)
+        assert bad is None and set(errors) == {NO_ANSWER_KEY}
+        good, errors = openings.parse_opening_form({**form, NO_ANSWER_KEY: "45"}, versions)
+        assert errors == {} and good is not None
+        rec = staff(s, "recruiter")
+        opening = openings.create_opening(s, rec, good)
+        assert opening.settings[NO_ANSWER_KEY] == 45.0
+        assert openings.opening_form(opening)[NO_ANSWER_KEY] == "45"
+        loaded = Loaded(1, None, {}, InterviewState.in_progress, 1.2, None, opening.settings)  # type: ignore[arg-type]
+        assert no_answer_timeout(loaded) == 45.0
+        # cleared on the edit form: the server's default again
+        blank, _ = openings.parse_opening_form({**form, NO_ANSWER_KEY: ""}, versions)
+        changed = openings.update_opening(s, rec, opening, blank)
+        assert changed[NO_ANSWER_KEY] == ["45", ""]
+        opening = s.get(Opening, opening.id)
+        assert NO_ANSWER_KEY not in opening.settings
+        assert opening.settings["proctoring"] == {"require_fullscreen": True}
+        loaded = Loaded(1, None, {}, InterviewState.in_progress, 1.2, None, opening.settings)  # type: ignore[arg-type]
+        assert no_answer_timeout(loaded) == NO_ANSWER_TIMEOUT_S == 30.0

@@ -242,6 +242,31 @@ def test_agent_state_and_the_repeat_button(env) -> None:
         assert s.get(Interview, seeded.interview_id).core_state["repeats"] == 1
 
 
+def test_more_time_and_not_finished_over_the_socket(env) -> None:
+    """The page's two requests reach the agent: "I need more time" is answered aloud and the
+    wait starts again; "I wasn't finished" with no answer yet is refused with a notice. The
+    label never says listening before the question has been said."""
+    client, _ = env
+    seeded = _new(env)
+    with client.websocket_connect(f"/i/{seeded.token}/ws") as ws:
+        _hello(ws, "tab-request-01")
+        seen = _page(ws, lambda m: m["type"] == "state" and m["state"] == "listening")
+        asked = next(i for i, m in enumerate(seen) if m["type"] == "question")
+        before = [m["state"] for m in seen[:asked] if m["type"] == "state"]
+        assert "listening" not in before and "thinking" in before, before
+        agent_states = [m for m in seen if m["type"] == "state" and m["state"] != "preparing"]
+        assert agent_states and all("can_continue" in m for m in agent_states), agent_states
+        ws.send_json({"type": "continue"})
+        seen = _page(ws, lambda m: m["type"] == "notice")
+        assert "no earlier answer" in seen[-1]["message"]
+        ws.send_json({"type": "more_time"})
+        _page(ws, lambda m: m["type"] == "caption" and "take your time" in m["text"])
+        _page(ws, lambda m: m["type"] == "state" and m["state"] == "listening")  # waits again
+        _leave(client, ws, seeded)
+    with session_scope(seeded.engine) as s:
+        assert s.get(Interview, seeded.interview_id).core_state["more_time"] == 1
+
+
 # --- integrity reports over the socket ---------------------------------------------------------
 
 

@@ -65,6 +65,33 @@ FIXTURE_ANSWERS = {
 }
 
 
+CUT_OFF_BANK = Bank.model_validate(
+    {
+        "id": "cut-off",
+        "title": "Cut off",
+        "domain": "test",
+        "version": 1,
+        "description": "One question, for an applicant who was not finished.",
+        "practice_question": "What do you do?",
+        "questions": [bank_question("colour", "What is your favourite colour?")],
+    }
+)
+CUT_OFF_ANSWERS = (
+    "I edit documentaries for television.",
+    "On weekends I also repair old bicycles.",  # the rest of the practice answer
+    "My favourite colour is green, like fresh grass.",
+)
+"""The practice answer in two parts (the agent moves on after the first), then question 1's."""
+
+
+def cut_off_parts_heard(text: str) -> bool:
+    """Whether a transcript holds words of both parts of the cut-off practice answer (any one
+    of two per part: whisper tiny.en mishears espeak-ng's "documentaries" now and then)."""
+    return any(w in text for w in ("documentar", "television")) and any(
+        w in text for w in ("bicycle", "weekend")
+    )
+
+
 def make_settings(tmp: Path, data_dir: Path | None = None, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "data_dir": data_dir or tmp / "data",

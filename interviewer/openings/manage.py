@@ -14,6 +14,7 @@ from sqlmodel import Session
 
 from interviewer.config import OPENING_VOICE_KEY, VOICES
 from interviewer.errors import UserError
+from interviewer.interview import NO_ANSWER_KEY
 from interviewer.openings.access import is_admin
 from interviewer.proctoring.thresholds import SETTINGS_KEY as PROCTORING_KEY
 from interviewer.store import repo
@@ -91,11 +92,14 @@ class OpeningInput:
     silence_threshold_s: float | None
     require_fullscreen: bool
     voice: str = ""  # one of VOICES; "" for the settings' default
+    no_answer_timeout_s: float | None = None  # in ``settings``; None: the server's default
 
     def options(self) -> dict[str, Any]:
         settings: dict[str, Any] = {PROCTORING_KEY: {"require_fullscreen": self.require_fullscreen}}
         if self.voice:
             settings[OPENING_VOICE_KEY] = self.voice
+        if self.no_answer_timeout_s is not None:
+            settings[NO_ANSWER_KEY] = self.no_answer_timeout_s
         return {
             "shortlist_top_n": self.shortlist_top_n,
             "shortlist_threshold": self.shortlist_threshold,
@@ -169,6 +173,15 @@ def parse_opening_form(
     voice = str(form.get("voice") or "").strip()
     if voice and voice not in VOICES:
         errors["voice"] = f"Choose the default voice or one of {', '.join(VOICES)}"
+    no_answer = _number(
+        form,
+        NO_ANSWER_KEY,
+        errors,
+        kind=float,
+        low=5,
+        high=600,
+        what="The wait for an answer",
+    )
     if errors:
         return None, errors
     return (
@@ -181,6 +194,7 @@ def parse_opening_form(
             silence_threshold_s=silence,
             require_fullscreen=str(form.get("require_fullscreen") or "") in ("1", "on", "yes"),
             voice=voice,
+            no_answer_timeout_s=no_answer,
         ),
         {},
     )
@@ -250,6 +264,7 @@ def opening_form(opening: Opening) -> dict[str, str]:
         "silence_threshold_s": text(opening.silence_threshold_s),
         "require_fullscreen": "on" if proctoring.get("require_fullscreen") else "",
         "voice": str((opening.settings or {}).get(OPENING_VOICE_KEY) or ""),
+        NO_ANSWER_KEY: text((opening.settings or {}).get(NO_ANSWER_KEY)),
     }
 
 
@@ -269,6 +284,9 @@ def update_opening(session: Session, actor: User, opening: Opening, data: Openin
     settings[PROCTORING_KEY] = proctoring
     settings.pop(OPENING_VOICE_KEY, None)
     settings.update({k: v for k, v in options["settings"].items() if k == OPENING_VOICE_KEY})
+    settings.pop(NO_ANSWER_KEY, None)
+    if data.no_answer_timeout_s is not None:
+        settings[NO_ANSWER_KEY] = data.no_answer_timeout_s
     opening.settings = settings  # a new dict: the JSON column sees the change
     after = opening_form(opening)
     changed = {k: [before[k], after[k]] for k in after if before[k] != after[k]}

@@ -12,7 +12,7 @@ Wire protocol (one socket per interview tab):
   message before it.
 - JSON both ways, always an object with a ``type``. Browser: ``hello`` (first message: a tab id),
   ``started`` / ``played`` (a segment began / finished playing: only then is the agent done
-  speaking), ``repeat``, ``ping``, ``integrity`` (proctoring reports). Server: ``segment`` /
+  speaking), ``repeat``, ``more_time``, ``continue``, ``ping``, ``integrity``. Server: ``segment`` /
   ``segment_end`` / ``clear`` around the audio, and whatever the application adds (state,
   captions, question i of n, timer, done, error) through :meth:`WebSocketTransport.send_json`
   or in step with the audio through :meth:`WebSocketAudioOutput.expect_line`.
@@ -145,6 +145,10 @@ class Repeat(_Msg):
     type: Literal["repeat"]
 
 
+class Request(_Msg):  # the page's "I need more time" and "I wasn't finished" buttons
+    type: Literal["more_time", "continue"]
+
+
 class Ping(_Msg):
     type: Literal["ping"]
 
@@ -159,9 +163,9 @@ class Integrity(_Msg):
 
 
 ClientMessage = Annotated[
-    Hello | Started | Played | Repeat | Ping | Integrity, Field(discriminator="type")
+    Hello | Started | Played | Repeat | Request | Ping | Integrity, Field(discriminator="type")
 ]
-Message = Hello | Started | Played | Repeat | Ping | Integrity
+Message = Hello | Started | Played | Repeat | Request | Ping | Integrity
 _client_message: TypeAdapter[Message] = TypeAdapter(ClientMessage)
 
 

@@ -12,6 +12,12 @@ Time limits and the no-answer timeout run on the applicant's audio clock (sample
 since the question was spoken), not on the wall clock: in a room or a browser the two are the
 same, and a WAV fed faster than real time keeps the interview's timing intact.
 
+The agent also tells its transport, through ``on_status``, what the applicant should see: the
+interviewer is ``speaking``, ``listening`` (a question is out and has been heard in full),
+``hearing`` (listening, and the applicant's speech is heard), ``thinking`` (about to speak: the
+introduction, the end of an answer, between lines) or ``finished`` (the closing line has
+played), with whether the answer recorded last may still be continued.
+
 Nothing here knows about rooms, WebSockets or files: the caller wires inputs, outputs, the
 recording writer and persistence (see :mod:`interviewer.voice.session`).
 """
@@ -21,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -83,6 +89,14 @@ class Persist(Protocol):
     def __call__(self, step: Step) -> Awaitable[None]: ...
 
 
+NO_ANSWER_TIMEOUT_S = 30.0
+"""Silence after a question that counts as no answer (then again after the re-prompt): long
+enough for an expert to think before answering; openings may set their own."""
+
+OnStatus = Callable[[str, bool], None]
+"""``on_status(status, can_continue)``; see the module docstring."""
+
+
 # --- the agent -------------------------------------------------------------------------------
 
 
@@ -102,7 +116,7 @@ class InterviewAgent(Agent):
         *,
         persist: Persist | None = None,
         capture: AnswerCapture | None = None,
-        no_answer_timeout_s: float = 8.0,
+        no_answer_timeout_s: float = NO_ANSWER_TIMEOUT_S,
         silence_threshold_s: float = 1.2,
         log_name: str = "interview",
     ) -> None:
@@ -122,6 +136,8 @@ class InterviewAgent(Agent):
         self._ending = False
         self.steps: list[Step] = []
         self.said: list[str] = []
+        self.on_status: OnStatus | None = None
+        self._status: tuple[str, bool] | None = None
         if capture is not None:
             capture.set_listeners(on_tick=self._tick, on_speech=self._on_user_speech)
 
@@ -133,6 +149,7 @@ class InterviewAgent(Agent):
             actions = self.flow.start()
             texts = await self._apply(actions, event="start")
         self._end_after(self._say(texts))
+        self._emit_status()
 
     async def on_exit(self) -> None:
         self.session.off("agent_state_changed", self._on_agent_state)
@@ -208,13 +225,35 @@ class InterviewAgent(Agent):
         waiting for an answer) or "limit" (repeated ``MAX_REPEATS`` times already: the
         transport tells the applicant to answer as best they can).
         """
+        return await self._request("repeat", self.flow.repeat)
+
+    async def more_time(self) -> str:
+        """The applicant asked for more time (the page's button): the line in progress is cut
+        short, the agent says it will wait, and the no-answer clock starts again once it has
+        said so. "ok", "none" (no question waiting) or "limit" (asked too often already)."""
+        return await self._request("more_time", self.flow.more_time)
+
+    async def continue_answer(self) -> str:
+        """The applicant was not finished ("I wasn't finished"): back to the answer recorded
+        last, whose audio and words the next speech continues. "ok", or "none" when there is
+        nothing to continue (no answer yet, timed out, continued too often, the interview over,
+        or its audio not at hand after a restart)."""
+        return await self._request("continue", self.flow.continue_answer)
+
+    async def _request(self, event: str, act: Callable[[], list[Action]]) -> str:
+        """One of the applicant's requests, outside any turn: the core decides, the line in
+        progress is cut short and the core's lines are said."""
         async with self._lock:
-            if self.flow.finished or self.flow.current is None:
+            if event == "continue":
+                key = self.flow.continuable
+                if key is None or (self.capture is not None and not self.capture.holds(key)):
+                    return "none"
+            elif self.flow.finished or self.flow.current is None:
                 return "none"
-            actions = self.flow.repeat()
+            actions = act()
             if not actions:
-                return "limit"
-            texts = await self._apply(actions, event="repeat")
+                return "none" if event == "continue" else "limit"
+            texts = await self._apply(actions, event=event)
         with contextlib.suppress(RuntimeError):  # nothing to interrupt, or the session closing
             self.session.interrupt()
         self._say(texts)
@@ -289,11 +328,12 @@ class InterviewAgent(Agent):
                 self._prompt_spoken = False
                 if self.capture is not None:
                     self.capture.begin(action, self._epoch)
-                texts.append(action.text)
+                if not action.continued:  # a continued answer's question is not said again
+                    texts.append(action.text)
             elif isinstance(action, Say):
                 rec = self.capture.current if self.capture is not None else None
-                if action.kind == "reprompt" and rec is not None:
-                    rec.listening_since_s = None
+                if action.kind in ("reprompt", "more_time") and rec is not None:
+                    rec.listening_since_s = None  # the silence clock restarts after this line
                 texts.append(action.text)
             elif isinstance(action, End):
                 if self.capture is not None:
@@ -301,6 +341,7 @@ class InterviewAgent(Agent):
                 self._ask = None
         if not actions:
             return texts
+        self._emit_status()
         step = Step(
             records=records,
             state=self.flow.state,
@@ -359,11 +400,44 @@ class InterviewAgent(Agent):
             if rec.prompt_end_s is None and self._prompt_spoken:
                 rec.prompt_end_s = rec.time_s
             self._tick()
+        self._emit_status(ev.new_state)
 
     def _on_user_speech(self, speaking: bool) -> None:
         """The applicant started or stopped speaking (VAD); the timers read it on each frame."""
         if speaking:
             self._tick()
+        self._emit_status()
+
+    # -- what the applicant sees --
+
+    def status(self, agent_state: str | None = None) -> str:
+        """What the interviewer is doing, for the page (see the module docstring)."""
+        if agent_state is None:
+            try:
+                agent_state = self.session.agent_state
+            except RuntimeError:  # not running in a session (yet)
+                agent_state = "initializing"
+        if agent_state == "speaking":
+            return "speaking"
+        if self.flow.finished:
+            return "finished"
+        if agent_state not in ("listening", "idle"):
+            return "thinking"
+        if self.capture is None:
+            heard = self._prompt_spoken and self.flow.current is not None
+            return "listening" if heard else "thinking"
+        rec = self.capture.current
+        if rec is None or rec.finished or rec.prompt_end_s is None:
+            return "thinking"  # between lines, or a question not yet heard in full
+        return "hearing" if self.capture.speaking else "listening"
+
+    def _emit_status(self, agent_state: str | None = None) -> None:
+        if self.on_status is None:
+            return
+        now = (self.status(agent_state), self.flow.can_continue)
+        if now != self._status:
+            self._status = now
+            self.on_status(*now)
 
     def _tick(self) -> None:
         """Called as the VAD advances: fire the timers that are due on the audio clock."""

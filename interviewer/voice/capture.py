@@ -7,6 +7,11 @@ segments with the VAD and transcribes each segment while the applicant goes on s
 transcript is ready moments after the answer ends. Because segments are cut from the current
 question's own audio, a transcript can only ever land on the question whose recording holds its
 audio. livekit-agents keeps this bookkeeping (``audio_recognition.py``) apart from its agent too.
+
+The stored file of an answer starts :data:`PRE_SPEECH_S` before the applicant's first speech,
+not when the question went out (the whole recording is kept in memory for the segments anyway),
+and an answer the applicant takes up again ("I wasn't finished") is written as the earlier
+file's audio followed by the new speech, its words shifted to match.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class AnswerAudio:
-    """What the capture knows about one answer; times in seconds from the recording's start."""
+    """What the capture knows about one answer; word times in seconds from its file's start."""
 
     path: Any = None  # whatever the writer factory returned as the file's location
     words: list[dict[str, Any]] = field(default_factory=list)
@@ -61,6 +66,8 @@ MERGE_GAP_S = 2.0
 """Segments at most this far apart may share one transcription when whisper is behind."""
 MAX_MERGED_S = 25.0
 """...as long as together they stay inside whisper's 30 s window."""
+PRE_SPEECH_S = 0.5
+"""How much of the audio before the first speech an answer's file keeps."""
 
 
 @dataclass
@@ -102,6 +109,9 @@ class Recording:
     listening_since_s: float | None = None
     last_speech_end_s: float | None = None
     finished: bool = False
+    file_start_s: float | None = None  # where in this recording its file starts (None: not yet)
+    earlier: AnswerAudio | None = None  # the answer this recording continues, if any
+    earlier_pcm: bytes = b""  # that answer's file audio, written ahead of this one's
 
     vad_samples: float = 0.0  # how far into this recording the VAD has looked
 
@@ -171,6 +181,8 @@ class AnswerCapture:
         self._events: asyncio.Queue[tuple[Segment, stt.SpeechEvent]] | None = None
         self._on_tick: Callable[[], None] | None = None
         self._on_speech: Callable[[bool], None] | None = None
+        # the answer finished last, kept so that it can be continued: key, file PCM, audio
+        self._kept: tuple[tuple[str, int], bytes, AnswerAudio] | None = None
 
     # -- wiring --
 
@@ -181,8 +193,14 @@ class AnswerCapture:
 
     # -- recordings --
 
+    def holds(self, key: tuple[str, int]) -> bool:
+        """Whether the audio of answer ``key`` is at hand to be continued (it is the answer
+        finished last in this session: after a restart it is not, and is not continued)."""
+        return self._kept is not None and self._kept[0] == key
+
     def begin(self, ask: Ask, epoch: int) -> Recording:
-        """Route the audio from now on to ``ask``'s recording (the same one on a repeat)."""
+        """Route the audio from now on to ``ask``'s recording (the same one on a repeat; after
+        the answer finished last when ``ask.continued``)."""
         cur = self.current
         if cur is not None and not cur.finished and cur.ask.key == ask.key:
             cur.ask, cur.epoch = ask, epoch
@@ -194,8 +212,11 @@ class AnswerCapture:
         writer = self._open_writer(ask) if self._open_writer else None
         rec = Recording(ask=ask, epoch=epoch, writer=writer, stream_start=self.stream_samples)
         rec.sample_rate = self.sample_rate
+        if ask.continued and self._kept is not None and self._kept[0] == ask.key:
+            _, rec.earlier_pcm, rec.earlier = self._kept
         if self.speaking:  # speech running across the switch starts a segment here
             rec.open_segment = Segment(start_s=0.0)
+            self._start_file(rec, 0.0)
         self.current = rec
         self.history.append(rec)
         return rec
@@ -206,6 +227,8 @@ class AnswerCapture:
         rec.finished = True
         if rec.open_segment is not None:
             rec.open_segment = None  # speech past the switch belongs to the next question
+        if rec.file_start_s is None and rec.earlier_pcm:
+            self._start_file(rec, rec.time_s)  # nothing added: the earlier answer stays whole
         if rec.writer is not None:
             try:
                 rec.writer.close()
@@ -295,19 +318,40 @@ class AnswerCapture:
         rec = self.current
         if rec is None:
             return AnswerAudio()
+        file_pcm = b""
+        if rec.file_start_s is not None:
+            file_pcm = rec.earlier_pcm + self._pcm(rec, rec.file_start_s, rec.time_s)
         self._close(rec)
+        if not file_pcm:  # no new speech: _close wrote the earlier answer's audio alone
+            file_pcm = rec.earlier_pcm
         onset = None
         if turn.segments and rec.prompt_end_s is not None:
             onset = round(max(0.0, turn.segments[0].start_s - rec.prompt_end_s), 3)
         speech = sum((s.end_s or s.start_s) - s.start_s for s in turn.segments)
-        return AnswerAudio(
-            path=rec.writer.location if rec.writer is not None else None,
-            words=turn.words,
-            started_at=datetime.fromtimestamp(rec.started_wall, UTC),
+        # word times are from the file's start: after the earlier part, from this one's start
+        shift = len(rec.earlier_pcm) / 2 / rec.sample_rate if rec.sample_rate else 0.0
+        shift -= rec.file_start_s or 0.0
+        words = [
+            {**w, "start": round(w["start"] + shift, 3), "end": round(w["end"] + shift, 3)}
+            for w in turn.words
+        ]
+        audio = AnswerAudio(
+            path=rec.writer.location if rec.writer is not None and file_pcm else None,
+            words=words,
+            # when the file starts (the report lines the camera up with it)
+            started_at=datetime.fromtimestamp(rec.started_wall + (rec.file_start_s or 0.0), UTC),
             ended_at=datetime.now(UTC),
             speech_duration_s=round(speech, 3),
             onset_latency_s=onset,
         )
+        if rec.earlier is not None:
+            earlier = rec.earlier
+            audio.words = earlier.words + audio.words
+            audio.started_at = earlier.started_at
+            audio.speech_duration_s = round(earlier.speech_duration_s + speech, 3)
+            audio.onset_latency_s = earlier.onset_latency_s
+        self._kept = (rec.ask.key, file_pcm, audio)
+        return audio
 
     # -- the STT node --
 
@@ -367,14 +411,30 @@ class AnswerCapture:
                 rec.sample_rate = frame.sample_rate
             rec.samples += n
             rec.pcm += data
-            if rec.writer is not None:
-                try:
-                    rec.writer.write(frame)
-                except OSError as err:
-                    log.error("could not write the recording of %s: %s", rec.ask.key, err)
-                    rec.writer = None
-                    if self._on_write_error is not None:
-                        self._on_write_error(err)
+            if rec.file_start_s is not None:
+                self._write(rec, frame)
+
+    def _write(self, rec: Recording, frame: rtc.AudioFrame) -> None:
+        if rec.writer is None:
+            return
+        try:
+            rec.writer.write(frame)
+        except OSError as err:
+            log.error("could not write the recording of %s: %s", rec.ask.key, err)
+            rec.writer = None
+            if self._on_write_error is not None:
+                self._on_write_error(err)
+
+    def _start_file(self, rec: Recording, at_s: float) -> None:
+        """The answer's file starts here: the earlier part's audio (when continued) and this
+        recording's from ``at_s``, then every frame as it arrives."""
+        if rec.file_start_s is not None:
+            return
+        rec.file_start_s = max(0.0, at_s)
+        rate = rec.sample_rate or self.sample_rate
+        pcm = rec.earlier_pcm + self._pcm(rec, rec.file_start_s, rec.time_s)
+        if pcm and rate:
+            self._write(rec, rtc.AudioFrame(pcm, rate, 1, len(pcm) // 2))
 
     def _to_rec_s(self, rec: Recording, stream_sample: float) -> float:
         return max(0.0, (stream_sample - rec.stream_start) / rec.sample_rate)
@@ -393,6 +453,8 @@ class AnswerCapture:
                 start = at - (ev.speech_duration + self.prefix_padding_s) * self.sample_rate
                 if rec.open_segment is None:
                     rec.open_segment = Segment(start_s=self._to_rec_s(rec, start))
+                speech = self._to_rec_s(rec, at - ev.speech_duration * self.sample_rate)
+                self._start_file(rec, speech - PRE_SPEECH_S)
             if self._on_speech is not None:
                 self._on_speech(True)
         elif ev.type == vad.VADEventType.END_OF_SPEECH:

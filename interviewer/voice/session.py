@@ -37,13 +37,13 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from interviewer.banks.model import Bank
 from interviewer.config import OPENING_VOICE_KEY, get_settings
-from interviewer.interview import Ask, InterviewFlow
+from interviewer.interview import NO_ANSWER_KEY, Ask, InterviewFlow
 from interviewer.store import repo
 from interviewer.store.db import session_scope
 from interviewer.store.models import Answer, AnswerStatus, Interview, InterviewState, Opening
 from interviewer.store.recordings import Recordings
 from interviewer.store.storage import open_storage
-from interviewer.voice.agent import InterviewAgent, ScriptedLLM, Step
+from interviewer.voice.agent import NO_ANSWER_TIMEOUT_S, InterviewAgent, ScriptedLLM, Step
 from interviewer.voice.capture import AnswerCapture, Recording
 from interviewer.voice.io import StreamingWavWriter, WavAudioInput
 from interviewer.voice.stack import SEGMENT_SILENCE_S, VoiceModels
@@ -152,6 +152,12 @@ def save_step(engine: Engine, recordings: Recordings, interview_id: int, step: S
     return ids
 
 
+def no_answer_timeout(loaded: Loaded) -> float:
+    """The opening's no-answer timeout (its settings JSON), else the default."""
+    value = loaded.opening_settings.get(NO_ANSWER_KEY)
+    return float(value) if isinstance(value, int | float) and value > 0 else NO_ANSWER_TIMEOUT_S
+
+
 class _LazyWav:
     """Creates the WAV at the first frame, when its sample rate is known."""
 
@@ -229,7 +235,9 @@ def turn_timings(recordings: list[Recording], first_frames: list[float]) -> list
 class SessionOptions:
     """How one session runs (the opening's settings come from the interview itself).
 
-    ``silence_threshold_s`` overrides the opening's silence that ends an answer;
+    ``silence_threshold_s`` overrides the opening's silence that ends an answer and
+    ``no_answer_timeout_s`` its silence that counts as no answer (None: the opening's
+    ``settings["no_answer_timeout_s"]``, else :data:`~interviewer.voice.agent.NO_ANSWER_TIMEOUT_S`);
     ``max_follow_ups`` per question (0 for a pre-recorded applicant, who cannot answer
     questions nobody can predict); ``timeout_s`` stops the run (state saved) if the interview
     has not ended by then; ``hold_input``: a :class:`~interviewer.voice.io.WavAudioInput` waits
@@ -237,7 +245,7 @@ class SessionOptions:
     """
 
     silence_threshold_s: float | None = None
-    no_answer_timeout_s: float = 8.0
+    no_answer_timeout_s: float | None = None
     max_follow_ups: int = 1
     timeout_s: float | None = None
     hold_input: bool = True
@@ -294,7 +302,7 @@ async def run_interview(
         models = await VoiceModels.load(voice=loaded.opening_settings.get(OPENING_VOICE_KEY))
     stt_engine, tts_engine, vad_model = models.stt, models.tts, models.vad
     max_follow_ups = options.max_follow_ups
-    no_answer_timeout_s = options.no_answer_timeout_s
+    no_answer_timeout_s = options.no_answer_timeout_s or no_answer_timeout(loaded)
     timeout_s = options.timeout_s
 
     flow = InterviewFlow(loaded.bank, loaded.core_state or None, max_follow_ups=max_follow_ups)

@@ -7,9 +7,10 @@ module adds only what a person in front of a page needs on top of the audio:
 - captions and the question on screen, sent in step with the speech: the session's voice
   announces each line it renders (text and duration) to the audio output, which sends the
   messages just before that line's first audio;
-- the agent's state (listening / thinking / speaking) and the "repeat the question" button:
-  ``on_session(session, agent)`` hands both over before the first line, and the button calls
-  ``InterviewAgent.repeat_question()``;
+- what the interviewer is doing (``InterviewAgent.on_status``: speaking, listening, hearing
+  the applicant, about to speak, finished) and the applicant's buttons: "repeat the question",
+  "I need more time" and "I wasn't finished" call the agent's ``repeat_question()``,
+  ``more_time()`` and ``continue_answer()`` (the rules are the interview core's);
 - the page's integrity reports, checked and graded here, stored by the lifecycle;
 - one live tab per interview: a reload or a reconnect of the same tab takes over, another tab
   is refused while the first is alive;
@@ -52,6 +53,7 @@ from interviewer.transports.websocket import (
     Limits,
     ProtocolViolation,
     Repeat,
+    Request,
     WebSocketTransport,
 )
 from interviewer.voice.agent import InterviewAgent
@@ -69,7 +71,7 @@ class VoiceOptions:
     """How sessions run in this server (tests and the benchmark tune these)."""
 
     max_follow_ups: int = 1
-    no_answer_timeout_s: float = 8.0
+    no_answer_timeout_s: float | None = None  # None: the opening's, else the default
     warm_up: bool = True
     analyze_delay_s: float = 20.0  # after "done": the page uploads its last camera chunks
     limits: Limits = field(default_factory=Limits)
@@ -464,6 +466,11 @@ class _Bridge:
         text = _norm(text)
         messages: list[dict[str, Any]] = []
         question = self.questions.get(text)
+        agent = self.agent
+        if question is None and agent is not None and text == _norm(agent.flow.script.go_on):
+            # back to an answer to continue: its question goes on screen again, unspoken
+            ask = agent.flow.current
+            question = self.questions.get(_norm(ask.text)) if ask is not None else None
         if question is not None:
             messages.append(question)
         messages.append({"type": "caption", "text": text})
@@ -472,15 +479,26 @@ class _Bridge:
     def bind(self, session: AgentSession, agent: InterviewAgent) -> None:
         """``run_interview``'s hook: the session is about to start."""
         self.agent = agent
-        session.on("agent_state_changed", self._on_state)
-        self._send_state(session.agent_state)
+        agent.on_status = self._send_state
+        self._send_state("thinking", False)
 
-    def _on_state(self, ev: Any) -> None:
-        self._send_state(ev.new_state)
+    def _send_state(self, status: str, can_continue: bool) -> None:
+        self.transport.send_json({"type": "state", "state": status, "can_continue": can_continue})
 
-    def _send_state(self, state: str) -> None:
-        shown = {"initializing": "thinking", "idle": "listening"}.get(state, state)
-        self.transport.send_json({"type": "state", "state": shown})
+    async def _request(self, kind: str) -> None:
+        agent = self.agent
+        if kind == "more_time":
+            outcome = "none" if agent is None else await agent.more_time()
+            refused = {
+                "limit": "You have asked for more time several times on this question. "
+                "Please answer as best you can.",
+                "none": "There is no question waiting for your answer just now.",
+            }
+        else:
+            outcome = "none" if agent is None else await agent.continue_answer()
+            refused = {"none": "There is no earlier answer to continue just now."}
+        if outcome in refused:
+            self.transport.send_json({"type": "notice", "message": refused[outcome]})
 
     async def on_message(self, message: Any) -> None:
         if isinstance(message, Repeat):
@@ -497,6 +515,8 @@ class _Bridge:
                 self.transport.send_json(
                     {"type": "notice", "message": "There is no question to repeat just now."}
                 )
+        elif isinstance(message, Request):
+            await self._request(message.type)
         elif isinstance(message, Integrity):
             await self._on_integrity(message.batch)
         elif isinstance(message, Hello):

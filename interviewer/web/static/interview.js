@@ -12,6 +12,7 @@ const ui = {
   startPanel: $("start-panel"), start: $("start"), startStatus: $("start-status"), stage: $("stage"),
   progress: $("progress"), bar: $("progress-bar"), timer: $("timer"), state: $("state"),
   question: $("question"), caption: $("caption"), repeat: $("repeat"), meter: $("mic-level"),
+  moreTime: $("more-time"), notFinished: $("not-finished"),
   preview: $("preview"), recStatus: $("rec-status"), recDot: $("rec-dot"), banner: $("banner"),
   fullscreen: $("fullscreen"), fullscreenAsk: $("fullscreen-ask"),
 };
@@ -20,7 +21,7 @@ const VOICED_RMS = 0.015;
 const s = {
   stream: null, ctx: null, node: null, ws: null, streaming: false, finished: false,
   segments: new Map(), current: null, playhead: 0, marks: [], scheduledMarks: [], sources: new Set(), timeouts: new Set(),
-  question: null, timerSegment: null, timerEnds: 0, timerLimit: 0, timerHandle: null,
+  question: null, timerSegment: null, timerEnds: 0, timerLimit: 0, timerHandle: null, timerPaused: false,
   recorder: null, queue: [], part: null, chunk: 0, uploading: false,
   retryDelay: 1000, lostSince: null, lastError: null, gotReady: false,
 };
@@ -53,18 +54,28 @@ function banner(text, ms) {
 
 // --- what the page shows --------------------------------------------------------------------
 
+// The server's agent says what it is doing (voice/agent.py InterviewAgent.status): the label
+// and the timer follow it, never a guess made here.
 const STATES = {
   preparing: "Preparing the interview…",
   listening: "Listening: answer when you are ready",
-  thinking: "Thinking…",
+  hearing: "Hearing you",
+  thinking: "One moment: the interviewer is about to speak",
   speaking: "The interviewer is speaking",
+  finished: "The interview is over",
   offline: "Reconnecting…",
 };
+const LOOKS = { preparing: "thinking", offline: "thinking", hearing: "listening", finished: "done" };
 
-function setState(state) {
-  ui.state.dataset.state = state === "preparing" || state === "offline" ? "thinking" : state;
+function setState(state, canContinue) {
+  ui.state.dataset.state = LOOKS[state] || state;
   ui.state.textContent = STATES[state] || state;
-  if (state === "thinking") stopTimer(false);
+  const listening = state === "listening" || state === "hearing";
+  ui.moreTime.disabled = !listening || s.finished;
+  if (canContinue !== undefined) ui.notFinished.disabled = !canContinue || s.finished;
+  if (state === "thinking") pauseTimer(); // the answer is over: its clock stops here
+  else if (listening) resumeTimer(); // the applicant went on talking: the same clock again
+  else if (state === "finished") endTimer();
 }
 
 function fmt(seconds) {
@@ -104,7 +115,25 @@ function startTimer(limit) {
 function stopTimer(reset) {
   if (s.timerHandle) clearInterval(s.timerHandle);
   s.timerHandle = null;
+  s.timerPaused = false;
   if (reset) ui.timer.parentElement.classList.remove("low");
+}
+
+function pauseTimer() {
+  if (!s.timerHandle) return;
+  stopTimer(false);
+  s.timerPaused = true;
+}
+
+function resumeTimer() {
+  if (!s.timerPaused || s.timerHandle) return;
+  const left = (s.timerEnds - performance.now()) / 1000;
+  if (left > 0) startTimer(left);
+}
+
+function endTimer() {
+  stopTimer(true);
+  ui.timer.textContent = "--:--";
 }
 
 function applyMark(mark, segmentId) {
@@ -387,7 +416,7 @@ function connect() {
         askFullscreen(Boolean(m.proctoring && m.proctoring.fullscreen));
         flushIntegrity();
         break;
-      case "state": setState(m.state); break;
+      case "state": setState(m.state, m.can_continue); break;
       case "segment":
         s.current = { id: m.segment, rate: m.sample_rate, started: false, flushed: false, cleared: false, duration: 0, endAt: 0 };
         s.segments.set(m.segment, s.current);
@@ -421,6 +450,8 @@ function onClose(ws, event) {
   integ.inflight = null; // unacknowledged reports go again on the next connection
   stopPlayback(false);
   ui.repeat.disabled = true;
+  ui.moreTime.disabled = true;
+  ui.notFinished.disabled = true;
   if (s.finished) return;
   const code = event.code;
   const error = s.lastError;
@@ -578,8 +609,8 @@ async function pumpUploads() {
 async function finish() {
   s.finished = true;
   s.streaming = false;
-  setState("listening");
-  stopTimer(false);
+  setState("finished", false);
+  ui.repeat.disabled = true;
   ui.state.textContent = "Finished. Saving your recording…";
   if (s.recorder && s.recorder.state !== "inactive") {
     await new Promise((resolve) => {
@@ -631,6 +662,16 @@ ui.repeat.addEventListener("click", () => {
   send({ type: "repeat" });
   ui.repeat.disabled = true;
   setTimeout(() => { if (s.streaming) ui.repeat.disabled = false; }, 3000);
+});
+
+ui.moreTime.addEventListener("click", () => {
+  send({ type: "more_time" });
+  ui.moreTime.disabled = true; // the agent's next status offers it again
+});
+
+ui.notFinished.addEventListener("click", () => {
+  send({ type: "continue" });
+  ui.notFinished.disabled = true;
 });
 
 ui.fullscreen.addEventListener("click", () => {

@@ -1,0 +1,159 @@
+"""An answer's stored audio, end to end: real silero VAD, whisper tiny.en, pyttsx3 and SQLite.
+
+The file starts just before the applicant's speech (not when the question went out), and an
+answer taken up again after "I wasn't finished" is one file and one transcript holding both
+parts. The applicant is a WAV of espeak-ng answers that waits, like a polite person, while the
+interviewer speaks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import wave
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from livekit import rtc
+from sqlalchemy import Engine
+from web_support import CUT_OFF_ANSWERS, CUT_OFF_BANK, cut_off_parts_heard
+
+from interviewer.interview import Script
+from interviewer.store import repo
+from interviewer.store.db import create_db_engine, migrate, session_scope
+from interviewer.store.models import AnswerStatus
+from interviewer.store.recordings import Recordings
+from interviewer.voice.agent import InterviewAgent
+from interviewer.voice.capture import PRE_SPEECH_S
+from interviewer.voice.io import WavAudioInput, WavAudioOutput, answers_wav
+from interviewer.voice.session import InterviewReport, SessionOptions, run_interview
+from interviewer.voice.stack import VoiceModels
+from interviewer.voice.stt import WhisperSTT
+from interviewer.voice.tts import Pyttsx3TTS
+from interviewer.voice.vad import load_vad
+
+pytestmark = pytest.mark.slow
+
+BANK = CUT_OFF_BANK
+PRACTICE, MORE, COLOUR = CUT_OFF_ANSWERS
+
+
+@pytest.fixture(scope="module")
+def models() -> dict[str, Any]:
+    return {"stt": WhisperSTT(model="tiny.en"), "vad": load_vad(0.3)}
+
+
+def _interview(engine: Engine) -> int:
+    with session_scope(engine) as s:
+        version = repo.publish_bank(s, BANK)
+        opening = repo.create_opening(s, slug="audio", title="Audio", bank_version=version)
+        applicant = repo.create_applicant(s, name="A", email="a@example.invalid")
+        return repo.create_interview(s, opening=opening, applicant=applicant).id
+
+
+async def _run(
+    tmp_path: Path,
+    models: dict[str, Any],
+    answers: list[str],
+    *,
+    gap_s: float,
+    on_session: Any = None,
+) -> tuple[InterviewReport, Recordings]:
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    migrate(engine)
+    interview_id = _interview(engine)
+    wav = tmp_path / "answers.wav"
+    answers_wav(answers, wav, gap_s=gap_s)
+    recordings = Recordings(tmp_path / "rec")
+    audio_out = WavAudioOutput(None, speed=6.0)
+    report = await run_interview(
+        engine,
+        interview_id,
+        audio_input=WavAudioInput(wav, fast=True),
+        audio_output=audio_out,
+        recordings=recordings,
+        models=VoiceModels(
+            stt=models["stt"],
+            vad=models["vad"],
+            tts=Pyttsx3TTS(cache_dir=tmp_path.parent / "tts-cache"),
+        ),
+        options=SessionOptions(timeout_s=240, max_follow_ups=0),
+        on_session=on_session,
+    )
+    await audio_out.aclose()
+    return report, recordings
+
+
+def _pcm(path: Path) -> tuple[np.ndarray, int]:
+    with wave.open(str(path)) as w:
+        return np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16), w.getframerate()
+
+
+def _voiced_from_s(pcm: np.ndarray, rate: int) -> float:
+    """Where the first 20 ms with speech-like energy starts (the WAV's silences are zeros)."""
+    frame = rate // 50
+    for i in range(0, len(pcm) - frame, frame):
+        chunk = pcm[i : i + frame].astype(np.float64)
+        if np.sqrt(np.mean(chunk**2)) > 300:
+            return i / rate
+    raise AssertionError("no speech in the file")
+
+
+async def test_an_answer_file_starts_just_before_its_speech(
+    tmp_path: Path, models: dict[str, Any]
+) -> None:
+    # 5 s between answers: the second begins some 3.5 s after its question has been said
+    report, recordings = await _run(tmp_path, models, [PRACTICE, COLOUR], gap_s=5.0)
+    assert report.completed
+    assert [a.question_id for a in report.answers] == ["practice", "colour"]
+    for answer in report.answers:
+        assert answer.status is AnswerStatus.answered
+        if answer.question_id == "colour":  # (the practice answer is held in the file's lead)
+            assert answer.onset_latency_s is not None and answer.onset_latency_s > 2.5
+        pcm, rate = _pcm(recordings.open_for_read(answer.audio_path))
+        onset = _voiced_from_s(pcm, rate)
+        # about PRE_SPEECH_S of what came before, never the seconds since the question
+        assert 0.1 <= onset <= 1.0, (answer.question_id, onset)
+        assert onset >= PRE_SPEECH_S - 0.35, (answer.question_id, onset)
+        # the word timings are the file's: the first word starts where the speech does
+        assert abs(answer.words[0]["start"] - onset) < 0.6, (answer.words[0], onset)
+
+
+async def test_i_was_not_finished_continues_the_same_answer(
+    tmp_path: Path, models: dict[str, Any]
+) -> None:
+    """The agent moved on after the first sentence; the applicant says they were not finished
+    (the page's button: ``continue_answer``) and says a second sentence, which is appended to
+    the practice answer's transcript, words and audio."""
+    asked: list[str] = []
+
+    def on_session(_session: Any, agent: InterviewAgent) -> None:
+        def on_status(status: str, can_continue: bool) -> None:
+            if can_continue and not asked:
+                asked.append(status)
+                asyncio.get_running_loop().create_task(agent.continue_answer())
+
+        agent.on_status = on_status
+
+    report, recordings = await _run(
+        tmp_path, models, [PRACTICE, MORE, COLOUR], gap_s=3.0, on_session=on_session
+    )
+    assert asked and report.completed
+    assert Script().go_on in report.said
+    got = {a.question_id: a for a in report.answers}
+    assert list(got) == ["practice", "colour"]
+    practice = got["practice"]
+    text = practice.transcript.lower()
+    assert cut_off_parts_heard(text), text
+    assert "green" not in text and "green" in got["colour"].transcript.lower()
+    spoken = " ".join(w["word"].lower() for w in practice.words)
+    assert cut_off_parts_heard(spoken)
+    starts = [w["start"] for w in practice.words]
+    assert starts == sorted(starts)  # the second part's words come after the first's
+    # one file holds both parts: whisper hears both in it
+    pcm, rate = _pcm(recordings.open_for_read(practice.audio_path))
+    heard = await models["stt"].recognize(buffer=rtc.AudioFrame(pcm.tobytes(), rate, 1, len(pcm)))
+    heard_text = heard.alternatives[0].text.lower()
+    assert cut_off_parts_heard(heard_text), heard_text
+    assert practice.words[-1]["end"] <= len(pcm) / rate + 0.2
