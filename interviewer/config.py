@@ -77,6 +77,11 @@ class Settings(BaseSettings):
         description="How much the scoring and integrity-analysis processes lower their CPU "
         "priority, so live interviews come first (0: same priority).",
     )
+    live_gate_dir: Path | None = Field(
+        default=None,
+        description="Where live interviews hold the gate that pauses scoring and integrity "
+        "analysis on this machine (docs/latency.md); unset: /dev/shm/interviewer-live-<uid>.",
+    )
 
     host: str = "127.0.0.1"
     port: int = 8000
