@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from test_judge import SMALL, _bank, _demo, _interview_with_answers  # tests/ is on sys.path
 
 from interviewer.priority import LiveGate, LiveWindow, set_gate, yield_to_live
@@ -177,3 +178,49 @@ def test_a_hold_that_cannot_be_written_never_raises(tmp_path: Path) -> None:
     gate = LiveGate(blocker / "gate")
     gate.hold("x")  # logged, not raised: the interview goes on
     assert not gate.held()
+
+
+_THREAD_NICENESS = """
+import asyncio, os
+import numpy as np
+from livekit import rtc
+from interviewer.voice.stt import WhisperSTT
+
+def threads():
+    found = {}
+    for tid in os.listdir("/proc/self/task"):
+        fields = open(f"/proc/self/task/{tid}/stat").read().rsplit(")", 1)[1].split()
+        found[int(tid)] = int(fields[16])  # the thread's niceness
+    return found
+
+async def main():
+    stt = WhisperSTT(backend="faster-whisper", model="tiny.en")
+    before = set(threads())
+    await stt.warm_up()
+    t = np.linspace(0, 2, 32000)
+    pcm = (np.sin(2 * np.pi * 220 * t) * 3000).astype("int16").tobytes()
+    await stt.recognize(buffer=rtc.AudioFrame(pcm, 16000, 1, 32000))
+    new = [nice for tid, nice in threads().items() if tid not in before]
+    print(os.getpriority(os.PRIO_PROCESS, 0), *new)
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="Linux per-thread priorities")
+def test_whisper_threads_run_below_the_vad_and_the_event_loop(model_dir: Path) -> None:
+    """The transcription worker and the decoder threads it starts sit below the process's
+    other threads, so the VAD (real time) and the event loop preempt a decode."""
+    from interviewer.voice.stt import WORKER_NICENESS
+
+    out = subprocess.run(
+        [sys.executable, "-c", _THREAD_NICENESS],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+        check=True,
+    ).stdout.split()
+    main, *started = (int(v) for v in out)
+    assert len(started) >= 2  # the worker and at least one CTranslate2 thread
+    assert all(nice == min(19, main + WORKER_NICENESS) for nice in started)
