@@ -283,3 +283,40 @@ async def test_an_interview_holds_the_gate_while_the_applicant_answers(
     assert not all(samples)  # and let go between windows (the agent speaking)
     assert not gate.held()  # nothing held once the interview is over
     dispose_engine(db_url)
+
+
+async def test_whisper_takes_the_transcript_someone_waits_for_first() -> None:
+    """With the worker busy, the queued segment of an applicant who has stopped speaking runs
+    before older segments of applicants still speaking; otherwise the oldest first."""
+    import threading
+
+    from interviewer.voice.stt import AWAITED, TranscriptionQueue
+
+    queue = TranscriptionQueue(max_pending=8, name="test-order")
+    release = threading.Event()
+    ran: list[str] = []
+    speaking = {"b": True}
+
+    def job(name: str) -> str:
+        ran.append(name)
+        return name
+
+    async def submit(name: str, awaited: object) -> str:
+        AWAITED.set(awaited)  # type: ignore[arg-type]  # each task has its own context
+        return await queue.run(job, name)
+
+    blocker = asyncio.ensure_future(queue.run(release.wait, 30))
+    await asyncio.sleep(0.1)  # the worker is inside the blocker now
+    tasks = [
+        asyncio.create_task(submit("a", None)),  # nobody says: oldest-first among the rest
+        asyncio.create_task(submit("b", lambda: not speaking["b"])),
+        asyncio.create_task(submit("c", lambda: True)),  # its applicant has finished
+        asyncio.create_task(submit("d", lambda: 1 / 0)),  # a broken check counts as not awaited
+    ]
+    await asyncio.sleep(0.1)
+    speaking["b"] = False  # b's applicant stops while it waits: it is awaited when picked
+    release.set()
+    assert await blocker is True
+    assert await asyncio.gather(*tasks) == ["a", "b", "c", "d"]
+    assert ran == ["b", "c", "a", "d"]
+    assert queue.depth == 0 and queue.completed == 5
