@@ -320,3 +320,36 @@ async def test_whisper_takes_the_transcript_someone_waits_for_first() -> None:
     assert await asyncio.gather(*tasks) == ["a", "b", "c", "d"]
     assert ran == ["b", "c", "a", "d"]
     assert queue.depth == 0 and queue.completed == 5
+
+
+async def test_the_vad_keeps_up_while_the_default_executor_is_blocked() -> None:
+    """Silero's inference runs on the VAD's own thread: every thread of the loop's default
+    executor stuck in blocking I/O (a database step waiting on SQLite's lock) delays it not."""
+    import wave
+
+    from livekit import rtc
+    from livekit.agents import vad as lk_vad
+
+    from interviewer.voice.vad import load_vad
+
+    speech = Path("/usr/share/asterisk/sounds/en_US_f_Allison/vm-intro.wav")
+    with wave.open(str(speech)) as w:
+        rate, pcm = w.getframerate(), w.readframes(w.getnframes())
+    loop = asyncio.get_running_loop()
+    blocked_s = 20.0
+    blockers = [
+        loop.run_in_executor(None, time.sleep, blocked_s) for _ in range((os.cpu_count() or 1) + 8)
+    ]
+    started = time.monotonic()
+    stream = load_vad(0.3).stream()
+    step = rate // 50  # 20 ms frames
+    for i in range(0, len(pcm) // 2 - step, step):
+        stream.push_frame(rtc.AudioFrame(pcm[2 * i : 2 * (i + step)], rate, 1, step))
+    stream.end_input()
+    kinds = [ev.type async for ev in stream]
+    elapsed = time.monotonic() - started
+    await stream.aclose()
+    assert kinds.count(lk_vad.VADEventType.INFERENCE_DONE) > 20
+    assert lk_vad.VADEventType.START_OF_SPEECH in kinds  # real speech, heard as such
+    assert elapsed < blocked_s  # it never waited for the blocked executor
+    await asyncio.gather(*blockers)
