@@ -15,7 +15,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from test_judge import SMALL, _bank, _demo, _interview_with_answers  # tests/ is on sys.path
 
 from interviewer.priority import LiveGate, LiveWindow, set_gate, yield_to_live
@@ -178,111 +177,6 @@ def test_a_hold_that_cannot_be_written_never_raises(tmp_path: Path) -> None:
     gate = LiveGate(blocker / "gate")
     gate.hold("x")  # logged, not raised: the interview goes on
     assert not gate.held()
-
-
-_THREAD_NICENESS = """
-import asyncio, os
-import numpy as np
-from livekit import rtc
-from interviewer.voice.stt import WhisperSTT
-
-def threads():
-    found = {}
-    for tid in os.listdir("/proc/self/task"):
-        fields = open(f"/proc/self/task/{tid}/stat").read().rsplit(")", 1)[1].split()
-        found[int(tid)] = int(fields[16])  # the thread's niceness
-    return found
-
-async def main():
-    stt = WhisperSTT(backend="faster-whisper", model="tiny.en")
-    before = set(threads())
-    await stt.warm_up()
-    t = np.linspace(0, 2, 32000)
-    pcm = (np.sin(2 * np.pi * 220 * t) * 3000).astype("int16").tobytes()
-    await stt.recognize(buffer=rtc.AudioFrame(pcm, 16000, 1, 32000))
-    new = [nice for tid, nice in threads().items() if tid not in before]
-    print(os.getpriority(os.PRIO_PROCESS, 0), *new)
-
-asyncio.run(main())
-"""
-
-
-@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="Linux per-thread priorities")
-def test_whisper_threads_run_below_the_vad_and_the_event_loop(model_dir: Path) -> None:
-    """The transcription worker and the decoder threads it starts sit below the process's
-    other threads, so the VAD (real time) and the event loop preempt a decode."""
-    from interviewer.voice.stt import WORKER_NICENESS
-
-    out = subprocess.run(
-        [sys.executable, "-c", _THREAD_NICENESS],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
-        check=True,
-    ).stdout.split()
-    main, *started = (int(v) for v in out)
-    assert len(started) >= 2  # the worker and at least one CTranslate2 thread
-    assert all(nice == min(19, main + WORKER_NICENESS) for nice in started)
-
-
-@pytest.mark.slow
-async def test_an_interview_holds_the_gate_while_the_applicant_answers(
-    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
-) -> None:
-    """A real session (WAV applicant, VAD, whisper, espeak-ng): the gate is held while the
-    applicant speaks and let go once the interview is over."""
-    from test_session_audio import BANK, _interview
-
-    from interviewer.store.recordings import Recordings
-    from interviewer.voice.io import WavAudioInput, WavAudioOutput, answers_wav
-    from interviewer.voice.session import SessionOptions, run_interview
-    from interviewer.voice.stack import VoiceModels
-    from interviewer.voice.stt import WhisperSTT
-    from interviewer.voice.tts import Pyttsx3TTS
-    from interviewer.voice.vad import load_vad
-
-    db_url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    engine = create_db_engine(db_url)
-    migrate(engine)
-    interview_id = _interview(engine)
-    wav = tmp_path / "answers.wav"
-    texts = ["I edit documentaries for television."]
-    texts += ["Green, like fresh grass.", "An elephant has a trunk.", "Paris is in France."]
-    answers_wav(texts[: len(BANK.questions) + 1], wav, gap_s=2.5)
-    gate_dir = tmp_path / "gate"
-    gate = LiveGate(gate_dir)
-    samples: list[bool] = []
-
-    async def sample() -> None:
-        while True:
-            samples.append(gate.held())
-            await asyncio.sleep(0.05)
-
-    sampler = asyncio.create_task(sample())
-    audio_out = WavAudioOutput(tmp_path / "agent.wav", speed=6.0)
-    try:
-        report = await run_interview(
-            engine,
-            interview_id,
-            audio_input=WavAudioInput(wav, fast=True),
-            audio_output=audio_out,
-            recordings=Recordings(tmp_path / "rec"),
-            models=VoiceModels(
-                stt=WhisperSTT(backend="faster-whisper", model="tiny.en"),
-                vad=load_vad(0.3),
-                tts=Pyttsx3TTS(cache_dir=tmp_path_factory.getbasetemp() / "tts-cache"),
-            ),
-            options=SessionOptions(timeout_s=240, live_gate_dir=gate_dir),
-        )
-    finally:
-        sampler.cancel()
-        await audio_out.aclose()
-    assert report.completed
-    assert any(samples), "the gate was never held while the applicant answered"
-    assert not all(samples)  # and let go between windows (the agent speaking)
-    assert not gate.held()  # nothing held once the interview is over
-    dispose_engine(db_url)
 
 
 async def test_whisper_takes_the_transcript_someone_waits_for_first() -> None:

@@ -322,21 +322,6 @@ def frame_to_16k(frame: rtc.AudioFrame) -> np.ndarray:
 # --- the shared worker and its bounded gate ----------------------------------------------------
 
 
-WORKER_NICENESS = 2
-"""How far the transcription thread sits below the rest of its process (Linux: per thread)."""
-
-
-def _below_the_vad() -> None:
-    """The worker thread lowers its own priority before it loads a model, so the decoder's
-    threads (CTranslate2's pool, torch's OpenMP team, started from it) inherit it. On a 2-core
-    machine a decode fills both cores; the VAD, which must keep up with the audio in real time
-    (a few ms per 32 ms window), and the event loop then preempt it instead of queueing
-    behind it: that queueing was the "VAD inference is slower than realtime" warning."""
-    with contextlib.suppress(AttributeError, OSError):  # no per-thread priority: carry on
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + WORKER_NICENESS)
-
-
 class TranscriptionQueue:
     """One worker thread behind a bounded gate: at most ``max_pending`` jobs admitted at once.
 
@@ -355,9 +340,7 @@ class TranscriptionQueue:
         if max_pending < 1:
             raise ValueError("max_pending must be at least 1")
         self.max_pending = max_pending
-        self._executor = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix=name, initializer=_below_the_vad
-        )
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self._gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
             weakref.WeakKeyDictionary()
         )
