@@ -16,8 +16,8 @@ scores a minute later does not. Two mechanisms, both needed:
   between video frames). A hold is a file in a directory every process of the machine sees,
   whose mtime is its expiry: a lease. The live side renews it while the window lasts; a live
   process that dies leaves a file that expires by itself, so nothing waits on it for long.
-  One pause is also capped (``max_pause_s``), so interviews back to back all day still let
-  scoring through now and then.
+  One pause is also capped (``max_pause_s``, then ``grace_s`` of work), so interviews back
+  to back all day still let scoring through now and then.
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ log = logging.getLogger(__name__)
 DEFAULT_LEASE_S = 5.0
 """How long a hold lasts unless renewed (a dead interview blocks nothing longer than this)."""
 DEFAULT_MAX_PAUSE_S = 60.0
-"""The longest one pause of background work, however many interviews keep the gate held."""
+"""The longest one pause of background work, however many interviews keep the gate held..."""
+DEFAULT_GRACE_S = 15.0
+"""...after which it runs this long regardless (a forward pass or two), then pauses again."""
 
 
 def lower_priority(increment: int | None = None) -> int:
@@ -86,12 +88,15 @@ class LiveGate:
         *,
         lease_s: float = DEFAULT_LEASE_S,
         max_pause_s: float = DEFAULT_MAX_PAUSE_S,
+        grace_s: float = DEFAULT_GRACE_S,
         poll_s: float = 0.05,
     ) -> None:
         self.directory = Path(directory) if directory is not None else default_gate_dir()
         self.lease_s = lease_s
         self.max_pause_s = max_pause_s
+        self.grace_s = grace_s
         self.poll_s = poll_s
+        self._grace_until = 0.0
         self.paused_s = 0.0  # total time this process's background work waited (metrics)
         self.pauses = 0
 
@@ -142,12 +147,16 @@ class LiveGate:
         return found
 
     def wait(self) -> float:
-        """Block while the gate is held (at most ``max_pause_s``); the seconds waited."""
-        if not self.held():
+        """Block while the gate is held, the seconds waited: at most ``max_pause_s``, and then
+        not at all for ``grace_s`` (so that interviews back to back never starve the work)."""
+        if time.monotonic() < self._grace_until or not self.held():
             return 0.0
         started = time.monotonic()
         deadline = started + self.max_pause_s
-        while time.monotonic() < deadline and self.held():
+        while self.held():
+            if time.monotonic() >= deadline:
+                self._grace_until = time.monotonic() + self.grace_s
+                break
             time.sleep(self.poll_s)
         waited = time.monotonic() - started
         self.paused_s += waited

@@ -39,11 +39,14 @@ def test_hold_release_and_lease(tmp_path: Path) -> None:
 
 
 def test_a_pause_is_capped(tmp_path: Path) -> None:
-    gate = LiveGate(tmp_path, lease_s=60, max_pause_s=0.5, poll_s=0.02)
+    gate = LiveGate(tmp_path, lease_s=60, max_pause_s=0.5, grace_s=1.0, poll_s=0.02)
     gate.hold("forever")
     started = time.monotonic()
     assert 0.4 < gate.wait() < 30
     assert time.monotonic() - started < 30
+    assert gate.wait() == 0.0  # then the work runs a while, however long the hold lasts
+    time.sleep(1.2)
+    assert gate.wait() > 0.4  # and pauses again
     gate.release("forever")
     assert gate.wait() == 0.0
 
