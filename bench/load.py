@@ -1,8 +1,13 @@
 """Load on one machine: N simulated applicants at once, and what happens past the knee.
 
-    .venv/bin/python bench/load.py --levels 1                      # does it work (~3 min)
-    .venv/bin/python bench/load.py --levels 1 2 3 4 6 8 --scoring qwen2.5-1.5b \
+    .venv/bin/python bench/load.py --levels 1                      # does it work (~5 min)
+    .venv/bin/python bench/load.py --levels 1 2 3 4 6 8 \
         --json bench/results/load.json                             # the knee, on an idle machine
+
+By default it runs what ``make run`` runs: the settings' STT backend and model (faster-whisper
+base), scoring on with the settings' judge (Qwen2.5-1.5B) and integrity analysis after each
+interview, both in their background processes behind the live gate (``interviewer.priority``);
+the first line printed says so. ``--scoring none --no-analysis`` measures the voice path alone.
 
 Each level N runs N interviews at once in this process, the way the web server (and each
 LiveKit worker) runs them: one shared whisper model and Silero VAD, a pyttsx3 voice per
@@ -17,9 +22,11 @@ Reported per level:
 
 - turn latency, end of the applicant's speech -> first audio of the agent's next line, p50/p95,
   raw and minus the silence threshold (the part the machine adds);
-- transcript lag, end of speech -> last word transcribed;
+- transcript lag, end of speech -> last word transcribed: the tail whisper leaves (speech is
+  transcribed segment by segment at each 0.3 s pause while the applicant speaks), and how
+  often Silero warned that the VAD fell behind real time;
 - scoring backlog (answers stored but not scored yet, sampled every second) and how long the
-  scorer needed after the last interview ended;
+  scorer needed after the last interview ended; how long integrity analysis took;
 - CPU (whole machine, and this process with its children) and peak RSS (same);
 - whether every answer was stored: status answered, a transcript, a WAV of at least 0.5 s.
 
@@ -57,6 +64,7 @@ from interviewer.admission import Admission
 from interviewer.banks.check import load_banks
 from interviewer.banks.model import Bank
 from interviewer.config import get_settings
+from interviewer.proctoring.pool import AnalysisPool
 from interviewer.scoring.live import LiveScoring, pending_answers
 from interviewer.store import repo
 from interviewer.store.db import create_db_engine, migrate, session_scope
@@ -87,6 +95,21 @@ def _bank(settings: Any, bank_id: str, questions: int) -> tuple[Bank, list[str]]
     demo = yaml.safe_load((settings.banks_dir / "demo_answers" / f"{bank.id}.yaml").read_text())
     texts = [demo["practice"]["strong"]] + [demo["answers"][q.id]["strong"] for q in bank.questions]
     return bank, texts
+
+
+class VadLate(logging.Handler):
+    """Counts Silero's "VAD inference is slower than realtime" warnings (CPU starvation: the
+    VAD must keep up with the audio) and keeps the largest delay it reported."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.count = 0
+        self.max_delay_s = 0.0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "slower than realtime" in record.getMessage():
+            self.count += 1
+            self.max_delay_s = max(self.max_delay_s, float(getattr(record, "delay", 0.0)))
 
 
 class Monitor:
@@ -182,9 +205,24 @@ async def run_level(n: int, args: argparse.Namespace, ctx: dict[str, Any]) -> di
     if args.scoring != "none":
         scoring = LiveScoring(db_url, model=args.scoring, model_dir=settings.model_dir)
         scoring.prepare(ids[0])  # the model loads while the interviews start, as in the app
+    analysis = None
+    analyses: list[asyncio.Task[Any]] = []
+    if args.analysis:
+        analysis = AnalysisPool(db_url, storage.root, settings.model_dir)
     gate = Admission(args.capacity)  # the product's own line (INTERVIEWER_MAX_LIVE_INTERVIEWS)
     waits: list[float] = []
     monitor = Monitor(engine).start()
+    vad_late = VadLate()
+    silero_log = logging.getLogger("livekit.plugins.silero")
+    silero_log.setLevel(logging.WARNING)
+    silero_log.addHandler(vad_late)
+
+    analyzed_at: list[float] = []
+
+    async def analyzed(iid: int) -> None:
+        assert analysis is not None
+        await analysis.analyze(iid)
+        analyzed_at.append(time.monotonic())
 
     async def applicant(i: int, iid: int) -> InterviewReport:
         queued = time.monotonic()
@@ -194,7 +232,7 @@ async def run_level(n: int, args: argparse.Namespace, ctx: dict[str, Any]) -> di
             out = WavAudioOutput(None)
             audio_in = WavAudioInput(ctx["wavs"][i % len(ctx["wavs"])])
             try:
-                return await run_interview(
+                report = await run_interview(
                     engine,
                     iid,
                     audio_input=audio_in,
@@ -210,6 +248,9 @@ async def run_level(n: int, args: argparse.Namespace, ctx: dict[str, Any]) -> di
                     ),
                     on_answer=scoring.submit if scoring is not None else None,
                 )
+                if analysis is not None and report.completed:  # as the server does, at once
+                    analyses.append(asyncio.create_task(analyzed(iid)))
+                return report
             finally:
                 await out.aclose()
         finally:
@@ -226,6 +267,7 @@ async def run_level(n: int, args: argparse.Namespace, ctx: dict[str, Any]) -> di
     results = await asyncio.gather(*(applicant(i, iid) for i, iid in enumerate(ids)),
                                    return_exceptions=True)  # fmt: skip
     interviews_s = time.monotonic() - started
+    interviews_end = time.monotonic()
     drain_s = None
     if scoring is not None:
         t0 = time.monotonic()
@@ -236,12 +278,21 @@ async def run_level(n: int, args: argparse.Namespace, ctx: dict[str, Any]) -> di
             pass
         finally:
             await scoring.aclose()
+    analysis_s = None
+    errors_analysis: list[str] = []
+    if analysis is not None:
+        done = await asyncio.gather(*analyses, return_exceptions=True)
+        errors_analysis = [repr(d) for d in done if isinstance(d, BaseException)]
+        if analyzed_at:
+            analysis_s = max(analyzed_at) - interviews_end
+        analysis.close()
     if browser_thread is not None:
         await asyncio.to_thread(browser_thread.join, 900)
     monitor.stop()
+    silero_log.removeHandler(vad_late)
 
     reports = [r for r in results if isinstance(r, InterviewReport)]
-    errors = [repr(r) for r in results if not isinstance(r, InterviewReport)]
+    errors = [repr(r) for r in results if not isinstance(r, InterviewReport)] + errors_analysis
     threshold = reports[0].silence_threshold_s if reports else settings.silence_threshold_s
     turns = [t for r in reports for t in r.turns]
     lat = [t.turn_latency_s for t in turns if t.turn_latency_s is not None]
@@ -266,6 +317,9 @@ async def run_level(n: int, args: argparse.Namespace, ctx: dict[str, Any]) -> di
         ),
         "scoring_drain_s": drain_s,
         "scoring_dropped": len(scoring.dropped) if scoring is not None else 0,
+        "analysis_after_s": analysis_s,
+        "vad_late_warnings": vad_late.count,
+        "vad_late_max_s": round(vad_late.max_delay_s, 3),
         "cpu_machine_avg": statistics.mean(s["cpu_machine"] for s in samples) if samples else None,
         "cpu_procs_max": max((s["cpu_procs"] for s in samples), default=None),
         "rss_max_mb": max((s["rss_mb"] for s in samples), default=None),
@@ -323,8 +377,14 @@ async def main() -> None:
     parser.add_argument(
         "--stt-model", default=get_settings().stt_model, choices=["tiny.en", "base"]
     )
-    parser.add_argument("--scoring", default="smollm2-135m",
-                        choices=["none", "smollm2-135m", "qwen2.5-1.5b"])  # fmt: skip
+    defaults = get_settings()
+    parser.add_argument("--scoring", default=defaults.scoring_model if defaults.score_answers
+                        else "none", choices=["none", "smollm2-135m", "qwen2.5-1.5b"],
+                        help="The judge (default: the settings', as make run)")  # fmt: skip
+    parser.add_argument("--analysis", action=argparse.BooleanOptionalAction,
+                        default=defaults.analyze_integrity,
+                        help="Integrity analysis after each interview (default: as make run)",
+                        )  # fmt: skip
     parser.add_argument("--capacity", type=int, default=0, help="Admit at most C at once (0: all).")
     parser.add_argument("--impatient", action="store_true", help="Answers at fixed times.")
     parser.add_argument("--gap", type=float, default=3.0,
@@ -364,9 +424,16 @@ async def main() -> None:
     }
     print(
         f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; bank {bank.id} "
-        f"({len(bank.questions)} questions + practice); whisper {args.stt_model}; "
-        f"scoring {args.scoring}; capacity {args.capacity or 'unlimited'}"
+        f"({len(bank.questions)} questions + practice); {settings.stt_backend} "
+        f"{args.stt_model}; scoring {args.scoring}; integrity analysis "
+        f"{'on' if args.analysis else 'off'}; capacity {args.capacity or 'unlimited'}"
     )
+    made_run = (
+        args.stt_model == settings.stt_model
+        and args.scoring == (settings.scoring_model if settings.score_answers else "none")
+        and args.analysis == settings.analyze_integrity
+    )
+    print("settings: make run's defaults" if made_run else "settings: NOT make run's defaults")
     rows = []
     for n in args.levels:
         row = await run_level(n, args, ctx)
@@ -380,10 +447,12 @@ async def main() -> None:
             f" (minus the {row['threshold_s']:.1f} s threshold: p50 "
             f"{_fmt(row['response_p50_s'], ' s')}, p95 {_fmt(row['response_p95_s'], ' s')})\n"
             f"  transcript lag p50 {_fmt(row['transcript_lag_p50_s'], ' s')}, "
-            f"p95 {_fmt(row['transcript_lag_p95_s'], ' s')}\n"
+            f"p95 {_fmt(row['transcript_lag_p95_s'], ' s')}; VAD behind real time: "
+            f"{row['vad_late_warnings']} warnings, max {row['vad_late_max_s']:.2f} s\n"
             f"  scoring backlog max {_fmt(row['scoring_backlog_max'])}, drained "
             f"{_fmt(row['scoring_drain_s'], ' s')} after the interviews, dropped "
-            f"{row['scoring_dropped']}\n"
+            f"{row['scoring_dropped']}; integrity analysis done "
+            f"{_fmt(row['analysis_after_s'], ' s')} after the interviews\n"
             f"  CPU machine avg {_fmt(row['cpu_machine_avg'], ' %')}, this process + children max "
             f"{_fmt(row['cpu_procs_max'], ' %')}; RSS max {_fmt(row['rss_max_mb'], ' MB')}\n"
             f"  answers stored {row['answers_expected'] - len(lost)}/{row['answers_expected']}"

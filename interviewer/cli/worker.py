@@ -9,7 +9,7 @@ import typer
 
 from interviewer.cli._common import open_database, run_or_exit
 from interviewer.config import get_settings
-from interviewer.priority import lower_priority
+from interviewer.priority import background_process, yield_to_live
 from interviewer.scoring.claims import (
     DEFAULT_LEASE_S,
     Status,
@@ -105,8 +105,11 @@ def scorer(
         # before torch loads: idle OpenMP threads sleep instead of spinning on the cores that
         # live interviews (whisper, VAD) and other scorers need
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-        lower_priority()  # live interviews on this machine first: the backlog waits
+        # live interviews on this machine first: the backlog waits (priority, and a pause
+        # between the model's layers while one holds the live gate)
+        background_process()
         judge = Judge(settings.scoring_model, settings.model_dir, threads=threads or None).load()
+        judge.pause_between_layers(yield_to_live)
         finder = EvidenceFinder(settings.model_dir).load()
         name = scorer_name()
         print(f"scorer {name}: {settings.scoring_model}, lease {lease_s:.0f} s", flush=True)

@@ -26,6 +26,7 @@ from sqlalchemy import Engine, select
 from interviewer.config import get_settings
 from interviewer.errors import UserError
 from interviewer.interview import PRACTICE_ID
+from interviewer.priority import yield_to_live
 from interviewer.proctoring import duplicates as dup
 from interviewer.proctoring import faces, voices
 from interviewer.proctoring.events import (
@@ -107,6 +108,7 @@ def analyze_interview(
 
     if "voices" in sources:
         found["voices"] = _voice_events(inputs, report)
+    yield_to_live()  # between detectors: a live interview on this machine comes first
     if "faces" in sources:
         try:
             detector = face_detector or faces.load_face_detector()
@@ -114,6 +116,7 @@ def analyze_interview(
             report.skipped["faces"] = str(err)
         else:
             found["faces"] = _face_events(inputs, recordings, detector, report)
+    yield_to_live()
     if "duplicates" in sources:
         try:
             found["duplicates"] = _text_events(inputs, embed or dup.embedder(model_dir))

@@ -29,6 +29,7 @@ from typing import Protocol
 import numpy as np
 
 from interviewer.errors import MissingSystemPackage, UserError
+from interviewer.priority import yield_to_live
 from interviewer.proctoring.events import severity_of
 from interviewer.proctoring.thresholds import ProctoringThresholds
 
@@ -235,6 +236,7 @@ def camera_episodes(
     for index, (_offset, frame) in enumerate(
         sample_frames(source, fps=fps, width=thresholds.face_frame_width)
     ):
+        yield_to_live()  # a worker process pauses here while an interview is live
         boxes = detector.detect(frame)
         counts.append(len(boxes))
         state = "none" if not boxes else "many" if len(boxes) > 1 else "one"

@@ -15,15 +15,15 @@ from pathlib import Path
 from typing import Any
 
 
-def _init() -> None:
+def _init(gate_dir: str | None) -> None:
     # Before numpy/torch load in this process: one thread each, so the interviews still going
     # on (whisper, the VAD) keep the machine's other core, and idle threads sleep.
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(name, "1")
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from interviewer.priority import lower_priority  # in the child: after the env above
+    from interviewer.priority import background_process  # in the child: after the env above
 
-    lower_priority()  # live interviews first
+    background_process(gate_dir)  # live interviews first: priority, and the live gate
 
 
 def _analyze(
@@ -40,13 +40,20 @@ class AnalysisPool:
 
     Started on the first interview to analyse; the process keeps its models (face detector,
     sentence embedder) between interviews. ``await pool.analyze(id)`` never blocks the event
-    loop; ``close()`` drops what has not started.
+    loop; ``close()`` drops what has not started. The worker pauses between detectors and
+    video frames while a live interview holds the gate in ``gate_dir`` (None: this machine's).
     """
 
     def __init__(
-        self, database_url: str, recordings_root: Path | str, model_dir: Path | str | None
+        self,
+        database_url: str,
+        recordings_root: Path | str,
+        model_dir: Path | str | None,
+        *,
+        gate_dir: Path | str | None = None,
     ) -> None:
         self.database_url = database_url
+        self.gate_dir = str(gate_dir) if gate_dir is not None else None
         self.recordings_root = str(recordings_root)
         self.model_dir = str(model_dir) if model_dir is not None else None
         self._executor: ProcessPoolExecutor | None = None
@@ -69,7 +76,10 @@ class AnalysisPool:
     def _start(self) -> ProcessPoolExecutor:
         if self._executor is None:
             self._executor = ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_init
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init,
+                initargs=(self.gate_dir,),
             )
         return self._executor
 

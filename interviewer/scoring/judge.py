@@ -83,7 +83,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -291,6 +291,21 @@ class Judge:
                 ref, _, _ = self.run_checks(question, question.reference_answer, checks)
                 cached = self._anchors[key] = Anchors(_by_key(null), _by_key(ref))
             return cached
+
+    def pause_between_layers(self, checkpoint: Callable[[], object]) -> int:
+        """Call ``checkpoint`` before each decoder layer (after ``load``); how many layers.
+
+        One forward pass of the 1.5B model takes seconds on two cores, too long for live
+        interviews to wait for (``interviewer.priority.yield_to_live``): pausing between its
+        layers lets them have the CPU and the memory bus within a fraction of that."""
+        layers = getattr(getattr(self.model, "model", None), "layers", None) or []
+
+        def hook(*_: object) -> None:  # None: a pre-hook's return value would replace the input
+            checkpoint()
+
+        for layer in layers:
+            layer.register_forward_pre_hook(hook)
+        return len(layers)
 
     def has_anchors(self, question: Question) -> bool:
         with self._anchor_lock:

@@ -42,7 +42,8 @@ class LiveScoring:
     """Answers of live interviews -> the scoring worker; see the module docstring.
 
     ``threads``: torch threads of the worker; 1 by default so that whisper and the VAD of the
-    interviews going on keep the other core of a small machine.
+    interviews going on keep the other core of a small machine; it pauses while they hold the
+    live gate in ``gate_dir`` (:mod:`interviewer.priority`; None: this machine's default).
     """
 
     def __init__(
@@ -55,6 +56,7 @@ class LiveScoring:
         worker_queue: int = 8,
         threads: int | None = 1,
         evidence: bool = True,
+        gate_dir: Path | str | None = None,
     ) -> None:
         self.database_url = database_url
         self.model = model
@@ -63,6 +65,7 @@ class LiveScoring:
         self.worker_queue = worker_queue
         self.threads = threads
         self.evidence = evidence
+        self.gate_dir = gate_dir
         self.error: str | None = None
         self.dropped: list[int] = []
         self.submitted: list[int] = []
@@ -125,6 +128,7 @@ class LiveScoring:
             maxsize=self.worker_queue,
             threads=self.threads,
             evidence=self.evidence,
+            gate_dir=self.gate_dir,
         )
         await asyncio.to_thread(worker.start)
         return worker

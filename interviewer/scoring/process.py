@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from interviewer.priority import lower_priority
+from interviewer.priority import background_process, yield_to_live
 from interviewer.scoring.evidence import EvidenceFinder
 from interviewer.scoring.judge import Judge
 from interviewer.scoring.service import interview_of, score_answer
@@ -43,7 +43,9 @@ class ScorerProcess:
     stored answer (it waits, without blocking the loop, while the queue is full), and
     ``await worker.drain()`` / ``worker.stop()`` at the end; ``prepare(interview_id)`` when an
     interview starts lets it get ahead on that bank. ``results`` collects
-    ``(answer_id, score or None, error or None)`` as they come back.
+    ``(answer_id, score or None, error or None)`` as they come back. The process pauses
+    while a live interview holds the gate in ``gate_dir`` (``interviewer.priority``; None:
+    this machine's default).
     """
 
     def __init__(
@@ -55,8 +57,10 @@ class ScorerProcess:
         maxsize: int = 32,
         threads: int | None = None,
         evidence: bool = True,
+        gate_dir: Path | str | None = None,
     ) -> None:
         self.database_url = database_url
+        self.gate_dir = str(gate_dir) if gate_dir is not None else None
         self.model = model
         self.model_dir = str(model_dir) if model_dir is not None else None
         self.maxsize = maxsize
@@ -86,6 +90,7 @@ class ScorerProcess:
                 self.model_dir,
                 self.threads,
                 self.evidence,
+                self.gate_dir,
             ),
             name="interviewer-scoring",
             daemon=True,
@@ -216,16 +221,20 @@ def _scorer_main(
     model_dir: str | None,
     threads: int | None,
     evidence: bool,
+    gate_dir: str | None = None,
 ) -> None:
     # Before torch loads: idle OpenMP threads sleep instead of spinning, which otherwise steals
     # the cores the voice agent (whisper, VAD) needs and slows both sides many times over.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-    lower_priority()  # live interviews first: the backlog waits, not the applicants
+    # live interviews first: the backlog waits, not the applicants (priority, and pauses at
+    # the live gate between the model's layers and between jobs)
+    background_process(gate_dir)
 
     try:
         engine = create_db_engine(database_url)
         judge = Judge(model, model_dir, threads=threads).load()
+        judge.pause_between_layers(yield_to_live)
         finder = EvidenceFinder(model_dir).load() if evidence else None
     except Exception as err:  # reported to the parent, which raises it as ScorerError
         done.put(("failed", f"scoring worker could not start: {err}"))
@@ -247,6 +256,7 @@ def _scorer_main(
         idle.clear()
         if job is None:
             break
+        yield_to_live()
         kind, ident = job
         try:
             if kind == "warm":

@@ -28,7 +28,7 @@ from livekit import rtc
 from livekit.agents import stt, utils, vad
 
 from interviewer.interview import Ask
-from interviewer.voice.stt import Word, join_pieces, join_text
+from interviewer.voice.stt import AWAITED, Word, join_pieces, join_text
 
 log = logging.getLogger(__name__)
 
@@ -535,11 +535,15 @@ class AnswerCapture:
         seg.started = True  # from here on its audio is fixed
         frame = rtc.AudioFrame(seg.audio, rec.sample_rate, 1, len(seg.audio) // 2)
         seg.audio = b""
+        # the shared whisper worker takes this first once the applicant has stopped speaking
+        awaited = AWAITED.set(lambda: not self.speaking and self.current is rec)
         try:
             ev = await self._stt.recognize(buffer=frame)
         except Exception:
             log.exception("transcription failed for a segment of %s", rec.ask.key)
             return
+        finally:
+            AWAITED.reset(awaited)
         seg.transcribed_wall = time.time()
         if not ev.alternatives:
             return

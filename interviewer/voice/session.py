@@ -38,6 +38,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from interviewer.banks.model import Bank
 from interviewer.config import OPENING_VOICE_KEY, get_settings
 from interviewer.interview import NO_ANSWER_KEY, Ask, InterviewFlow
+from interviewer.priority import LiveGate, LiveWindow
 from interviewer.store import repo
 from interviewer.store.db import session_scope
 from interviewer.store.models import Answer, AnswerStatus, Interview, InterviewState, Opening
@@ -241,7 +242,8 @@ class SessionOptions:
     ``max_follow_ups`` per question (0 for a pre-recorded applicant, who cannot answer
     questions nobody can predict); ``timeout_s`` stops the run (state saved) if the interview
     has not ended by then; ``hold_input``: a :class:`~interviewer.voice.io.WavAudioInput` waits
-    at pauses while the agent speaks (a polite applicant).
+    at pauses while the agent speaks (a polite applicant). ``live_gate_dir``: where the session
+    holds the live gate from the applicant's speech to the next line (None: this machine's).
     """
 
     silence_threshold_s: float | None = None
@@ -249,6 +251,7 @@ class SessionOptions:
     max_follow_ups: int = 1
     timeout_s: float | None = None
     hold_input: bool = True
+    live_gate_dir: Path | None = None
 
 
 async def run_interview(
@@ -390,6 +393,13 @@ async def run_interview(
             ),
             hold_after_s=threshold + 0.2,
         )
+    # scoring and integrity analysis pause from the applicant's speech until the next line
+    window = LiveWindow(LiveGate(options.live_gate_dir), f"interview-{interview_id}")
+    session.on("user_state_changed", lambda ev: window.user_speaking(ev.new_state == "speaking"))
+    session.on(
+        "agent_state_changed",
+        lambda ev: window.agent_speaking() if ev.new_state == "speaking" else None,
+    )
     if audio_input is not None:
         session.input.audio = audio_input
     if audio_output is not None:
@@ -413,6 +423,7 @@ async def run_interview(
     finally:
         ended.cancel()
         await session.aclose()
+        window.close()  # after the session's last event
         capture.stop()
         if paused.done():
             paused.exception()  # retrieved: a pause while closing is not an unhandled error

@@ -34,12 +34,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import itertools
 import os
 import shutil
 import threading
 import weakref
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args
@@ -67,6 +69,13 @@ SAMPLE_RATE = 16_000
 DEFAULT_MAX_PENDING = 8
 
 T = TypeVar("T")
+
+AWAITED: contextvars.ContextVar[Callable[[], bool] | None] = contextvars.ContextVar(
+    "transcript_awaited", default=None
+)
+"""Set by the caller of ``recognize`` (the capture): says, when the worker picks its next job,
+whether someone waits for this transcript now (the applicant has stopped speaking) or only
+later (a segment cut at a pause while they go on). The worker takes awaited jobs first."""
 
 
 @dataclass(frozen=True)
@@ -320,6 +329,11 @@ class TranscriptionQueue:
     was cancelled meanwhile), so ``peak_depth <= max_pending`` always holds. Callers beyond the
     bound wait in ``run()`` (``waiting``). The gate is an asyncio.Semaphore per event loop; a
     process normally runs one loop, so in practice the bound is process-wide.
+
+    Order: when the worker is free it takes the oldest job whose transcript is awaited now
+    (:data:`AWAITED`), else the oldest job. With several interviews on one model, the last
+    words of an applicant who has finished (the next question waits for them) no longer
+    queue behind segments of applicants still speaking (nobody waits for those yet).
     """
 
     def __init__(self, max_pending: int = DEFAULT_MAX_PENDING, *, name: str = "whisper") -> None:
@@ -335,6 +349,8 @@ class TranscriptionQueue:
         self._waiting = 0
         self.peak_depth = 0
         self.completed = 0
+        self._jobs: list[tuple[int, Callable[[], bool] | None, Callable[[], Any], Future[Any]]] = []
+        self._seq = itertools.count()
 
     @property
     def depth(self) -> int:
@@ -377,13 +393,42 @@ class TranscriptionQueue:
         with self._lock:
             self._depth += 1
             self.peak_depth = max(self.peak_depth, self._depth)
+        cfut: Future[T] = Future()
+        with self._lock:
+            self._jobs.append((next(self._seq), AWAITED.get(), lambda: fn(*args), cfut))
         try:
-            cfut = self._executor.submit(fn, *args)
+            self._executor.submit(self._run_next)  # one call per job: each runs one, the best
         except BaseException:
+            with self._lock:
+                self._jobs = [j for j in self._jobs if j[3] is not cfut]
             self._finished(loop, gate)
             raise
         cfut.add_done_callback(lambda _f: self._finished(loop, gate))
         return await asyncio.wrap_future(cfut)
+
+    def _run_next(self) -> None:
+        """On the worker: run the most urgent job waiting (see the class docstring)."""
+        with self._lock:
+            if not self._jobs:
+                return
+            pick = next((j for j in self._jobs if _awaited(j[1])), self._jobs[0])
+            self._jobs.remove(pick)
+        _, _, call, cfut = pick
+        if not cfut.set_running_or_notify_cancel():
+            return
+        try:
+            cfut.set_result(call())
+        except BaseException as err:
+            cfut.set_exception(err)
+
+
+def _awaited(check: Callable[[], bool] | None) -> bool:
+    if check is None:
+        return False
+    try:
+        return bool(check())
+    except Exception:  # a capture torn down meanwhile: nobody waits
+        return False
 
 
 _SHARED_QUEUE: TranscriptionQueue | None = None
