@@ -14,6 +14,20 @@ from pathlib import Path
 
 import pytest
 
+# --- The live gate: one per test process -------------------------------------------------------
+#
+# Live interviews pause scoring and integrity analysis on the same machine through a directory of
+# leases (interviewer/priority.py). Under pytest-xdist each worker is its own little deployment:
+# a scorer in one worker must not wait for an interview another worker's test is running.
+os.environ.setdefault(
+    "INTERVIEWER_LIVE_GATE_DIR",
+    os.path.join(
+        tempfile.gettempdir(),
+        f"interviewer-live-test-{os.getuid()}-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}",
+    ),
+)
+
+
 # --- Data layer: every data-layer test runs on SQLite and on a real PostgreSQL server ----------
 #
 #   def test_something(db_url): ...      # a fresh, empty database URL (not migrated)
