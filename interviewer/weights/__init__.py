@@ -18,6 +18,7 @@ Layout of the model directory::
     whisper/tiny.en.pt, whisper/base.pt    openai-whisper checkpoints (converted)
     llm/qwen2.5-1.5b/, llm/smollm2-135m/   transformers folders (dequantized safetensors)
     embedder/all-MiniLM-L6-v2/             sentence-transformers folder
+    faces/*.dat                            dlib face detector, landmarks, face embedder
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from interviewer.weights.catalog import (
     COMPONENTS,
     COPIED,
     EMBEDDER,
+    FACES,
     GGUF,
     LLM_DTYPES,
     LLM_NAMES,
@@ -48,6 +50,7 @@ from interviewer.weights.install import install
 from interviewer.weights.locate import (
     CheckResult,
     embedder_dir,
+    faces_dir,
     faster_whisper_dir,
     llm_dir,
     verify,
@@ -58,6 +61,7 @@ __all__ = [
     "COMPONENTS",
     "COPIED",
     "EMBEDDER",
+    "FACES",
     "GGUF",
     "LLM_DTYPES",
     "LLM_NAMES",
@@ -72,6 +76,7 @@ __all__ = [
     "convert_ctranslate2_whisper",
     "ctranslate2_to_openai_whisper",
     "embedder_dir",
+    "faces_dir",
     "faster_whisper_dir",
     "install",
     "llm_dir",

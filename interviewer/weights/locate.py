@@ -12,6 +12,7 @@ from interviewer.weights.catalog import (
     COMPONENTS,
     COPIED,
     EMBEDDER,
+    FACES,
     LLM_NAMES,
     MANIFEST,
     RECIPE_VERSION,
@@ -59,6 +60,11 @@ def llm_dir(name: str, model_dir: Path | None = None) -> Path:
 def embedder_dir(model_dir: Path | None = None) -> Path:
     """The sentence-transformers folder of all-MiniLM-L6-v2."""
     return _located(EMBEDDER, _dir(model_dir), f"embedder/{EMBEDDER}/")
+
+
+def faces_dir(model_dir: Path | None = None) -> Path:
+    """The folder of dlib's face detector, landmark predictor and face embedder (``*.dat``)."""
+    return _located(FACES, _dir(model_dir), "faces/")
 
 
 def _known(name: str, names: tuple[str, ...]) -> None:
