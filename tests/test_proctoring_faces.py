@@ -22,7 +22,9 @@ import pytest
 import yaml
 from sqlalchemy import Engine
 
+from interviewer import weights
 from interviewer.banks.model import Bank
+from interviewer.errors import ModelError
 from interviewer.proctoring import face_model, faces
 from interviewer.proctoring.analyze import analyze_interview
 from interviewer.proctoring.events import EventKind, Severity, severity_of, summary
@@ -273,3 +275,18 @@ def test_stand_in_and_looking_away_become_episodes(
     assert [e.kind for e in again.episodes] == ["looking_away", "different_person"]
     alone = faces.camera_episodes(chunks, detector, t)  # on its own, he is the applicant
     assert [e.kind for e in alone.episodes] == ["looking_away"]
+
+
+def test_face_weights_install_verify_and_missing(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="interviewer models install"):
+        face_model.load_face_model(tmp_path / "empty")
+    weights.install(tmp_path / "models", only={weights.FACES})
+    model = face_model.load_face_model(tmp_path / "models")
+    assert model.faces(np.zeros((H, W, 3), np.uint8)) == []
+    results = [r for r in weights.verify(tmp_path / "models") if r.component == weights.FACES]
+    assert all(r.ok for r in results)
+    assert {r.file.name for r in results} == {
+        face_model.DETECTOR,
+        face_model.LANDMARKS,
+        face_model.EMBEDDER,
+    }
