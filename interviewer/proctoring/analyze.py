@@ -28,7 +28,7 @@ from interviewer.errors import UserError
 from interviewer.interview import PRACTICE_ID
 from interviewer.priority import yield_to_live
 from interviewer.proctoring import duplicates as dup
-from interviewer.proctoring import faces, voices
+from interviewer.proctoring import face_model, faces, voices
 from interviewer.proctoring.events import (
     EventDraft,
     EventKind,
@@ -96,8 +96,8 @@ def analyze_interview(
     embed: dup.Embed | None = None,
     model_dir: Path | None = None,
 ) -> AnalysisReport:
-    """Detect and store; a detector that cannot run (no face detector in this OpenCV, no
-    embedder installed) is reported in ``skipped`` and leaves its previous events alone."""
+    """Detect and store; a detector that cannot run (face models or embedder not installed)
+    is reported in ``skipped`` and leaves its previous events alone."""
     unknown = set(sources) - set(SOURCES)
     if unknown:
         raise ValueError(f"unknown detector(s) {', '.join(sorted(unknown))}")
@@ -111,7 +111,7 @@ def analyze_interview(
     yield_to_live()  # between detectors: a live interview on this machine comes first
     if "faces" in sources:
         try:
-            detector = face_detector or faces.load_face_detector()
+            detector = face_detector or face_model.load_face_model(model_dir)
         except UserError as err:
             report.skipped["faces"] = str(err)
         else:
@@ -335,8 +335,10 @@ def _face_events(
 ) -> list[EventDraft]:
     t = inputs.thresholds
     drafts: list[EventDraft] = []
+    reference = None  # the applicant's face, carried from the first part into later ones
     for part, chunks in camera_parts(recordings, inputs.interview_id).items():
-        episodes, frames = faces.camera_episodes(chunks, detector, t)
+        result = faces.camera_episodes(chunks, detector, t, reference=reference)
+        episodes, frames, reference = result.episodes, result.frames, result.reference
         report.frames_sampled += frames
         # When the part started: its last chunk is written as the recording stops, so its
         # mtime minus the decoded length; the offset within the part is in the evidence.
@@ -360,6 +362,7 @@ def _face_events(
                     "frames": episode.frames,
                     "max_faces": episode.max_faces,
                     "sample_fps": t.face_sample_fps,
+                    **_face_measure(episode, t),
                 },
             )
             if made is None:
@@ -371,6 +374,15 @@ def _face_events(
                 )
             drafts.append(made)
     return drafts
+
+
+def _face_measure(episode: faces.Episode, t: ProctoringThresholds) -> dict[str, float]:
+    """How sure a camera flag is: the strongest reading against the threshold it crossed."""
+    if episode.peak is None:
+        return {}
+    if episode.kind == EventKind.looking_away:
+        return {"max_yaw_deg": episode.peak, "yaw_threshold_deg": t.looking_away_yaw_deg}
+    return {"max_distance": episode.peak, "same_person_below": t.face_match_distance}
 
 
 # --- text ---------------------------------------------------------------------------------------

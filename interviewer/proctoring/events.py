@@ -47,6 +47,8 @@ class EventKind(enum.StrEnum):
     # found by the server in the recordings
     no_face = "no_face"
     multiple_faces = "multiple_faces"
+    looking_away = "looking_away"
+    different_person = "different_person"
     speaker_change = "speaker_change"
     background_voice = "background_voice"
     reading_pattern = "reading_pattern"
@@ -95,6 +97,12 @@ SEVERITY_RULES: dict[EventKind, Rule] = {
     EventKind.no_face: Rule("seconds", "no_face_warning_s", "no_face_high_s", below="drop"),
     EventKind.multiple_faces: Rule(
         "frames", "multiple_faces_warning_frames", "multiple_faces_high_frames", below="drop"
+    ),
+    EventKind.looking_away: Rule(
+        "seconds", "looking_away_warning_s", "looking_away_high_s", below="drop"
+    ),
+    EventKind.different_person: Rule(
+        "seconds", "different_person_warning_s", "different_person_high_s", below="drop"
     ),
     EventKind.speaker_change: Rule(
         "seconds", "speaker_min_segment_s", "speaker_change_high_s", below="drop"

@@ -1,16 +1,18 @@
-"""Faces in the camera recording: nobody there for a while, or more than one person.
+"""Faces in the camera recording: nobody there, several people, the applicant looking away for
+long, or a different person in front of the camera than at the start.
 
 Frames are sampled on the server from what was recorded (never from anything the page claims):
 ffmpeg decodes the recording (webm/mp4/y4m; a MediaRecorder "part" is its chunks concatenated
 in order, fed through a pipe), its ``fps`` filter picks ~1 frame per second by timestamp, and
 each frame is scaled into a fixed 4:3 box so the detector sees one size whatever the camera.
 
-The detector is OpenCV's frontal-face Haar cascade (``cv2.data.haarcascades``): no extra
-weights, a few tens of ms per 320 px frame. It misses faces turned away or badly lit and now
-and then finds a face in a pattern, so "no face" needs several seconds in a row (one-frame
-blips inside bridged) and "several faces" several consecutive frames; ``min_neighbors=8`` (not
-OpenCV's 3) trades a few misses for far fewer invented faces. These are prompts for a person
-to look at the thumbnail, not findings.
+The models are dlib's (``face_model``): a face detector, 5 landmarks per face (head turn) and a
+128-d embedding per face (who it is). "The applicant" is the mean embedding of the first few
+one-face frames; a later one-face frame farther than ``face_match_distance`` from it is someone
+else. A single odd frame is noise, so every signal needs a stretch of frames (one-frame gaps
+inside bridged, except for "several faces": a false second face is a one-frame blip that must
+not glue two real episodes together). These are prompts for a person to look at the
+thumbnail, not findings.
 
 Plain blocking functions: run them in an executor or a worker process, never on the event loop.
 """
@@ -28,72 +30,18 @@ from typing import Protocol
 
 import numpy as np
 
-from interviewer.errors import MissingSystemPackage, UserError
+from interviewer.errors import MissingSystemPackage
 from interviewer.priority import yield_to_live
 from interviewer.proctoring.events import severity_of
+from interviewer.proctoring.face_model import Box, Face
 from interviewer.proctoring.thresholds import ProctoringThresholds
 
-Box = tuple[int, int, int, int]  # x, y, width, height in the scaled frame
-CASCADE = "haarcascade_frontalface_default.xml"
-# A "no face" run survives one frame with a face inside it (a false face on a bookshelf); a
-# "several faces" run does not (a false second face is a one-frame blip: it must not glue two
-# real episodes or an episode and a blip together).
-BRIDGE_FRAMES = {"no_face": 1, "multiple_faces": 0}
-
-
-class FaceDetectorUnavailable(UserError):
-    """This OpenCV build has no usable face detector."""
+KINDS = ("no_face", "multiple_faces", "looking_away", "different_person")
+BRIDGE_FRAMES = {"no_face": 1, "multiple_faces": 0, "looking_away": 1, "different_person": 1}
 
 
 class FaceDetector(Protocol):
-    def detect(self, frame_bgr: np.ndarray) -> list[Box]: ...
-
-
-class HaarFaceDetector:
-    """OpenCV's frontal-face cascade; ``min_neighbors`` trades misses for false faces."""
-
-    def __init__(self, cascade_path: Path, *, min_neighbors: int = 8, min_size: int = 24) -> None:
-        import cv2
-
-        self._cascade = cv2.CascadeClassifier(str(cascade_path))
-        if self._cascade.empty():
-            raise FaceDetectorUnavailable(f"{cascade_path}: not a readable OpenCV cascade")
-        self._lock = threading.Lock()  # one CascadeClassifier is not safe across threads
-        self.min_neighbors = min_neighbors
-        self.min_size = min_size
-
-    def detect(self, frame_bgr: np.ndarray) -> list[Box]:
-        import cv2
-
-        gray = cv2.equalizeHist(cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY))
-        with self._lock:
-            found = self._cascade.detectMultiScale(
-                gray,
-                scaleFactor=1.1,
-                minNeighbors=self.min_neighbors,
-                minSize=(self.min_size, self.min_size),
-            )
-        return [tuple(int(v) for v in box) for box in found]  # type: ignore[misc]
-
-
-def load_face_detector() -> FaceDetector:
-    """The Haar detector shipped in the opencv-python-headless wheel.
-
-    OpenCV 5 moved ``CascadeClassifier`` and the cascade files out of the main wheel; this
-    says so in one line instead of failing deep inside an analysis.
-    """
-    import cv2
-
-    fix = "install opencv-python-headless 4.x (`pip install 'opencv-python-headless<5'`)"
-    if not hasattr(cv2, "CascadeClassifier"):
-        raise FaceDetectorUnavailable(
-            f"OpenCV {cv2.__version__} has no CascadeClassifier (OpenCV 5 moved it out): {fix}"
-        )
-    folder = Path(getattr(getattr(cv2, "data", None), "haarcascades", "") or ".")
-    path = folder / CASCADE
-    if not path.is_file():
-        raise FaceDetectorUnavailable(f"{path}: missing from OpenCV {cv2.__version__}: {fix}")
-    return HaarFaceDetector(path)
+    def faces(self, frame_bgr: np.ndarray, *, embed: bool = False) -> list[Face]: ...
 
 
 # --- sampling frames ------------------------------------------------------------------------------
@@ -176,13 +124,16 @@ def _feed(process: subprocess.Popen[bytes], chunks: list[Path]) -> None:
 
 @dataclass
 class Episode:
-    """A stretch of sampled frames with no face or with several faces."""
+    """A stretch of sampled frames showing one of KINDS."""
 
-    kind: str  # "no_face" | "multiple_faces"
+    kind: str
     start_s: float
     end_s: float  # one sampling interval after the last frame of the stretch
     frames: int  # sampled frames in the stretch that showed the condition
     max_faces: int
+    # The strongest reading in the stretch: degrees of head turn (looking_away), embedding
+    # distance from the applicant's face (different_person); None for the others.
+    peak: float | None = None
     thumbnail: np.ndarray | None = field(default=None, repr=False)  # BGR, boxes drawn
     offsets: list[float] = field(default_factory=list)
 
@@ -192,8 +143,8 @@ class Episode:
 
     @property
     def amount(self) -> float:
-        """What the severity rule measures: seconds for "no face", frames for "several"."""
-        return self.duration_s if self.kind == "no_face" else self.frames
+        """What the severity rule measures: frames for "several faces", seconds otherwise."""
+        return self.frames if self.kind == "multiple_faces" else self.duration_s
 
 
 def runs(flags: Sequence[bool], bridge: int = 1) -> list[tuple[int, int]]:
@@ -218,59 +169,113 @@ def _annotated(frame: np.ndarray, boxes: list[Box]) -> np.ndarray:
     return out
 
 
+@dataclass
+class _Reading:
+    """What one sampled frame showed, per kind: the flag and its strength."""
+
+    faces: int
+    yaw: float | None = None
+    distance: float | None = None
+
+    def flags(self, t: ProctoringThresholds) -> dict[str, bool]:
+        return {
+            "no_face": self.faces == 0,
+            "multiple_faces": self.faces > 1,
+            "looking_away": self.yaw is not None and self.yaw >= t.looking_away_yaw_deg,
+            "different_person": self.distance is not None and self.distance > t.face_match_distance,
+        }
+
+
+@dataclass
+class CameraResult:
+    episodes: list[Episode]
+    frames: int
+    # The applicant's face (mean embedding of the first one-face frames): pass it to the next
+    # part of the same interview so a stand-in after a page reload is still compared with them.
+    reference: np.ndarray | None
+
+
 def camera_episodes(
     source: Path | Sequence[Path],
     detector: FaceDetector,
     thresholds: ProctoringThresholds,
-) -> tuple[list[Episode], int]:
-    """Episodes long enough to record (per the thresholds), and how many frames were sampled.
+    *,
+    reference: np.ndarray | None = None,
+) -> CameraResult:
+    """Episodes long enough to record (per the thresholds), frames sampled, the reference face.
 
-    Frames are not kept: only each candidate stretch's most telling frame (its first frame for
-    "no face", the one with most faces otherwise) survives as a thumbnail.
+    Frames are not kept: only each candidate stretch's most telling frame (its first frame, or
+    for "several faces" the one with most faces) survives as a thumbnail.
     """
-    fps = thresholds.face_sample_fps
-    counts: list[int] = []
-    kept: dict[int, tuple[np.ndarray, list[Box]]] = {}
-    prev_state = None
-    best_multi: tuple[int, int] | None = None  # (faces, index) within the current multi stretch
+    t = thresholds
+    fps = t.face_sample_fps
+    readings: list[_Reading] = []
+    kept: dict[tuple[str, int], tuple[np.ndarray, list[Box]]] = {}
+    prev = dict.fromkeys(KINDS, False)
+    most_faces = 0
+    enrolling: list[np.ndarray] = []
     for index, (_offset, frame) in enumerate(
-        sample_frames(source, fps=fps, width=thresholds.face_frame_width)
+        sample_frames(source, fps=fps, width=t.face_frame_width)
     ):
         yield_to_live()  # a worker process pauses here while an interview is live
-        boxes = detector.detect(frame)
-        counts.append(len(boxes))
-        state = "none" if not boxes else "many" if len(boxes) > 1 else "one"
-        if state == "none" and prev_state != "none":
-            kept[index] = (frame, boxes)
-        if state == "many" and (
-            best_multi is None or len(boxes) > best_multi[0] or prev_state != "many"
-        ):
-            kept[index] = (frame, boxes)
-            best_multi = (len(boxes), index)
-        prev_state = state
-    episodes: list[Episode] = []
-    for kind, flags in (
-        ("no_face", [c == 0 for c in counts]),
-        ("multiple_faces", [c > 1 for c in counts]),
-    ):
-        for first, last in runs(flags, BRIDGE_FRAMES[kind]):
-            hits = [i for i in range(first, last + 1) if flags[i]]
-            if kind == "no_face":
-                pick = next((i for i in hits if i in kept), None)
-            else:
-                with_thumb = [i for i in hits if i in kept]
-                pick = max(with_thumb, key=lambda i: len(kept[i][1])) if with_thumb else None
-            thumb = _annotated(*kept[pick]) if pick is not None else None
-            episode = Episode(
-                kind=kind,
-                start_s=round(first / fps, 3),
-                end_s=round((last + 1) / fps, 3),
-                frames=len(hits),
-                max_faces=max(counts[i] for i in hits),
-                thumbnail=thumb,
-                offsets=[round(i / fps, 3) for i in hits],
+        found = detector.faces(frame, embed=True)
+        reading = _Reading(len(found))
+        if len(found) == 1:
+            face = found[0]
+            reading.yaw = face.yaw_deg
+            if reference is None and face.embedding is not None:
+                enrolling.append(face.embedding)
+                if len(enrolling) >= t.face_reference_frames:
+                    reference = np.mean(enrolling, axis=0)
+            elif reference is not None:
+                reading.distance = face.distance(reference)
+        readings.append(reading)
+        flags = reading.flags(t)
+        boxes = [f.box for f in found]
+        for kind in KINDS:
+            starts = flags[kind] and not prev[kind]
+            if kind == "multiple_faces" and flags[kind]:
+                if starts or len(found) > most_faces:
+                    kept[(kind, index)] = (frame, boxes)
+                    most_faces = len(found)
+            elif starts:
+                kept[(kind, index)] = (frame, boxes)
+        prev = flags
+    episodes = [e for kind in KINDS for e in _episodes_of(kind, readings, kept, t) if e is not None]
+    episodes.sort(key=lambda e: (e.start_s, KINDS.index(e.kind)))
+    return CameraResult(episodes, len(readings), reference)
+
+
+def _episodes_of(
+    kind: str,
+    readings: list[_Reading],
+    kept: dict[tuple[str, int], tuple[np.ndarray, list[Box]]],
+    t: ProctoringThresholds,
+) -> Iterator[Episode | None]:
+    fps = t.face_sample_fps
+    flags = [r.flags(t)[kind] for r in readings]
+    for first, last in runs(flags, BRIDGE_FRAMES[kind]):
+        hits = [i for i in range(first, last + 1) if flags[i]]
+        with_thumb = [i for i in hits if (kind, i) in kept]
+        if kind == "multiple_faces" and with_thumb:
+            pick: int | None = max(with_thumb, key=lambda i: len(kept[(kind, i)][1]))
+        else:
+            pick = with_thumb[0] if with_thumb else None
+        values = [
+            v
+            for v in (
+                readings[i].yaw if kind == "looking_away" else readings[i].distance for i in hits
             )
-            if severity_of(kind, episode.amount, thresholds) is not None:
-                episodes.append(episode)
-    episodes.sort(key=lambda e: e.start_s)
-    return episodes, len(counts)
+            if v is not None
+        ]
+        episode = Episode(
+            kind=kind,
+            start_s=round(first / fps, 3),
+            end_s=round((last + 1) / fps, 3),
+            frames=len(hits),
+            max_faces=max(readings[i].faces for i in hits),
+            peak=round(max(values), 3) if values else None,
+            thumbnail=_annotated(*kept[(kind, pick)]) if pick is not None else None,
+            offsets=[round(i / fps, 3) for i in hits],
+        )
+        yield episode if severity_of(kind, episode.amount, t) is not None else None

@@ -40,6 +40,19 @@ class ProctoringThresholds(BaseModel):
     no_face_high_s: float = Field(30.0, gt=0)
     multiple_faces_warning_frames: int = Field(2, ge=1)
     multiple_faces_high_frames: int = Field(5, ge=1)
+    looking_away_yaw_deg: float = Field(
+        30.0, gt=0, le=90, description="A head turned further than this is looking away."
+    )
+    looking_away_warning_s: float = Field(10.0, gt=0, description="Shorter glances: not recorded.")
+    looking_away_high_s: float = Field(30.0, gt=0)
+    face_reference_frames: int = Field(
+        5, ge=1, le=60, description="One-face frames at the start that define the applicant."
+    )
+    face_match_distance: float = Field(
+        0.6, gt=0, le=2, description="Face embedding distance above which it is someone else."
+    )
+    different_person_warning_s: float = Field(3.0, gt=0)
+    different_person_high_s: float = Field(10.0, gt=0)
 
     # --- voices ---------------------------------------------------------------------------------
     speaker_window_s: float = Field(1.5, ge=0.5, le=5)
@@ -74,6 +87,8 @@ class ProctoringThresholds(BaseModel):
             ("paste_warning_chars", "paste_high_chars"),
             ("no_face_warning_s", "no_face_high_s"),
             ("multiple_faces_warning_frames", "multiple_faces_high_frames"),
+            ("looking_away_warning_s", "looking_away_high_s"),
+            ("different_person_warning_s", "different_person_high_s"),
             ("background_voice_warning_s", "background_voice_high_s"),
             ("duplicate_similarity", "duplicate_high_similarity"),
             ("reference_overlap_warning", "reference_overlap_high"),

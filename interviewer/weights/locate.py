@@ -12,6 +12,7 @@ from interviewer.weights.catalog import (
     COMPONENTS,
     COPIED,
     EMBEDDER,
+    FACES,
     LLM_NAMES,
     MANIFEST,
     RECIPE_VERSION,
@@ -66,6 +67,11 @@ def voice_model(model_dir: Path | None = None) -> Path:
     """The ONNX file of the neural voice (hibari), loaded in place of the copy inside the
     package so that it is sha256-checked like every other model."""
     return _located(VOICE_MODEL, _dir(model_dir), "tts/hibari.onnx")
+
+
+def faces_dir(model_dir: Path | None = None) -> Path:
+    """The folder of dlib's face detector, landmark predictor and face embedder (``*.dat``)."""
+    return _located(FACES, _dir(model_dir), "faces/")
 
 
 def _known(name: str, names: tuple[str, ...]) -> None:
