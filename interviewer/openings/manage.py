@@ -159,7 +159,7 @@ def parse_opening_form(
         kind=float,
         low=0.3,
         high=10,
-        what="The silence threshold",
+        what="The maximum pause",
     )
     if errors:
         return None, errors
