@@ -11,9 +11,13 @@ APT_RUN  := espeak-ng ffmpeg libportaudio2
 NODE_STAMP := node_modules/.installed
 # ceph-mon/ceph-osd/radosgw: a real S3 server (Ceph RGW on a one-OSD memstore cluster) for the
 # S3 storage tests (tests/s3_server.py); docker-compose: validates deploy/docker-compose.yml
-# against the Compose schema (no Docker daemon needed).
+# against the Compose schema (no Docker daemon needed); asterisk sounds in fr/es/it/ru: real speech
+# for bench/turn_taking.py (en is the tests' own).
 APT_TEST := $(APT_RUN) chromium chromium-driver postgresql asterisk-core-sounds-en-wav asterisk-core-sounds-en \
-	ceph-mon ceph-osd radosgw docker-compose
+	ceph-mon ceph-osd radosgw docker-compose \
+	asterisk-core-sounds-fr asterisk-core-sounds-fr-wav asterisk-core-sounds-es asterisk-core-sounds-es-wav \
+	asterisk-core-sounds-it asterisk-core-sounds-it-wav asterisk-prompt-it-menardi-wav \
+	asterisk-core-sounds-ru asterisk-core-sounds-ru-wav
 
 .PHONY: run test lint bench apt-run apt-test models clean-venv js
 

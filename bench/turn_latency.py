@@ -123,7 +123,7 @@ async def main() -> None:
             demo["answers"][q.id]["strong"] for q in bank.questions
         ]
         wav = tmp / "interview.wav"
-        answers_wav(texts, wav, voice="en-gb", gap_s=3.0)
+        answers_wav(texts, wav, voice="en-gb", gap_s=4.0)
         report = await _run(engine, _interview(engine, bank, "bench"), wav, tmp, models)
         lat = [t.turn_latency_s for t in report.turns if t.turn_latency_s is not None]
         lag = [t.transcript_lag_s for t in report.turns if t.transcript_lag_s is not None]
@@ -161,7 +161,7 @@ async def main() -> None:
     ten = " ".join([SENTENCE] * 1)
     sixty = " ".join([SENTENCE] * 6)
     wav = tmp / "long.wav"
-    spans = answers_wav([demo["practice"]["weak"], ten, sixty], wav, voice="en-gb", gap_s=3.0)
+    spans = answers_wav([demo["practice"]["weak"], ten, sixty], wav, voice="en-gb", gap_s=4.0)
     report = await _run(engine, _interview(engine, long_bank, "bench-lag"), wav, tmp, models)
     print("\ntranscript lag by answer length:")
     for (start, end), turn in zip(spans, report.turns, strict=False):

@@ -88,7 +88,15 @@ class Settings(BaseSettings):
         "(docs/proctoring.md) off the event loop and store their integrity events.",
     )
     silence_threshold_s: float = Field(
-        default=1.2, description="Default silence that ends an answer; openings may override."
+        default=3.0,
+        description="Maximum pause: the longest silence inside an answer before it ends "
+        "(the end-of-turn decision usually ends it sooner, see docs/turn-taking.md); "
+        "openings may override.",
+    )
+    turn_model: Literal["smart-turn", "none"] = Field(
+        default="smart-turn",
+        description="The end-of-turn model asked after a short silence (smart-turn v3.2); "
+        "none: only the words so far and the applicant's pace, within the maximum pause.",
     )
     background_niceness: int = Field(
         default=10,

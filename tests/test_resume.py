@@ -61,9 +61,9 @@ def test_sigkill_mid_interview_then_resume(tmp_path: Path, model_dir: Path) -> N
 
     texts = {qid: text for qid, (text, _) in ANSWERS.items()}
     first = tmp_path / "first.wav"  # practice, colour, animal...: killed during animal
-    answers_wav([texts["practice"], texts["colour"], texts["animal"]], first, gap_s=2.5)
+    answers_wav([texts["practice"], texts["colour"], texts["animal"]], first, gap_s=4.0)
     rest = tmp_path / "rest.wav"  # what the applicant says after reconnecting
-    answers_wav([texts["animal"], texts["city"]], rest, gap_s=2.5)
+    answers_wav([texts["animal"], texts["city"]], rest, gap_s=4.0)
 
     proc = _cli(tmp_path, url, "--opening", "resume", "--answers", str(first), "--no-score")
     try:

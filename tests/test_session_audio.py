@@ -85,7 +85,7 @@ async def test_answers_land_on_their_questions(
     scoring = LiveScoring(db_url, model="smollm2-135m", model_dir=model_dir)
     interview_id = _interview(engine)
     wav = tmp_path / "answers.wav"
-    answers_wav([text for text, _ in ANSWERS.values()], wav, gap_s=2.5)
+    answers_wav([text for text, _ in ANSWERS.values()], wav, gap_s=4.0)
     recordings = Recordings(tmp_path / "rec")
     audio_out = WavAudioOutput(tmp_path / "agent.wav", speed=6.0)
 
@@ -224,7 +224,8 @@ async def test_no_answer_and_time_limit_in_audio(
         [ANSWERS["practice"][0], None, LONG_ANSWER],
         wav,
         gap_s=0.0,
-        silent_answer_s=2 * no_answer_s + 2.5,  # + the 1.2 s that ends the practice answer
+        # + the pause that ends the practice answer (up to the 3 s maximum pause)
+        silent_answer_s=2 * no_answer_s + 4.5,
     )
     assert spans[2][1] - spans[2][0] > 20  # longer than the 15 s limit
     audio_out = WavAudioOutput(None, speed=6.0)

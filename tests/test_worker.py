@@ -172,7 +172,7 @@ async def test_worker_runs_the_interview_session_and_stores_answers_in_s3(
     with contextlib.suppress(storage.client.exceptions.BucketAlreadyOwnedByYou):
         storage.client.create_bucket(Bucket="worker-test")
     wav = tmp_path / "answers.wav"
-    answers_wav([text for text, _ in FIXTURE_ANSWERS.values()], wav, gap_s=2.5)
+    answers_wav([text for text, _ in FIXTURE_ANSWERS.values()], wav, gap_s=4.0)
     out = WavAudioOutput(tmp_path / "agent.wav", speed=6.0)
 
     stack = VoiceStack(settings, vad=load_vad(0.3), stt=WhisperSTT(model="tiny.en"))

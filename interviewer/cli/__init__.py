@@ -12,6 +12,7 @@ from interviewer.cli.interview import demo, interview
 from interviewer.cli.score import score
 from interviewer.cli.serve import serve
 from interviewer.cli.transcribe import transcribe
+from interviewer.cli.turns import turns
 from interviewer.cli.voice import say
 from interviewer.cli.worker import scorer, worker
 
@@ -28,6 +29,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(applicant.app, name="applicant")
 app.command("transcribe")(transcribe)
 app.command("say")(say)
+app.command("turns")(turns)
 app.command("interview")(interview)
 app.command("demo")(demo)
 app.command("rank")(scoring.rank)

@@ -36,7 +36,7 @@ if not console.is_terminal:  # piped to a file or a log: Rich would wrap tables 
 
 DEMO_LEVELS = ("strong", "average", "weak")
 DEMO_VOICES = {"strong": "en-gb", "average": "en-us+f3", "weak": "en-gb-scotland"}
-DEMO_GAP_S = 3.0
+DEMO_GAP_S = 4.0  # longer than the default maximum pause (3 s): each answer ends
 
 
 def _find_opening(engine: Engine, ref: str) -> Any:
@@ -155,7 +155,7 @@ def _print_report(report: Any, title: str) -> None:
         parts.append(f"end of answer -> next line: median {lat[len(lat) // 2]:.2f} s")
     if lag:
         parts.append(f"transcript lag max {max(lag):.2f} s")
-    parts.append(f"silence threshold {report.silence_threshold_s:.1f} s")
+    parts.append(f"maximum pause {report.silence_threshold_s:.1f} s")
     console.print(Text(" · ".join(parts), style="dim"))
 
 

@@ -168,7 +168,7 @@ def parse_opening_form(
         kind=float,
         low=0.3,
         high=10,
-        what="The silence threshold",
+        what="The maximum pause",
     )
     voice = str(form.get("voice") or "").strip()
     if voice and voice not in VOICES:

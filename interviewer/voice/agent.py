@@ -38,6 +38,7 @@ from livekit.agents.voice import ModelSettings, SpeechHandle
 
 from interviewer.interview import Action, Ask, End, InterviewFlow, Record, Say
 from interviewer.voice.capture import AnswerAudio, AnswerCapture, Turn
+from interviewer.voice.turns import EndOfTurn, TurnPolicy
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +107,8 @@ class InterviewAgent(Agent):
     ``persist`` is awaited with every :class:`Step` before the next line is spoken, so what the
     applicant hears never runs ahead of what is stored. ``capture`` is None in text mode.
     ``no_answer_timeout_s`` is the silence after a question (or its re-prompt) that counts as
-    no answer; ``silence_threshold_s`` the silence that ends an answer (the session's turn
-    detection uses it too; the capture re-checks it on its own VAD clock).
+    no answer; ``end_of_turn`` decides when an answer is over (:mod:`interviewer.voice.turns`;
+    without one, ``silence_threshold_s`` of silence on the capture's VAD clock ends it).
     """
 
     def __init__(
@@ -118,6 +119,7 @@ class InterviewAgent(Agent):
         capture: AnswerCapture | None = None,
         no_answer_timeout_s: float = NO_ANSWER_TIMEOUT_S,
         silence_threshold_s: float = 1.2,
+        end_of_turn: EndOfTurn | None = None,
         log_name: str = "interview",
     ) -> None:
         super().__init__(instructions=INSTRUCTIONS)
@@ -126,6 +128,9 @@ class InterviewAgent(Agent):
         self.capture = capture
         self.no_answer_timeout_s = no_answer_timeout_s
         self.silence_threshold_s = silence_threshold_s
+        self.end_of_turn = end_of_turn or EndOfTurn(
+            TurnPolicy(max_pause_s=silence_threshold_s), None, log_name=log_name
+        )
         self._persist = persist
         self._lock = asyncio.Lock()
         self._epoch = 0
@@ -159,9 +164,10 @@ class InterviewAgent(Agent):
     ) -> AsyncIterator[str]:
         """The end of a user turn: hand the answer to the core, yield what it wants said."""
         if self.capture is not None:
-            # cancellable: if the applicant speaks again, the session interrupts this reply
-            # and nothing has been decided yet
-            await self.capture.wait_for_silence(self.silence_threshold_s * 0.9)
+            # the end-of-turn decision, on the capture's VAD clock. Cancellable: if the
+            # applicant speaks again, the session interrupts this reply and nothing has been
+            # decided yet
+            await self.end_of_turn.wait(self.capture)
         decided = asyncio.ensure_future(self._answer_turn(chat_ctx))
         try:
             texts = await asyncio.shield(decided)

@@ -108,6 +108,8 @@ class Recording:
     prompt_end_s: float | None = None
     listening_since_s: float | None = None
     last_speech_end_s: float | None = None
+    pauses: list[float] = field(default_factory=list)
+    """Silences the applicant spoke again after: their pace, for the end-of-turn decision."""
     finished: bool = False
     file_start_s: float | None = None  # where in this recording its file starts (None: not yet)
     earlier: AnswerAudio | None = None  # the answer this recording continues, if any
@@ -281,27 +283,6 @@ class AnswerCapture:
             s.taken = True
         return turn_of(segments)
 
-    async def wait_for_silence(
-        self, seconds: float, *, poll_s: float = 0.05, give_up_s: float = 20.0
-    ) -> None:
-        """Until the VAD has heard ``seconds`` of silence after the last speech.
-
-        The session decides the end of a turn on the wall clock; when its VAD lags the input
-        (a loaded machine, a WAV played fast) it can decide on stale news while the applicant
-        is still talking. The capture's own VAD clock settles it. A VAD that stops answering
-        (input gone) is not waited for beyond ``give_up_s``.
-        """
-        deadline = time.monotonic() + give_up_s
-        while time.monotonic() < deadline:
-            rec = self.current
-            if rec is None or rec.finished:
-                return
-            if not self.speaking and rec.open_segment is None:
-                last = rec.last_speech_end_s
-                if last is None or rec.vad_time_s - last >= seconds:
-                    return
-            await asyncio.sleep(poll_s)
-
     def transcribing(self) -> bool:
         """Speech of the current recording is still being transcribed."""
         rec = self.current
@@ -451,6 +432,9 @@ class AnswerCapture:
             self.speaking = True
             if rec is not None and not rec.finished and rec.sample_rate:
                 start = at - (ev.speech_duration + self.prefix_padding_s) * self.sample_rate
+                if rec.last_speech_end_s is not None:
+                    began = self._to_rec_s(rec, at - ev.speech_duration * self.sample_rate)
+                    rec.pauses.append(round(max(0.0, began - rec.last_speech_end_s), 3))
                 if rec.open_segment is None:
                     rec.open_segment = Segment(start_s=self._to_rec_s(rec, start))
                 speech = self._to_rec_s(rec, at - ev.speech_duration * self.sample_rate)

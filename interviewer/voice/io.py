@@ -361,7 +361,7 @@ def answers_wav(
     voice: str = "en-us",
     rate: int = 170,
     lead_s: float = 1.0,
-    gap_s: float = 3.0,
+    gap_s: float = 4.0,
     silent_answer_s: float = 30.0,
     sample_rate: int = 16_000,
 ) -> list[tuple[float, float]]:

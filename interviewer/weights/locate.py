@@ -16,6 +16,7 @@ from interviewer.weights.catalog import (
     LLM_NAMES,
     MANIFEST,
     RECIPE_VERSION,
+    SMART_TURN,
     VOICE_MODEL,
     WHISPER_SIZES,
 )
@@ -72,6 +73,11 @@ def voice_model(model_dir: Path | None = None) -> Path:
 def faces_dir(model_dir: Path | None = None) -> Path:
     """The folder of dlib's face detector, landmark predictor and face embedder (``*.dat``)."""
     return _located(FACES, _dir(model_dir), "faces/")
+
+
+def smart_turn_model(model_dir: Path | None = None) -> Path:
+    """The ONNX file of the smart-turn v3.2 end-of-turn model (``voice/turns.py``)."""
+    return _located(SMART_TURN, _dir(model_dir), "turn/smart-turn-v3.2-cpu.onnx")
 
 
 def _known(name: str, names: tuple[str, ...]) -> None:

@@ -1,0 +1,400 @@
+"""End of turn on real human speech: fixed silences against the product's end-of-turn policy.
+
+    .venv/bin/python bench/turn_taking.py [--answers 40] [--models] [--tune]
+
+Real speech only: Debian's asterisk prompts (asterisk-core-sounds-{en,fr,es,it,ru}-wav and
+asterisk-prompt-it-menardi-wav; six voices, five languages). An answer is two prompts of one
+voice: the first is split at a word boundary inside its phrase (whisper's word timings, cut at
+the quietest 10 ms between the two words), and the three pieces are joined by two mid-answer
+pauses, one inside the phrase and one between the sentences, each 0.5-2.5 s. Each simulated
+applicant has a pace (their pauses spread +-0.4 s around a centre drawn from 0.9-2.1 s) and
+answers four questions, so the policy can learn that pace as it does live.
+
+For fixed thresholds (0.8, 1.2, 2.0 s) and for the policy (``interviewer.voice.turns``, run by
+its own :func:`~interviewer.voice.turns.replay` over the product's VAD): latency from the end
+of speech (VAD) to the end of the turn (median, p95), and false cut-offs (a turn ended before
+the answer did) as a share of mid-answer pauses, inside phrases and between sentences.
+
+The policy is tuned (``--tune``) on one split (English prompts with an even name hash, and
+French) and reported on the other (the other English prompts, Spanish, Italian x2, Russian).
+``--models`` compares smart-turn v3.2 with LiveKit's local end-of-turn model on complete and
+cut prompts. Latency here is the policy's wait plus the measured model call; transcription is
+left out for every row alike (docs/latency.md has the end-to-end figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import gzip
+import hashlib
+import itertools
+import json
+import random
+import statistics
+import sys
+import time
+import zlib
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import soundfile as sf
+from scipy.signal import resample_poly
+
+from interviewer.config import get_settings
+from interviewer.voice.stack import build_vad
+from interviewer.voice.stt import transcribe_array
+from interviewer.voice.turns import EndOfTurn, SmartTurn, TurnPolicy, replay, speech_regions
+
+SOUNDS = Path("/usr/share/asterisk/sounds")
+DOCS = Path("/usr/share/doc")
+RATE = 16_000
+# voice: (folder, language of its reference text and of whisper)
+VOICES = {
+    "en": ("en_US_f_Allison", "en"),
+    "fr": ("fr_CA_f_June", "fr"),
+    "es": ("es_MX_f_Allison", "es"),
+    "it-carlo": ("it_IT_m_Carlo", "it"),
+    "it-menardi": ("it_IT_f_Menardi", "it"),
+    "ru": ("ru_RU_f_IvrvoiceRU", "ru"),
+}
+FIXED = (0.8, 1.2, 2.0)
+CACHE = Path(get_settings().data_dir) / "bench-turn-taking"
+
+
+@dataclasses.dataclass
+class Clip:
+    voice: str
+    name: str
+    language: str
+    audio: np.ndarray  # int16 at 16 kHz
+    words: list[dict[str, float | str]]
+
+
+@dataclasses.dataclass
+class Answer:
+    voice: str
+    audio: np.ndarray
+    pauses: list[tuple[float, float, str]]  # (start s, end s, "phrase" | "sentence")
+
+
+def split_of(voice: str, name: str) -> str:
+    if voice == "fr" or (voice == "en" and zlib.crc32(name.encode()) % 2 == 0):
+        return "tune"
+    return "test"
+
+
+def references(language: str) -> dict[str, str]:
+    path = DOCS / f"asterisk-core-sounds-{language}/core-sounds-{language}.txt.gz"
+    with gzip.open(path) as f:
+        text = f.read().decode("utf-8", "replace")
+    out = {}
+    for line in text.splitlines():
+        name, sep, said = line.partition(":")
+        if sep and not line.startswith(";") and not said.strip().startswith("["):
+            out[name.strip()] = said.strip()
+    return out
+
+
+def load_clips(per_voice: int) -> list[Clip]:
+    """Prompts of 7+ words, their words timed by whisper base (cached)."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    clips = []
+    for voice, (folder, language) in VOICES.items():
+        refs = references(language)
+        names = sorted(n for n, t in refs.items() if len(t.split()) >= 7)
+        names = [n for n in names if (SOUNDS / folder / f"{n}.wav").is_file()]
+        random.Random(voice).shuffle(names)
+        for name in names[:per_voice]:
+            raw, sr = sf.read(SOUNDS / folder / f"{name}.wav", dtype="int16")
+            g = np.gcd(sr, RATE)
+            audio = resample_poly(raw.astype(np.float32), RATE // g, sr // g)
+            audio = np.clip(audio, -32768, 32767).astype(np.int16)
+            key = CACHE / f"words-{voice}-{name.replace('/', '+')}.json"
+            if key.is_file():
+                words = json.loads(key.read_text())
+            else:
+                t = transcribe_array(
+                    audio, backend="faster-whisper", model="base", language=language
+                )
+                words = [dataclasses.asdict(w) for w in t.words]
+                key.write_text(json.dumps(words))
+            if len(words) >= 5:
+                clips.append(Clip(voice, name, language, audio, words))
+    return clips
+
+
+def cut_point(clip: Clip, rng: random.Random) -> int | None:
+    """A sample between two words inside the phrase (2+ words on each side)."""
+    w = clip.words
+    k = rng.randrange(1, len(w) - 2)
+    lo = int((float(w[k]["end"]) - 0.05) * RATE)
+    hi = int((float(w[k + 1]["start"]) + 0.05) * RATE)
+    if hi - lo < 160:
+        return None
+    frames = clip.audio[lo:hi].astype(np.float32)
+    n = (hi - lo) // 160
+    energy = (frames[: n * 160].reshape(n, 160) ** 2).mean(axis=1)
+    return lo + int(np.argmin(energy)) * 160 + 80
+
+
+def build_answers(clips: list[Clip], split: str, count: int, seed: int) -> list[list[Answer]]:
+    """Interviews (one voice, one pace, four answers) of the split."""
+    rng = random.Random(seed)
+    by_voice: dict[str, list[Clip]] = {}
+    for c in clips:
+        if split_of(c.voice, c.name) == split:
+            by_voice.setdefault(c.voice, []).append(c)
+    interviews: list[list[Answer]] = []
+    made = 0
+    while made < count:
+        for voice, pool in by_voice.items():
+            if made >= count or len(pool) < 2:
+                continue
+            centre = rng.uniform(0.9, 2.1)
+            interview = []
+            for _ in range(4):
+                a, b = rng.sample(pool, 2)
+                cut = cut_point(a, rng)
+                if cut is None:
+                    continue
+                p1, p2 = (min(2.5, max(0.5, rng.uniform(centre - 0.4, centre + 0.4))) for _ in "12")
+                parts, pauses, t = [], [], 0.0
+                for piece, pause, kind in (
+                    (a.audio[:cut], p1, "phrase"),
+                    (a.audio[cut:], p2, "sentence"),
+                ):
+                    parts += [piece, np.zeros(int(pause * RATE), np.int16)]
+                    t += piece.size / RATE
+                    pauses.append((t, t + pause, kind))
+                    t += pause
+                parts += [b.audio, np.zeros(int(4.0 * RATE), np.int16)]
+                interview.append(Answer(voice, np.concatenate(parts), pauses))
+                made += 1
+            interviews.append(interview)
+    return interviews
+
+
+class CachedEndOfTurn(EndOfTurn):
+    """The policy with the model's scores remembered (the same window is asked once)."""
+
+    scores: ClassVar[dict[str, float]] = {}
+    call_s: ClassVar[list[float]] = []
+
+    async def probability(self, audio: np.ndarray, sample_rate: int) -> float | None:
+        key = hashlib.sha1(audio.tobytes()).hexdigest()
+        if key not in self.scores:
+            t = time.perf_counter()
+            p = await super().probability(audio, sample_rate)
+            self.call_s.append(time.perf_counter() - t)
+            self.scores[key] = float(p) if p is not None else -1.0
+        return self.scores[key]
+
+
+class Transcriber:
+    def __init__(self, language: str) -> None:
+        self.language = language
+        self.cache: dict[str, str] = {}
+
+    async def __call__(self, audio: np.ndarray, sample_rate: int) -> str:
+        key = hashlib.sha1(audio.tobytes()).hexdigest()
+        if key not in self.cache:
+            t = await asyncio.to_thread(
+                transcribe_array,
+                audio,
+                backend="faster-whisper",
+                model="base",
+                language=self.language,
+            )
+            self.cache[key] = t.text
+        return self.cache[key]
+
+
+def summary(
+    latencies: list[float], cutoffs: dict[str, int], pauses: dict[str, int]
+) -> dict[str, Any]:
+    lat = sorted(latencies)
+    p95 = lat[min(len(lat) - 1, round(0.95 * (len(lat) - 1)))] if lat else None
+    out: dict[str, Any] = {
+        "median_s": round(statistics.median(lat), 2) if lat else None,
+        "p95_s": round(p95, 2) if p95 is not None else None,
+    }
+    total = sum(pauses.values())
+    out["false_cutoffs"] = (
+        f"{sum(cutoffs.values())}/{total} ({100 * sum(cutoffs.values()) / max(1, total):.1f}%)"
+    )
+    for kind in ("phrase", "sentence"):
+        out[kind] = (
+            f"{cutoffs[kind]}/{pauses[kind]} ({100 * cutoffs[kind] / max(1, pauses[kind]):.1f}%)"
+        )
+    return out
+
+
+def kind_of(answer: Answer, t: float) -> str:
+    """Which inserted pause a premature turn end (at ``t``) followed ("prompt": a pause inside
+    a prompt itself, before the first inserted one)."""
+    before = [kind for start, _, kind in answer.pauses if start - 0.3 <= t]
+    return before[-1] if before else "prompt"
+
+
+async def evaluate(
+    interviews: list[list[Answer]],
+    regions: dict[int, list[tuple[float, float]]],
+    policy: TurnPolicy | float,
+    model: SmartTurn | None,
+    transcribers: dict[str, Transcriber],
+) -> dict[str, Any]:
+    latencies: list[float] = []
+    cutoffs = {"phrase": 0, "sentence": 0, "prompt": 0}
+    pauses = {"phrase": 0, "sentence": 0}
+    for interview in interviews:
+        pace: list[float] = []
+        for answer in interview:
+            reg = regions[id(answer)]
+            speech_end = reg[-1][1]
+            for _, _, kind in answer.pauses:
+                pauses[kind] += 1
+            if isinstance(policy, float):  # a fixed silence
+                ends = [
+                    e + policy for (_, e), (s2, _) in itertools.pairwise(reg) if s2 - e >= policy
+                ]
+                ends.append(speech_end + policy)
+                extra = 0.0
+            else:
+                eot = CachedEndOfTurn(policy, model)
+                language = VOICES[answer.voice][1]
+                out = await replay(
+                    answer.audio,
+                    RATE,
+                    vad_model=None,
+                    end_of_turn=eot,
+                    transcribe=transcribers[language],
+                    pauses=pace,
+                    regions=reg,
+                )
+                ends = out.turn_ends_s
+                extra = statistics.median(CachedEndOfTurn.call_s) if model is not None else 0.0
+            for t in ends:
+                if t < speech_end:
+                    cutoffs[kind_of(answer, t)] += 1
+            final = [t for t in ends if t >= speech_end]
+            latencies.append(final[0] - speech_end + extra)
+    return summary(latencies, cutoffs, pauses)
+
+
+async def compare_models(clips: list[Clip], seed: int) -> None:
+    """smart-turn v3.2 against LiveKit's local model: complete prompts against cut ones, both
+    followed by 0.5 s of silence (when the policy asks)."""
+    from livekit.local_inference import EOT, EOT_MAX_SAMPLES  # only for --models
+
+    rng = random.Random(seed)
+    smart, livekit = SmartTurn(), EOT()
+    rows: dict[str, dict[str, list[float]]] = {"smart-turn v3.2": {}, "livekit local EOT": {}}
+    times: dict[str, list[float]] = {k: [] for k in rows}
+    for clip in clips:
+        cut = cut_point(clip, rng)
+        if cut is None:
+            continue
+        tail = np.zeros(int(0.5 * RATE), np.int16)
+        for label, x in (("complete", clip.audio), ("cut", clip.audio[:cut])):
+            x = np.concatenate([x, tail])
+            for name, fn in (
+                ("smart-turn v3.2", lambda a: smart.predict(a, RATE)),
+                ("livekit local EOT", lambda a: livekit.predict(a[-EOT_MAX_SAMPLES:])),
+            ):
+                t = time.perf_counter()
+                rows[name].setdefault(label, []).append(float(fn(x)))
+                times[name].append(time.perf_counter() - t)
+    for name, scores in rows.items():
+        c, k = np.array(scores["complete"]), np.array(scores["cut"])
+        auc = float(np.mean([(a > b) + 0.5 * (a == b) for a in c for b in k]))
+        acc = (np.sum(c >= 0.5) + np.sum(k < 0.5)) / (c.size + k.size)
+        print(
+            f"{name:18} complete median {np.median(c):.2f}  cut median {np.median(k):.2f}  "
+            f"AUC {auc:.3f}  accuracy@0.5 {acc:.1%}  ({c.size}+{k.size} clips)  "
+            f"median call {1000 * statistics.median(times[name]):.0f} ms"
+        )
+
+
+QUICK = TurnPolicy(unknown_pace_wait_s=1.0, pace_margin_s=0.3)
+"""A quicker trade: shorter waits while the pace is unknown and above it."""
+
+GRID = {
+    "check_after_s": (0.5, 0.8),
+    "complete_at": (0.5, 0.8),
+    "pace_margin_s": (0.3, 0.6),
+    "unknown_pace_wait_s": (0.5, 1.5, 2.5),
+    "min_unfinished_wait_s": (2.0, 3.0),
+}
+
+
+async def tune(
+    interviews: list[list[Answer]],
+    regions: dict[int, list[tuple[float, float]]],
+    model: SmartTurn,
+    transcribers: dict[str, Transcriber],
+) -> TurnPolicy:
+    """The quickest policy (median latency) with at most 2% false cut-offs on these answers;
+    if none gets there, the one with the fewest cut-offs (then the quickest)."""
+    rows = []
+    for values in itertools.product(*GRID.values()):
+        policy = TurnPolicy(**dict(zip(GRID, values, strict=True)))
+        r = await evaluate(interviews, regions, policy, model, transcribers)
+        cut, total = (int(x) for x in r["false_cutoffs"].split(" ")[0].split("/"))
+        rows.append((cut / total > 0.02, cut, r["median_s"], policy, r))
+    rows.sort(key=lambda row: (row[0], row[2] if not row[0] else row[1], row[2]))
+    for over, _, _, policy, r in rows[:8]:
+        knobs = {k: getattr(policy, k) for k in GRID}
+        print(f"  {'over 2%' if over else 'ok'} {knobs} {r}", file=sys.stderr)
+    return rows[0][3]
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--answers", type=int, default=40, help="answers per split")
+    ap.add_argument("--per-voice", type=int, default=30, help="prompts taken per voice")
+    ap.add_argument("--models", action="store_true", help="compare the two end-of-turn models")
+    ap.add_argument("--tune", action="store_true", help="grid-search the policy on the tune split")
+    ap.add_argument("--seed", type=int, default=16)
+    args = ap.parse_args()
+    clips = load_clips(args.per_voice)
+    print(f"{len(clips)} real prompts from {len(VOICES)} voices", file=sys.stderr)
+    if args.models:
+        await compare_models([c for c in clips if split_of(c.voice, c.name) == "test"], args.seed)
+    vad_model = build_vad()
+    model = SmartTurn()
+    transcribers = {lang: Transcriber(lang) for _, lang in VOICES.values()}
+    splits = {s: build_answers(clips, s, args.answers, args.seed) for s in ("tune", "test")}
+    regions = {}
+    for interviews in splits.values():
+        for interview in interviews:
+            for answer in interview:
+                regions[id(answer)] = await speech_regions(answer.audio, RATE, vad_model)
+    default = TurnPolicy()
+    if args.tune:
+        default = await tune(splits["tune"], regions, model, transcribers)
+        print(f"tuned on the tune split: {default}")
+    for split, interviews in splits.items():
+        n = sum(len(i) for i in interviews)
+        print(f"\n{split} split: {n} answers, {2 * n} mid-answer pauses")
+        for t in FIXED:
+            r = await evaluate(interviews, regions, t, None, transcribers)
+            print(f"  fixed {t:.1f} s        {r}")
+        r = await evaluate(interviews, regions, default, model, transcribers)
+        print(f"  policy (smart-turn) {r}")
+        r = await evaluate(interviews, regions, default, None, transcribers)
+        print(f"  policy, no model    {r}")
+        r = await evaluate(interviews, regions, QUICK, model, transcribers)
+        print(f"  quicker policy      {r}")
+    if CachedEndOfTurn.call_s:
+        calls = sorted(CachedEndOfTurn.call_s)
+        print(
+            f"\nsmart-turn call: median {1000 * statistics.median(calls):.0f} ms, "
+            f"p95 {1000 * calls[int(0.95 * (len(calls) - 1))]:.0f} ms ({len(calls)} calls)"
+        )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
