@@ -143,6 +143,7 @@ class InterviewAgent(Agent):
         self.said: list[str] = []
         self.on_status: OnStatus | None = None
         self._status: tuple[str, bool] | None = None
+        self._deciding = False  # the session handed over the turn; the policy has not ended it
         if capture is not None:
             capture.set_listeners(on_tick=self._tick, on_speech=self._on_user_speech)
 
@@ -167,7 +168,13 @@ class InterviewAgent(Agent):
             # the end-of-turn decision, on the capture's VAD clock. Cancellable: if the
             # applicant speaks again, the session interrupts this reply and nothing has been
             # decided yet
-            await self.end_of_turn.wait(self.capture)
+            self._deciding = True  # still the applicant's turn: the page keeps "Listening"
+            self._emit_status()
+            try:
+                await self.end_of_turn.wait(self.capture)
+            finally:
+                self._deciding = False
+                self._emit_status()
         decided = asyncio.ensure_future(self._answer_turn(chat_ctx))
         try:
             texts = await asyncio.shield(decided)
@@ -427,7 +434,7 @@ class InterviewAgent(Agent):
             return "speaking"
         if self.flow.finished:
             return "finished"
-        if agent_state not in ("listening", "idle"):
+        if agent_state not in ("listening", "idle") and not self._deciding:
             return "thinking"
         if self.capture is None:
             heard = self._prompt_spoken and self.flow.current is not None
