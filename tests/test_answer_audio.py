@@ -103,8 +103,9 @@ def _voiced_from_s(pcm: np.ndarray, rate: int) -> float:
 async def test_an_answer_file_starts_just_before_its_speech(
     tmp_path: Path, models: dict[str, Any]
 ) -> None:
-    # 5 s between answers: the second begins some 3.5 s after its question has been said
-    report, recordings = await _run(tmp_path, models, [PRACTICE, COLOUR], gap_s=5.0)
+    # 7 s between answers: the practice answer's turn ends up to the 3 s maximum pause after its
+    # speech, the question takes about a second, so the second answer begins some 3 s after it
+    report, recordings = await _run(tmp_path, models, [PRACTICE, COLOUR], gap_s=7.0)
     assert report.completed
     assert [a.question_id for a in report.answers] == ["practice", "colour"]
     for answer in report.answers:
