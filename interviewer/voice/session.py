@@ -22,6 +22,7 @@ session's end-of-turn delay, which waits for the rest of the threshold.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -45,6 +46,7 @@ from interviewer.store.recordings import Recordings
 from interviewer.store.storage import open_storage
 from interviewer.voice.agent import InterviewAgent, ScriptedLLM, Step
 from interviewer.voice.capture import AnswerCapture, Recording
+from interviewer.voice.context import context_for
 from interviewer.voice.io import StreamingWavWriter, WavAudioInput
 from interviewer.voice.stack import SEGMENT_SILENCE_S, VoiceModels
 
@@ -321,7 +323,11 @@ async def run_interview(
         pause("recording not written", RECORDING_FAILED, err)
 
     capture = AnswerCapture(
-        vad=vad_model, stt=stt_engine, open_writer=open_writer, on_write_error=on_write_error
+        vad=vad_model,
+        stt=stt_engine,
+        open_writer=open_writer,
+        on_write_error=on_write_error,
+        context=functools.partial(context_for, loaded.bank),
     )
 
     async def persist(step: Step) -> None:

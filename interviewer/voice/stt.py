@@ -25,6 +25,14 @@ How word timings come out (the session stores them per answer):
   (``stt.on("transcript", callback)``, called with the Transcript) and kept in
   ``stt.last_transcript``, for code that only sees the session's text events.
 
+Context (``prompt``): the question and its field's words (``voice/context.py``) go to whisper as
+its ``initial_prompt`` (both backends), so "Breslow" and "EBITDA" come out spelled as the field
+spells them. Whisper is known to copy its prompt when it hears too little to go on, so a prompt is
+never given for near-silent audio, and a transcript that repeats a run of the prompt's words is
+checked by a decode without it (kept only if that one hears the run too), and so is a transcript
+gone round in a loop. Capture sets the
+context of the answer it transcribes with :func:`prompting`; the livekit plugin reads it.
+
 Word timings are sanitized: clamped to the clip, ``start <= end``, and starts never go back in
 time, so downstream code can rely on monotonic times. A piece whisper split off a word ("-fatten"
 of "flour-fatten", a lone ",") is joined back to it (:func:`join_pieces`).
@@ -35,11 +43,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import shutil
 import threading
 import weakref
-from collections.abc import Callable, Iterable
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args
@@ -203,24 +214,87 @@ def _clean_words(raw: list[tuple[str, float, float, float]], duration: float) ->
     return join_pieces(words)
 
 
-def transcribe_array(
-    audio16k: np.ndarray,
-    *,
-    backend: Backend | str = "whisper",
-    model: ModelName | str = "tiny.en",
-    language: str = "en",
-) -> Transcript:
-    """Transcribe mono 16 kHz audio (float32 in [-1, 1], or int16). Blocking."""
-    check_choice(backend, model)
-    audio = np.asarray(audio16k)
-    if audio.dtype == np.int16:
-        audio = audio.astype(np.float32) / 32768.0
-    audio = np.ascontiguousarray(audio.reshape(-1), dtype=np.float32)
-    duration = round(len(audio) / SAMPLE_RATE, 3)
-    if len(audio) == 0:
-        return Transcript("", [], 0.0)
+PROMPT_MIN_VOICED_S = 0.3
+"""Audio with less than this much sound above ``VOICED_RMS`` gets no prompt: on near-silence
+whisper tends to write out its prompt instead of what it heard."""
+VOICED_RMS = 0.01  # -40 dBFS over a 30 ms frame
+PROMPT_ECHO_WORDS = 4
+"""A transcript holding this many consecutive words of its prompt may be an echo of it."""
 
-    loaded = load_model(backend, model)
+_WORDS = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+
+
+_FRAME_S = 0.03
+
+
+def _voiced(audio: np.ndarray) -> np.ndarray:
+    """One bool per 30 ms frame: louder than ``VOICED_RMS`` (a cheap speech-or-not measure)."""
+    frame = int(_FRAME_S * SAMPLE_RATE)
+    n = len(audio) // frame
+    frames = audio[: n * frame].reshape(n, frame)
+    return np.sqrt(np.mean(frames * frames, axis=1)) > VOICED_RMS
+
+
+def voiced_seconds(audio: np.ndarray) -> float:
+    return float(np.count_nonzero(_voiced(audio)) * _FRAME_S)
+
+
+UNSURE = 0.15
+"""Whisper's word probability below which a word mostly over silence is taken as its own."""
+
+
+def _heard(
+    raw: list[tuple[str, float, float, float]], voiced: np.ndarray, prompt: str
+) -> list[tuple[str, float, float, float]]:
+    """The words with sound under them. With a prompt, whisper likes to end on words of its own
+    ("Thank you.") where the audio has gone quiet: a word that starts after the last sound, or
+    one mostly over silence, unsure (probability under ``UNSURE``) and not from the prompt, was
+    not said. (A field word the applicant trails off on, "naevi", is just as unsure at the end
+    of a clip: the prompt's words are kept, their echoes are what ``echoes_prompt`` catches.)"""
+    if not voiced.any():
+        return []
+    last_s = (int(np.nonzero(voiced)[0][-1]) + 1) * _FRAME_S
+    prompted = set(_norm_words(prompt))
+    kept = []
+    for w in raw:
+        lo, hi = int(w[1] / _FRAME_S), max(int(w[1] / _FRAME_S) + 1, int(w[2] / _FRAME_S))
+        share = float(np.mean(voiced[lo:hi])) if lo < len(voiced) else 0.0
+        own = not set(_norm_words(w[0])) <= prompted
+        if w[1] > last_s + 0.1 or (share < 0.5 and w[3] < UNSURE and own):
+            continue
+        kept.append(w)
+    return kept
+
+
+def _norm_words(text: str) -> list[str]:
+    return _WORDS.findall(text.lower().replace("\u2019", "'"))
+
+
+def echoes_prompt(text: str, prompt: str, run: int = PROMPT_ECHO_WORDS) -> bool:
+    """``text`` repeats ``run`` consecutive words of ``prompt`` (case and punctuation aside)."""
+    words, said = _norm_words(prompt), _norm_words(text)
+    grams = {tuple(words[i : i + run]) for i in range(len(words) - run + 1)}
+    return any(tuple(said[i : i + run]) in grams for i in range(len(said) - run + 1))
+
+
+LOOP_RATIO = 2.4
+"""Whisper's own bar (``compression_ratio_threshold``): text that gzip shrinks more than this is
+a decoding loop ("and the other, and the other, ..."), not speech."""
+
+
+def looping(text: str) -> bool:
+    """Whisper went round in a loop (a prompt can start one on audio it cannot read)."""
+    data = text.encode()
+    return len(data) > 40 and len(data) / len(zlib.compress(data)) > LOOP_RATIO
+
+
+def _suspect(text: str, prompt: str) -> bool:
+    return echoes_prompt(text, prompt) or looping(text)
+
+
+def _decode(
+    loaded: _Loaded, backend: str, audio: np.ndarray, language: str, prompt: str | None
+) -> tuple[str, list[tuple[str, float, float, float]]]:
     raw: list[tuple[str, float, float, float]] = []
     with loaded.lock:
         if backend == "whisper":
@@ -237,6 +311,7 @@ def transcribe_array(
                 fp16=False,
                 beam_size=None,
                 best_of=None,
+                initial_prompt=prompt,
             )
             text = str(result["text"]).strip()
             for seg in result["segments"]:
@@ -252,6 +327,7 @@ def transcribe_array(
                 condition_on_previous_text=False,
                 word_timestamps=True,
                 vad_filter=False,
+                initial_prompt=prompt,
             )
             parts = []
             for seg in segments:  # a generator: the decode happens while iterating
@@ -259,6 +335,44 @@ def transcribe_array(
                 for w in seg.words or []:
                     raw.append((w.word, w.start, w.end, w.probability))
             text = "".join(parts).strip()
+    return text, raw
+
+
+def transcribe_array(
+    audio16k: np.ndarray,
+    *,
+    backend: Backend | str = "whisper",
+    model: ModelName | str = "tiny.en",
+    language: str = "en",
+    prompt: str | None = None,
+) -> Transcript:
+    """Transcribe mono 16 kHz audio (float32 in [-1, 1], or int16). Blocking.
+
+    ``prompt``: the answer's context (the question and its key terms, see the module
+    docstring); left out for near-silent audio, and an echo of it is checked without it."""
+    check_choice(backend, model)
+    audio = np.asarray(audio16k)
+    if audio.dtype == np.int16:
+        audio = audio.astype(np.float32) / 32768.0
+    audio = np.ascontiguousarray(audio.reshape(-1), dtype=np.float32)
+    duration = round(len(audio) / SAMPLE_RATE, 3)
+    if len(audio) == 0:
+        return Transcript("", [], 0.0)
+
+    loaded = load_model(backend, model)
+    prompt = (prompt or "").strip() or None
+    if prompt is not None and voiced_seconds(audio) < PROMPT_MIN_VOICED_S:
+        prompt = None
+    text, raw = _decode(loaded, backend, audio, language, prompt)
+    if prompt is not None and _suspect(text, prompt):
+        plain_text, plain_raw = _decode(loaded, backend, audio, language, None)
+        if not _suspect(plain_text, prompt):  # the applicant did not say it: whisper read it
+            text, raw = plain_text, plain_raw
+            prompt = None
+    if prompt is not None:
+        heard = _heard(raw, _voiced(audio), prompt)
+        if len(heard) < len(raw):
+            raw, text = heard, "".join(w[0] for w in heard).strip()
     return Transcript(text=text, words=_clean_words(raw, duration), duration=duration)
 
 
@@ -285,10 +399,13 @@ def transcribe_file(
     backend: Backend | str = "whisper",
     model: ModelName | str = "tiny.en",
     language: str = "en",
+    prompt: str | None = None,
 ) -> Transcript:
     """Transcribe a whole file (decoded by ffmpeg). Blocking."""
     check_choice(backend, model)
-    return transcribe_array(decode_file(path), backend=backend, model=model, language=language)
+    return transcribe_array(
+        decode_file(path), backend=backend, model=model, language=language, prompt=prompt
+    )
 
 
 def frame_to_16k(frame: rtc.AudioFrame) -> np.ndarray:
@@ -415,15 +532,31 @@ def words_from_event(event: stt.SpeechEvent) -> list[Word]:
     return out
 
 
+_PROMPT: ContextVar[str | None] = ContextVar("transcription_prompt", default=None)
+
+
+@contextlib.contextmanager
+def prompting(prompt: str | None) -> Iterator[None]:
+    """Transcriptions started inside this block (in this task) get ``prompt`` as context.
+
+    A context variable rather than an argument because livekit's ``STT.recognize`` takes no
+    extra arguments; a task copies it at creation, so concurrent answers never mix contexts."""
+    token = _PROMPT.set(prompt)
+    try:
+        yield
+    finally:
+        _PROMPT.reset(token)
+
+
 def _recognize_frames(
-    frames: list[rtc.AudioFrame], backend: str, model: str, language: str
+    frames: list[rtc.AudioFrame], backend: str, model: str, language: str, prompt: str | None
 ) -> Transcript:
     """On the worker: join the frames, make them mono 16 kHz, transcribe."""
     if frames:
         audio = frame_to_16k(rtc.combine_audio_frames(frames))
     else:
         audio = np.zeros(0, dtype=np.float32)
-    return transcribe_array(audio, backend=backend, model=model, language=language)
+    return transcribe_array(audio, backend=backend, model=model, language=language, prompt=prompt)
 
 
 class WhisperSTT(stt.STT):
@@ -494,7 +627,7 @@ class WhisperSTT(stt.STT):
         lang = str(language).split("-")[0].lower() if utils.is_given(language) else ""
         lang = lang or self._language
         transcript = await self._queue.run(
-            _recognize_frames, frames, self._backend, self._model, lang
+            _recognize_frames, frames, self._backend, self._model, lang, _PROMPT.get()
         )
         self.last_transcript = transcript
         words = [
