@@ -19,17 +19,11 @@ from interviewer.banks.model import Bank, bank_files
 from interviewer.errors import ModelError
 from interviewer.interview import Ask
 from interviewer.voice.context import context_for, context_text, key_terms
+from interviewer.voice.guards import echoes_prompt, looping
 from interviewer.voice.stt import (
     SAMPLE_RATE as STT_RATE,
 )
-from interviewer.voice.stt import (
-    WhisperSTT,
-    decode_file,
-    echoes_prompt,
-    looping,
-    prompting,
-    transcribe_array,
-)
+from interviewer.voice.stt import WhisperSTT, decode_file, prompting, transcribe_array
 from interviewer.voice.tts import resample
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -30,8 +30,8 @@ its ``initial_prompt`` (both backends), so "Breslow" and "EBITDA" come out spell
 spells them. Whisper is known to copy its prompt when it hears too little to go on, so a prompt is
 never given for near-silent audio, and a transcript that repeats a run of the prompt's words is
 checked by a decode without it (kept only if that one hears the run too), and so is a transcript
-gone round in a loop. Capture sets the
-context of the answer it transcribes with :func:`prompting`; the livekit plugin reads it.
+gone round in a loop (the checks: ``voice/guards.py``). Capture sets the context of the answer it
+transcribes with :func:`prompting`; the livekit plugin reads it.
 
 Word timings are sanitized: clamped to the clip, ``start <= end``, and starts never go back in
 time, so downstream code can rely on monotonic times. A piece whisper split off a word ("-fatten"
@@ -43,11 +43,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
 import shutil
 import threading
 import weakref
-import zlib
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
@@ -69,6 +67,7 @@ from livekit.agents.types import (
 from interviewer import weights
 from interviewer.config import get_settings
 from interviewer.errors import MissingSystemPackage, UserError
+from interviewer.voice import guards
 
 Backend = Literal["whisper", "faster-whisper"]
 ModelName = Literal["tiny.en", "base"]
@@ -214,84 +213,6 @@ def _clean_words(raw: list[tuple[str, float, float, float]], duration: float) ->
     return join_pieces(words)
 
 
-PROMPT_MIN_VOICED_S = 0.3
-"""Audio with less than this much sound above ``VOICED_RMS`` gets no prompt: on near-silence
-whisper tends to write out its prompt instead of what it heard."""
-VOICED_RMS = 0.01  # -40 dBFS over a 30 ms frame
-PROMPT_ECHO_WORDS = 4
-"""A transcript holding this many consecutive words of its prompt may be an echo of it."""
-
-_WORDS = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
-
-
-_FRAME_S = 0.03
-
-
-def _voiced(audio: np.ndarray) -> np.ndarray:
-    """One bool per 30 ms frame: louder than ``VOICED_RMS`` (a cheap speech-or-not measure)."""
-    frame = int(_FRAME_S * SAMPLE_RATE)
-    n = len(audio) // frame
-    frames = audio[: n * frame].reshape(n, frame)
-    return np.sqrt(np.mean(frames * frames, axis=1)) > VOICED_RMS
-
-
-def voiced_seconds(audio: np.ndarray) -> float:
-    return float(np.count_nonzero(_voiced(audio)) * _FRAME_S)
-
-
-UNSURE = 0.15
-"""Whisper's word probability below which a word mostly over silence is taken as its own."""
-
-
-def _heard(
-    raw: list[tuple[str, float, float, float]], voiced: np.ndarray, prompt: str
-) -> list[tuple[str, float, float, float]]:
-    """The words with sound under them. With a prompt, whisper likes to end on words of its own
-    ("Thank you.") where the audio has gone quiet: a word that starts after the last sound, or
-    one mostly over silence, unsure (probability under ``UNSURE``) and not from the prompt, was
-    not said. (A field word the applicant trails off on, "naevi", is just as unsure at the end
-    of a clip: the prompt's words are kept, their echoes are what ``echoes_prompt`` catches.)"""
-    if not voiced.any():
-        return []
-    last_s = (int(np.nonzero(voiced)[0][-1]) + 1) * _FRAME_S
-    prompted = set(_norm_words(prompt))
-    kept = []
-    for w in raw:
-        lo, hi = int(w[1] / _FRAME_S), max(int(w[1] / _FRAME_S) + 1, int(w[2] / _FRAME_S))
-        share = float(np.mean(voiced[lo:hi])) if lo < len(voiced) else 0.0
-        own = not set(_norm_words(w[0])) <= prompted
-        if w[1] > last_s + 0.1 or (share < 0.5 and w[3] < UNSURE and own):
-            continue
-        kept.append(w)
-    return kept
-
-
-def _norm_words(text: str) -> list[str]:
-    return _WORDS.findall(text.lower().replace("\u2019", "'"))
-
-
-def echoes_prompt(text: str, prompt: str, run: int = PROMPT_ECHO_WORDS) -> bool:
-    """``text`` repeats ``run`` consecutive words of ``prompt`` (case and punctuation aside)."""
-    words, said = _norm_words(prompt), _norm_words(text)
-    grams = {tuple(words[i : i + run]) for i in range(len(words) - run + 1)}
-    return any(tuple(said[i : i + run]) in grams for i in range(len(said) - run + 1))
-
-
-LOOP_RATIO = 2.4
-"""Whisper's own bar (``compression_ratio_threshold``): text that gzip shrinks more than this is
-a decoding loop ("and the other, and the other, ..."), not speech."""
-
-
-def looping(text: str) -> bool:
-    """Whisper went round in a loop (a prompt can start one on audio it cannot read)."""
-    data = text.encode()
-    return len(data) > 40 and len(data) / len(zlib.compress(data)) > LOOP_RATIO
-
-
-def _suspect(text: str, prompt: str) -> bool:
-    return echoes_prompt(text, prompt) or looping(text)
-
-
 def _decode(
     loaded: _Loaded, backend: str, audio: np.ndarray, language: str, prompt: str | None
 ) -> tuple[str, list[tuple[str, float, float, float]]]:
@@ -361,16 +282,16 @@ def transcribe_array(
 
     loaded = load_model(backend, model)
     prompt = (prompt or "").strip() or None
-    if prompt is not None and voiced_seconds(audio) < PROMPT_MIN_VOICED_S:
+    if prompt is not None and guards.voiced_seconds(audio) < guards.PROMPT_MIN_VOICED_S:
         prompt = None
     text, raw = _decode(loaded, backend, audio, language, prompt)
-    if prompt is not None and _suspect(text, prompt):
+    if prompt is not None and guards.suspect(text, prompt):
         plain_text, plain_raw = _decode(loaded, backend, audio, language, None)
-        if not _suspect(plain_text, prompt):  # the applicant did not say it: whisper read it
+        if not guards.suspect(plain_text, prompt):  # the applicant did not say it: whisper read it
             text, raw = plain_text, plain_raw
             prompt = None
     if prompt is not None:
-        heard = _heard(raw, _voiced(audio), prompt)
+        heard = guards.heard(raw, guards.voiced(audio), prompt)
         if len(heard) < len(raw):
             raw, text = heard, "".join(w[0] for w in heard).strip()
     return Transcript(text=text, words=_clean_words(raw, duration), duration=duration)
