@@ -22,6 +22,7 @@ from interviewer.banks.drafts import BankStore
 from interviewer.cli._common import open_database, run_or_exit
 from interviewer.cli.interview import _demo_opening
 from interviewer.config import Settings, get_settings
+from interviewer.openings.demo import start_demo_interviews
 from interviewer.store import repo
 from interviewer.store.db import session_scope
 from interviewer.store.models import Applicant
@@ -166,6 +167,7 @@ def serve(
     port: int | None = typer.Option(None, "--port", help="Port (default: settings, 8000)."),
 ) -> None:
     """Run the web app: applicants open their invite link and take the interview in a browser."""
+    demo_run = None
     from interviewer.web import create_app  # lazy: the whole web app, only for this command
 
     logging.config.dictConfig(log_config())
@@ -187,8 +189,24 @@ def serve(
             for link in links:
                 console.print(Text(f"  {link.title}, {link.questions} questions"))
                 console.print(Text(f"    {link.url}", style="cyan"), soft_wrap=True)
+            store = BankStore(settings.banks_dir, engine, settings.data_dir / "locks")
+            demo_run = start_demo_interviews(engine, settings, store.usable_banks())
+            if demo_run is not None:
+                console.print(
+                    Text(
+                        "Interviewing the demo applicants in the background: their shortlist "
+                        f"fills within minutes (log: {settings.data_dir / 'demo-interviews.log'})",
+                        style="dim",
+                    ),
+                    soft_wrap=True,
+                )
         console.print(
             Text(f"Serving on {base}  (Ctrl+C stops; interviews resume on restart)", style="dim")
         )
         app: Any = create_app(settings)
-    uvicorn.Server(server_config(app, settings, host, port)).run()
+    try:
+        uvicorn.Server(server_config(app, settings, host, port)).run()
+    finally:
+        if demo_run is not None and demo_run.poll() is None:
+            demo_run.terminate()  # an interview cut short resumes on the next start
+            demo_run.wait(30)
