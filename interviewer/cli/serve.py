@@ -167,8 +167,9 @@ def serve(
     port: int | None = typer.Option(None, "--port", help="Port (default: settings, 8000)."),
 ) -> None:
     """Run the web app: applicants open their invite link and take the interview in a browser."""
-    demo_run = None
     from interviewer.web import create_app  # lazy: the whole web app, only for this command
+
+    demo_run = None
 
     logging.config.dictConfig(log_config())
     settings = get_settings()
@@ -189,6 +190,11 @@ def serve(
             for link in links:
                 console.print(Text(f"  {link.title}, {link.questions} questions"))
                 console.print(Text(f"    {link.url}", style="cyan"), soft_wrap=True)
+        console.print(
+            Text(f"Serving on {base}  (Ctrl+C stops; interviews resume on restart)", style="dim")
+        )
+        app: Any = create_app(settings)
+        if seed_demo_:  # once the app is built: a failed start leaves no child behind
             store = BankStore(settings.banks_dir, engine, settings.data_dir / "locks")
             demo_run = start_demo_interviews(engine, settings, store.usable_banks())
             if demo_run is not None:
@@ -200,10 +206,6 @@ def serve(
                     ),
                     soft_wrap=True,
                 )
-        console.print(
-            Text(f"Serving on {base}  (Ctrl+C stops; interviews resume on restart)", style="dim")
-        )
-        app: Any = create_app(settings)
     try:
         uvicorn.Server(server_config(app, settings, host, port)).run()
     finally:
