@@ -9,7 +9,8 @@ is a sqlite URL), the scorers started and their models loaded, then the answers 
 --interviews interviews handed to them at once (the interviews marked completed; each
 question answered with its reference answer); the figure is the time from that burst to
 the last score, and answers per minute. Each scorer gets an equal share of the CPUs as
-torch threads.
+torch threads. While the backlog drains, every --every seconds a progress line shows what the
+admin page and `interviewer scorer --status` show: the backlog and each scorer's count so far.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 from sqlalchemy import func, select, update
 
 from interviewer.banks.check import load_bank
+from interviewer.scoring.claims import status
 from interviewer.store import repo
 from interviewer.store.db import create_db_engine, dispose_engine, migrate, session_scope
 from interviewer.store.models import Answer, AnswerStatus, Interview, InterviewState
@@ -95,6 +97,17 @@ def unscored(engine: object) -> int:
         return int(s.scalar(select(func.count(Answer.id)).where(Answer.scored_at.is_(None))) or 0)
 
 
+def progress(engine: object, elapsed_s: float) -> str:
+    """One line of the scorers' progress, read as the admin page reads it (claims.status)."""
+    elapsed_s = max(elapsed_s, 1.0)
+    st = status(engine, minutes=elapsed_s / 60)  # type: ignore[arg-type]
+    per = ", ".join(
+        f"pid {r.scorer.rsplit(':', 1)[-1]} {r.scored} ({r.scored / elapsed_s * 60:.1f}/min)"
+        for r in st.scorers
+    )
+    return f"{elapsed_s:6.1f} s: backlog {st.backlog}, judging {st.claimed}; judged {per or '0'}"
+
+
 def run(url: str, scorers: int, args: argparse.Namespace) -> tuple[int, float]:
     db_url, name = fresh_database(url)
     engine = create_db_engine(db_url)
@@ -118,9 +131,14 @@ def run(url: str, scorers: int, args: argparse.Namespace) -> tuple[int, float]:
             print("  " + p.stdout.readline().strip(), flush=True)  # the model is loaded
         burst(engine)
         start = time.monotonic()
+        shown = start
         while unscored(engine):
             time.sleep(0.2)
+            if time.monotonic() - shown >= args.every:
+                shown = time.monotonic()
+                print("  " + progress(engine, shown - start), flush=True)
         drain = time.monotonic() - start
+        print("  " + progress(engine, drain), flush=True)
     finally:
         for p in procs:
             p.wait(60)
@@ -138,6 +156,7 @@ def main() -> None:
     )
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--scorers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--every", type=float, default=15.0, help="seconds between progress lines")
     args = parser.parse_args()
     print(f"{os.cpu_count()} CPUs, model {args.model}, {args.interviews} interviews", flush=True)
     for n in args.scorers:

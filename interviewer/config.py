@@ -82,6 +82,12 @@ class Settings(BaseSettings):
         description="Score each answer as soon as it is stored (a worker process running "
         "scoring_model); off: run `interviewer score` later.",
     )
+    demo_interviews: bool = Field(
+        default=True,
+        description="With `interviewer serve --seed-demo` (make run): interview one demo "
+        "opening's strong, average and weak applicants in the background (real pipeline, "
+        "scored), once; off: the demo openings start empty.",
+    )
     analyze_integrity: bool = Field(
         default=True,
         description="After an interview ends, run the camera, voice and answer detectors "

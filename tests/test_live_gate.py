@@ -187,7 +187,7 @@ async def test_whisper_takes_the_transcript_someone_waits_for_first() -> None:
     before older segments of applicants still speaking; otherwise the oldest first."""
     import threading
 
-    from interviewer.voice.stt import AWAITED, TranscriptionQueue
+    from interviewer.voice.transcription_queue import AWAITED, TranscriptionQueue
 
     queue = TranscriptionQueue(max_pending=8, name="test-order")
     release = threading.Event()

@@ -460,3 +460,19 @@ def test_change_settings(world) -> None:
     assert "Saved: nothing changed" in rec.get(again.headers["location"]).text
     assert post(world["stranger"], base, {"title": "x", "retention_days": "1"}).status_code == 404
     assert "opening update" in rec.get(f"/openings/{opening_id}/history").text
+
+
+def test_demo_applicants_carry_a_badge(world) -> None:
+    """make run's seeded applicants (openings/demo.py's addresses) are marked as demo data."""
+    seed = world["seed"]
+    with session_scope(seed.engine) as s:
+        dan = s.get(Applicant, s.get(Interview, seed.ids["Dan"]).applicant_id)
+        dan.email, before = "demo-weak@example.invalid", dan.email
+    try:
+        html = world["rec"].get(f"/openings/{seed.opening_id}").text
+    finally:
+        with session_scope(seed.engine) as s:
+            s.get(Applicant, s.get(Interview, seed.ids["Dan"]).applicant_id).email = before
+    assert html.count('class="demo-badge"') == 1
+    row = html[html.index(">Dan</a>") :].split("</td>")[0]
+    assert 'class="demo-badge"' in row and ">demo</span>" in row

@@ -241,3 +241,37 @@ def test_a_scorer_killed_mid_answer_leaves_it_to_the_other(
             .order_by(ScoringClaim.id)
         ).all()
     assert [(c.scorer == name, c.outcome) for c in log] == [(True, None), (False, "ok")]
+
+
+def test_admin_page_shows_backlog_and_scorer_rates(db_url: str, tmp_path: Path) -> None:
+    """What `interviewer scorer --status` prints is on the admin's Users page too."""
+    from fastapi.testclient import TestClient
+    from web_support import csrf_token
+
+    from interviewer import accounts
+    from interviewer.store.models import Role
+    from interviewer.web import create_app
+    from interviewer.web.live import VoiceOptions
+
+    engine, primaries = _seed(tmp_path, db_url, 3)
+    for _ in range(2):
+        got = claims.claim(engine, "scorer-a", lease_s=60)
+        assert got is not None
+        with session_scope(engine, write=True) as s:
+            s.get(Answer, got[0]).scored_at = utcnow()
+        claims.release(engine, got[0], got[1], "scorer-a", "ok")
+    assert claims.claim(engine, "scorer-b", lease_s=60) is not None  # one being judged
+    with session_scope(engine) as s:
+        accounts.create_user(
+            s, email="admin@example.org", role=Role.admin, password="pw " * 6, name="Ad"
+        )
+    settings = make_settings(tmp_path, database_url=db_url)
+    with TestClient(create_app(settings, voice=VoiceOptions(warm_up=False))) as client:
+        form = {"email": "admin@example.org", "password": "pw " * 6}
+        login = client.post("/login", data={**form, "csrf_token": csrf_token(client, "/")})
+        assert login.status_code in (200, 303)
+        page = client.get("/users").text
+    waiting = len(primaries) - 3
+    assert f"{waiting} questions waiting for a scorer; 1 being judged now." in page, page
+    row = page[page.index('data-scorer="scorer-a"') :].split("</tr>")[0]
+    assert '<td class="num">2</td>' in row and "0.20" in row, row  # 2 in 10 minutes

@@ -268,7 +268,7 @@ async def test_segments_share_a_transcription_when_whisper_is_behind(
     from interviewer.interview import Ask
     from interviewer.voice.capture import AnswerCapture
     from interviewer.voice.io import read_wav
-    from interviewer.voice.stt import TranscriptionQueue
+    from interviewer.voice.transcription_queue import TranscriptionQueue
 
     phrases = [
         "The elephant is very large.",

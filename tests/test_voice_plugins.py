@@ -28,7 +28,8 @@ from typer.testing import CliRunner
 from interviewer.errors import ModelError, UserError
 from interviewer.voice import stt as whisper_stt
 from interviewer.voice import tts as espeak_tts
-from interviewer.voice.stt import TranscriptionQueue, WhisperSTT, transcribe_file, words_from_event
+from interviewer.voice.stt import WhisperSTT, transcribe_file, words_from_event
+from interviewer.voice.transcription_queue import TranscriptionQueue
 from interviewer.voice.tts import Pyttsx3TTS, speech_engine
 from interviewer.voice.vad import load_vad
 

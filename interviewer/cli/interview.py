@@ -275,6 +275,7 @@ def demo(
     realtime: bool = typer.Option(False, "--realtime", help="Real-time pace instead of --fast."),
     again: bool = typer.Option(False, "--again", help="Re-run applicants already interviewed."),
     stt_model: str | None = typer.Option(None, "--stt-model", help="tiny.en or base."),
+    score: bool = typer.Option(False, "--score", help="Score each answer as it is stored."),
     url: str | None = UrlOption,
 ) -> None:
     """Demo openings from the shipped banks, and synthetic applicants interviewed end to end."""
@@ -331,5 +332,6 @@ def demo(
                     stt_model=stt_model,
                     max_follow_ups=0,  # a recorded applicant cannot answer unforeseen questions
                     no_answer_timeout_s=8.0,
+                    score_url=(url or settings.resolved_database_url) if score else None,
                 )
                 _print_report(report, f"{level} applicant, voice {DEMO_VOICES[level]}")

@@ -22,6 +22,7 @@ from interviewer.banks.drafts import BankStore
 from interviewer.cli._common import open_database, run_or_exit
 from interviewer.cli.interview import _demo_opening
 from interviewer.config import Settings, get_settings
+from interviewer.openings.demo import start_demo_interviews
 from interviewer.store import repo
 from interviewer.store.db import session_scope
 from interviewer.store.models import Applicant
@@ -168,6 +169,8 @@ def serve(
     """Run the web app: applicants open their invite link and take the interview in a browser."""
     from interviewer.web import create_app  # lazy: the whole web app, only for this command
 
+    demo_run = None
+
     logging.config.dictConfig(log_config())
     settings = get_settings()
     host = host or settings.host
@@ -191,4 +194,21 @@ def serve(
             Text(f"Serving on {base}  (Ctrl+C stops; interviews resume on restart)", style="dim")
         )
         app: Any = create_app(settings)
-    uvicorn.Server(server_config(app, settings, host, port)).run()
+        if seed_demo_:  # once the app is built: a failed start leaves no child behind
+            store = BankStore(settings.banks_dir, engine, settings.data_dir / "locks")
+            demo_run = start_demo_interviews(engine, settings, store.usable_banks())
+            if demo_run is not None:
+                console.print(
+                    Text(
+                        "Interviewing the demo applicants in the background: their shortlist "
+                        f"fills within minutes (log: {settings.data_dir / 'demo-interviews.log'})",
+                        style="dim",
+                    ),
+                    soft_wrap=True,
+                )
+    try:
+        uvicorn.Server(server_config(app, settings, host, port)).run()
+    finally:
+        if demo_run is not None and demo_run.poll() is None:
+            demo_run.terminate()  # an interview cut short resumes on the next start
+            demo_run.wait(30)

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from interviewer.interview import PRACTICE_ID
+from interviewer.openings.demo import is_demo_email
 from interviewer.scoring import ranking
 from interviewer.store import repo
 from interviewer.store.models import (
@@ -116,6 +117,11 @@ class Row:
     @property
     def flagged(self) -> bool:
         return bool(self.integrity.get("high") or self.integrity.get("warning"))
+
+    @property
+    def demo(self) -> bool:
+        """A demo applicant (`make run`'s seeded interviews): badged, so nobody hires one."""
+        return is_demo_email(self.email)
 
     @property
     def flags(self) -> int:

@@ -28,7 +28,8 @@ from livekit import rtc
 from livekit.agents import stt, utils, vad
 
 from interviewer.interview import Ask
-from interviewer.voice.stt import AWAITED, Word, join_pieces, join_text
+from interviewer.voice.stt import Word, join_pieces, join_text, prompting
+from interviewer.voice.transcription_queue import AWAITED
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,8 @@ class AudioWriter(Protocol):
 
 
 OpenWriter = Callable[[Ask], AudioWriter | None]
+AnswerContext = Callable[[Ask], str | None]
+"""The words whisper reads before an answer to this question (``voice/context.py``)."""
 
 
 # --- the audio side: recordings, segments, transcripts ---------------------------------------
@@ -164,10 +167,12 @@ class AnswerCapture:
         tail_s: float = 0.2,
         soft_segment_s: float = 8.0,
         hard_segment_s: float = 20.0,
+        context: AnswerContext | None = None,
     ) -> None:
         self._vad = vad
         self._stt = stt
         self._open_writer = open_writer
+        self._context = context
         # a recording that cannot be written (the disk is full) is not an answer to keep:
         # the runner pauses the interview rather than store a truncated WAV
         self._on_write_error = on_write_error
@@ -522,7 +527,8 @@ class AnswerCapture:
         # the shared whisper worker takes this first once the applicant has stopped speaking
         awaited = AWAITED.set(lambda: not self.speaking and self.current is rec)
         try:
-            ev = await self._stt.recognize(buffer=frame)
+            with prompting(self._context(rec.ask) if self._context is not None else None):
+                ev = await self._stt.recognize(buffer=frame)
         except Exception:
             log.exception("transcription failed for a segment of %s", rec.ask.key)
             return

@@ -23,6 +23,7 @@ own endpointing only hands the turn to the agent once the decision can be asked.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -47,6 +48,7 @@ from interviewer.store.recordings import Recordings
 from interviewer.store.storage import open_storage
 from interviewer.voice.agent import NO_ANSWER_TIMEOUT_S, InterviewAgent, ScriptedLLM, Step
 from interviewer.voice.capture import AnswerCapture, Recording
+from interviewer.voice.context import context_for
 from interviewer.voice.io import StreamingWavWriter, WavAudioInput
 from interviewer.voice.stack import VoiceModels
 from interviewer.voice.turns import EndOfTurn, TurnPolicy, load_turn_model
@@ -334,7 +336,11 @@ async def run_interview(
         pause("recording not written", RECORDING_FAILED, err)
 
     capture = AnswerCapture(
-        vad=vad_model, stt=stt_engine, open_writer=open_writer, on_write_error=on_write_error
+        vad=vad_model,
+        stt=stt_engine,
+        open_writer=open_writer,
+        on_write_error=on_write_error,
+        context=functools.partial(context_for, loaded.bank),
     )
 
     async def persist(step: Step) -> None:

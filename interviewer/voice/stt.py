@@ -25,6 +25,14 @@ How word timings come out (the session stores them per answer):
   (``stt.on("transcript", callback)``, called with the Transcript) and kept in
   ``stt.last_transcript``, for code that only sees the session's text events.
 
+Context (``prompt``): the question and its field's words (``voice/context.py``) go to whisper as
+its ``initial_prompt`` (both backends), so "Breslow" and "EBITDA" come out spelled as the field
+spells them. Whisper is known to copy its prompt when it hears too little to go on, so a prompt is
+never given for near-silent audio, and a transcript that repeats a run of the prompt's words is
+checked by a decode without it (kept only if that one hears the run too), and so is a transcript
+gone round in a loop (the checks: ``voice/guards.py``). Capture sets the context of the answer it
+transcribes with :func:`prompting`; the livekit plugin reads it.
+
 Word timings are sanitized: clamped to the clip, ``start <= end``, and starts never go back in
 time, so downstream code can rely on monotonic times. A piece whisper split off a word ("-fatten"
 of "flour-fatten", a lone ",") is joined back to it (:func:`join_pieces`).
@@ -32,19 +40,15 @@ of "flour-fatten", a lone ",") is joined back to it (:func:`join_pieces`).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import contextvars
-import itertools
 import os
 import shutil
 import threading
-import weakref
-from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar, get_args
+from typing import Any, Literal, get_args
 
 import numpy as np
 from livekit import rtc
@@ -60,22 +64,14 @@ from livekit.agents.types import (
 from interviewer import weights
 from interviewer.config import get_settings
 from interviewer.errors import MissingSystemPackage, UserError
+from interviewer.voice import guards
+from interviewer.voice.transcription_queue import TranscriptionQueue, shared_queue
 
 Backend = Literal["whisper", "faster-whisper"]
 ModelName = Literal["tiny.en", "base"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
 MODELS: tuple[str, ...] = get_args(ModelName)
 SAMPLE_RATE = 16_000
-DEFAULT_MAX_PENDING = 8
-
-T = TypeVar("T")
-
-AWAITED: contextvars.ContextVar[Callable[[], bool] | None] = contextvars.ContextVar(
-    "transcript_awaited", default=None
-)
-"""Set by the caller of ``recognize`` (the capture): says, when the worker picks its next job,
-whether someone waits for this transcript now (the applicant has stopped speaking) or only
-later (a segment cut at a pause while they go on). The worker takes awaited jobs first."""
 
 
 @dataclass(frozen=True)
@@ -212,24 +208,9 @@ def _clean_words(raw: list[tuple[str, float, float, float]], duration: float) ->
     return join_pieces(words)
 
 
-def transcribe_array(
-    audio16k: np.ndarray,
-    *,
-    backend: Backend | str = "whisper",
-    model: ModelName | str = "tiny.en",
-    language: str = "en",
-) -> Transcript:
-    """Transcribe mono 16 kHz audio (float32 in [-1, 1], or int16). Blocking."""
-    check_choice(backend, model)
-    audio = np.asarray(audio16k)
-    if audio.dtype == np.int16:
-        audio = audio.astype(np.float32) / 32768.0
-    audio = np.ascontiguousarray(audio.reshape(-1), dtype=np.float32)
-    duration = round(len(audio) / SAMPLE_RATE, 3)
-    if len(audio) == 0:
-        return Transcript("", [], 0.0)
-
-    loaded = load_model(backend, model)
+def _decode(
+    loaded: _Loaded, backend: str, audio: np.ndarray, language: str, prompt: str | None
+) -> tuple[str, list[tuple[str, float, float, float]]]:
     raw: list[tuple[str, float, float, float]] = []
     with loaded.lock:
         if backend == "whisper":
@@ -246,6 +227,7 @@ def transcribe_array(
                 fp16=False,
                 beam_size=None,
                 best_of=None,
+                initial_prompt=prompt,
             )
             text = str(result["text"]).strip()
             for seg in result["segments"]:
@@ -261,6 +243,7 @@ def transcribe_array(
                 condition_on_previous_text=False,
                 word_timestamps=True,
                 vad_filter=False,
+                initial_prompt=prompt,
             )
             parts = []
             for seg in segments:  # a generator: the decode happens while iterating
@@ -268,6 +251,44 @@ def transcribe_array(
                 for w in seg.words or []:
                     raw.append((w.word, w.start, w.end, w.probability))
             text = "".join(parts).strip()
+    return text, raw
+
+
+def transcribe_array(
+    audio16k: np.ndarray,
+    *,
+    backend: Backend | str = "whisper",
+    model: ModelName | str = "tiny.en",
+    language: str = "en",
+    prompt: str | None = None,
+) -> Transcript:
+    """Transcribe mono 16 kHz audio (float32 in [-1, 1], or int16). Blocking.
+
+    ``prompt``: the answer's context (the question and its key terms, see the module
+    docstring); left out for near-silent audio, and an echo of it is checked without it."""
+    check_choice(backend, model)
+    audio = np.asarray(audio16k)
+    if audio.dtype == np.int16:
+        audio = audio.astype(np.float32) / 32768.0
+    audio = np.ascontiguousarray(audio.reshape(-1), dtype=np.float32)
+    duration = round(len(audio) / SAMPLE_RATE, 3)
+    if len(audio) == 0:
+        return Transcript("", [], 0.0)
+
+    loaded = load_model(backend, model)
+    prompt = (prompt or "").strip() or None
+    if prompt is not None and guards.voiced_seconds(audio) < guards.PROMPT_MIN_VOICED_S:
+        prompt = None
+    text, raw = _decode(loaded, backend, audio, language, prompt)
+    if prompt is not None and guards.suspect(text, prompt):
+        plain_text, plain_raw = _decode(loaded, backend, audio, language, None)
+        if not guards.suspect(plain_text, prompt):  # the applicant did not say it: whisper read it
+            text, raw = plain_text, plain_raw
+            prompt = None
+    if prompt is not None:
+        heard = guards.heard(raw, guards.voiced(audio), prompt)
+        if len(heard) < len(raw):
+            raw, text = heard, "".join(w[0] for w in heard).strip()
     return Transcript(text=text, words=_clean_words(raw, duration), duration=duration)
 
 
@@ -294,10 +315,13 @@ def transcribe_file(
     backend: Backend | str = "whisper",
     model: ModelName | str = "tiny.en",
     language: str = "en",
+    prompt: str | None = None,
 ) -> Transcript:
     """Transcribe a whole file (decoded by ffmpeg). Blocking."""
     check_choice(backend, model)
-    return transcribe_array(decode_file(path), backend=backend, model=model, language=language)
+    return transcribe_array(
+        decode_file(path), backend=backend, model=model, language=language, prompt=prompt
+    )
 
 
 def frame_to_16k(frame: rtc.AudioFrame) -> np.ndarray:
@@ -319,131 +343,6 @@ def frame_to_16k(frame: rtc.AudioFrame) -> np.ndarray:
     return data.astype(np.float32) / 32768.0
 
 
-# --- the shared worker and its bounded gate ----------------------------------------------------
-
-
-class TranscriptionQueue:
-    """One worker thread behind a bounded gate: at most ``max_pending`` jobs admitted at once.
-
-    A job counts as in flight from admission until the worker finishes it (even if its caller
-    was cancelled meanwhile), so ``peak_depth <= max_pending`` always holds. Callers beyond the
-    bound wait in ``run()`` (``waiting``). The gate is an asyncio.Semaphore per event loop; a
-    process normally runs one loop, so in practice the bound is process-wide.
-
-    Order: when the worker is free it takes the oldest job whose transcript is awaited now
-    (:data:`AWAITED`), else the oldest job. With several interviews on one model, the last
-    words of an applicant who has finished (the next question waits for them) no longer
-    queue behind segments of applicants still speaking (nobody waits for those yet).
-    """
-
-    def __init__(self, max_pending: int = DEFAULT_MAX_PENDING, *, name: str = "whisper") -> None:
-        if max_pending < 1:
-            raise ValueError("max_pending must be at least 1")
-        self.max_pending = max_pending
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
-        self._gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._lock = threading.Lock()
-        self._depth = 0
-        self._waiting = 0
-        self.peak_depth = 0
-        self.completed = 0
-        self._jobs: list[tuple[int, Callable[[], bool] | None, Callable[[], Any], Future[Any]]] = []
-        self._seq = itertools.count()
-
-    @property
-    def depth(self) -> int:
-        """Jobs admitted and not finished: queued for the worker or running."""
-        return self._depth
-
-    @property
-    def waiting(self) -> int:
-        """Callers blocked at the gate because ``max_pending`` jobs are in flight."""
-        return self._waiting
-
-    def _gate(self, loop: asyncio.AbstractEventLoop) -> asyncio.Semaphore:
-        with self._lock:
-            gate = self._gates.get(loop)
-            if gate is None:
-                gate = self._gates[loop] = asyncio.Semaphore(self.max_pending)
-            return gate
-
-    def _finished(self, loop: asyncio.AbstractEventLoop, gate: asyncio.Semaphore) -> None:
-        with self._lock:
-            self._depth -= 1
-            self.completed += 1
-        with contextlib.suppress(RuntimeError):  # a closed loop took its gate with it
-            loop.call_soon_threadsafe(gate.release)
-
-    def submit_nowait(self, fn: Callable[..., T], /, *args: Any) -> None:
-        """Queue work for the worker without the gate (warm-up at start, not answers)."""
-        self._executor.submit(fn, *args)
-
-    async def run(self, fn: Callable[..., T], /, *args: Any) -> T:
-        loop = asyncio.get_running_loop()
-        gate = self._gate(loop)
-        with self._lock:
-            self._waiting += 1
-        try:
-            await gate.acquire()
-        finally:
-            with self._lock:
-                self._waiting -= 1
-        with self._lock:
-            self._depth += 1
-            self.peak_depth = max(self.peak_depth, self._depth)
-        cfut: Future[T] = Future()
-        with self._lock:
-            self._jobs.append((next(self._seq), AWAITED.get(), lambda: fn(*args), cfut))
-        try:
-            self._executor.submit(self._run_next)  # one call per job: each runs one, the best
-        except BaseException:
-            with self._lock:
-                self._jobs = [j for j in self._jobs if j[3] is not cfut]
-            self._finished(loop, gate)
-            raise
-        cfut.add_done_callback(lambda _f: self._finished(loop, gate))
-        return await asyncio.wrap_future(cfut)
-
-    def _run_next(self) -> None:
-        """On the worker: run the most urgent job waiting (see the class docstring)."""
-        with self._lock:
-            if not self._jobs:
-                return
-            pick = next((j for j in self._jobs if _awaited(j[1])), self._jobs[0])
-            self._jobs.remove(pick)
-        _, _, call, cfut = pick
-        if not cfut.set_running_or_notify_cancel():
-            return
-        try:
-            cfut.set_result(call())
-        except BaseException as err:
-            cfut.set_exception(err)
-
-
-def _awaited(check: Callable[[], bool] | None) -> bool:
-    if check is None:
-        return False
-    try:
-        return bool(check())
-    except Exception:  # a capture torn down meanwhile: nobody waits
-        return False
-
-
-_SHARED_QUEUE: TranscriptionQueue | None = None
-_SHARED_LOCK = threading.Lock()
-
-
-def shared_queue() -> TranscriptionQueue:
-    """The process-wide transcription queue every WhisperSTT uses unless given another."""
-    global _SHARED_QUEUE
-    with _SHARED_LOCK:
-        if _SHARED_QUEUE is None:
-            _SHARED_QUEUE = TranscriptionQueue()
-        return _SHARED_QUEUE
-
-
 # --- the livekit-agents plugin -----------------------------------------------------------------
 
 
@@ -460,15 +359,31 @@ def words_from_event(event: stt.SpeechEvent) -> list[Word]:
     return out
 
 
+_PROMPT: ContextVar[str | None] = ContextVar("transcription_prompt", default=None)
+
+
+@contextlib.contextmanager
+def prompting(prompt: str | None) -> Iterator[None]:
+    """Transcriptions started inside this block (in this task) get ``prompt`` as context.
+
+    A context variable rather than an argument because livekit's ``STT.recognize`` takes no
+    extra arguments; a task copies it at creation, so concurrent answers never mix contexts."""
+    token = _PROMPT.set(prompt)
+    try:
+        yield
+    finally:
+        _PROMPT.reset(token)
+
+
 def _recognize_frames(
-    frames: list[rtc.AudioFrame], backend: str, model: str, language: str
+    frames: list[rtc.AudioFrame], backend: str, model: str, language: str, prompt: str | None
 ) -> Transcript:
     """On the worker: join the frames, make them mono 16 kHz, transcribe."""
     if frames:
         audio = frame_to_16k(rtc.combine_audio_frames(frames))
     else:
         audio = np.zeros(0, dtype=np.float32)
-    return transcribe_array(audio, backend=backend, model=model, language=language)
+    return transcribe_array(audio, backend=backend, model=model, language=language, prompt=prompt)
 
 
 class WhisperSTT(stt.STT):
@@ -539,7 +454,7 @@ class WhisperSTT(stt.STT):
         lang = str(language).split("-")[0].lower() if utils.is_given(language) else ""
         lang = lang or self._language
         transcript = await self._queue.run(
-            _recognize_frames, frames, self._backend, self._model, lang
+            _recognize_frames, frames, self._backend, self._model, lang, _PROMPT.get()
         )
         self.last_transcript = transcript
         words = [

@@ -1,4 +1,5 @@
-"""The admin's Users page: list, add, change role, deactivate/reactivate, set a new password.
+"""The admin's Users page: list, add, change role, deactivate/reactivate, set a new password;
+and the scorers' progress (what `interviewer scorer --status` prints: backlog, rate per scorer).
 
 Every change goes through :mod:`interviewer.accounts` (which audits it and keeps at least one
 active admin). A generated password is shown once, on the page that created it, and never stored
@@ -14,6 +15,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
 from interviewer import accounts
+from interviewer.scoring.claims import status as scoring_status
 from interviewer.store.db import session_scope
 from interviewer.store.models import Role, User
 from interviewer.web.auth import require_role
@@ -23,6 +25,9 @@ from interviewer.web.pages import render
 
 router = APIRouter()
 admin_only = require_role(Role.admin)
+
+SCORING_WINDOW_MIN = 10.0
+"""The scorers' rates on the page are over this many minutes (the CLI's --status default)."""
 
 NOTICES = {
     "role": "Role changed.",
@@ -37,10 +42,18 @@ def _users(engine: Any) -> list[User]:
 
 
 async def _page(request: Request, status: int = 200, **context: Any) -> Response:
-    users = await asyncio.to_thread(_users, services(request).engine)
+    engine = services(request).engine
+    users = await asyncio.to_thread(_users, engine)
+    scoring = await asyncio.to_thread(scoring_status, engine, SCORING_WINDOW_MIN)
     context.setdefault("notice", NOTICES.get(request.query_params.get("done", ""), ""))
     return render(
-        request, "staff/users.html", status_code=status, users=users, roles=list(Role), **context
+        request,
+        "staff/users.html",
+        status_code=status,
+        users=users,
+        roles=list(Role),
+        scoring=scoring,
+        **context,
     )
 
 
