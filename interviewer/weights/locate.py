@@ -15,6 +15,7 @@ from interviewer.weights.catalog import (
     LLM_NAMES,
     MANIFEST,
     RECIPE_VERSION,
+    SPEAKER_ENCODER,
     WHISPER_SIZES,
 )
 from interviewer.weights.files import _dir, _fix, _read_manifest, _sha256
@@ -59,6 +60,11 @@ def llm_dir(name: str, model_dir: Path | None = None) -> Path:
 def embedder_dir(model_dir: Path | None = None) -> Path:
     """The sentence-transformers folder of all-MiniLM-L6-v2."""
     return _located(EMBEDDER, _dir(model_dir), f"embedder/{EMBEDDER}/")
+
+
+def speaker_encoder_file(model_dir: Path | None = None) -> Path:
+    """The GE2E speaker encoder's state dict (proctoring's voice comparisons)."""
+    return _located(SPEAKER_ENCODER, _dir(model_dir), f"speaker/{SPEAKER_ENCODER}.pt")
 
 
 def _known(name: str, names: tuple[str, ...]) -> None:
