@@ -1,4 +1,5 @@
-"""Voice signals on real espeak-ng speech: speaker change, background voice, reading pattern."""
+"""Voice signals: who is speaking on real recorded speech (asterisk prompts, the GE2E
+encoder); background voice and reading pattern on espeak-ng speech."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from interviewer.proctoring import voices
+from interviewer.errors import UserError
+from interviewer.proctoring import speakers, voices
 from interviewer.proctoring.thresholds import ProctoringThresholds
 from interviewer.voice.tts import render_with_espeak_binary
 
@@ -37,51 +39,84 @@ def say(tmp_path: Path, voice: str, text: str) -> np.ndarray:
     return voices.read_wav(path)
 
 
-def changes(answer: np.ndarray, practice: np.ndarray | None) -> list[voices.SpeakerChange]:
-    ref = voices.voice_prints(practice) if practice is not None else None
-    return voices.speaker_changes(
-        voices.voice_prints(answer),
+SOUNDS = Path("/usr/share/asterisk/sounds")
+
+
+def recorded(language: str, first: int, seconds: float) -> np.ndarray:
+    """Real recorded prompts of one voice artist (Debian's asterisk sounds), 0.6 s apart."""
+    files = sorted((SOUNDS / language).glob("*.wav"))
+    files = [f for f in files if f.stat().st_size > 16_000][first:]
+    parts, total = [], 0
+    for f in files:
+        parts += [voices.read_wav(f), np.zeros(9_600, dtype=np.float32)]
+        total += len(parts[-2]) + 9_600
+        if total >= seconds * 16_000:
+            break
+    return np.concatenate(parts)
+
+
+@pytest.fixture(scope="module")
+def encoder() -> speakers.SpeakerEncoder:
+    try:
+        return speakers.SpeakerEncoder.load()
+    except UserError as err:
+        pytest.skip(str(err))
+
+
+def changes(
+    encoder: speakers.SpeakerEncoder, answer: np.ndarray, practice: np.ndarray | None
+) -> list[speakers.Stretch]:
+    ref = speakers.windows(encoder, practice).voice() if practice is not None else None
+    return speakers.second_voice(
+        speakers.windows(encoder, answer),
         ref,
-        distance=T.speaker_change_distance,
+        window_similarity=T.speaker_window_similarity,
+        standin_similarity=T.speaker_standin_similarity,
         min_segment_s=T.speaker_min_segment_s,
     )
 
 
-def test_a_second_voice_in_the_middle_of_an_answer_is_a_speaker_change(tmp_path: Path) -> None:
-    practice = say(tmp_path, APPLICANT, PRACTICE)
-    first, second, third = (
-        say(tmp_path, APPLICANT, PARTS[0]),
-        say(tmp_path, OTHER, PARTS[1]),
-        say(tmp_path, APPLICANT, PARTS[2]),
-    )
+needs_recordings = pytest.mark.skipif(
+    not (SOUNDS / "en").is_dir() or not (SOUNDS / "it").is_dir(),
+    reason="needs asterisk-core-sounds-en-wav and -it-wav",
+)
+
+
+@needs_recordings
+def test_a_second_real_speaker_joining_an_answer_is_flagged(encoder) -> None:
+    practice = recorded("en", 0, 25)
+    first, second, third = recorded("en", 60, 12), recorded("it", 0, 5), recorded("en", 90, 12)
     answer = np.concatenate([first, second, third])
     switch_in, switch_out = len(first) / 16_000, (len(first) + len(second)) / 16_000
 
-    found = changes(answer, practice)
+    found = changes(encoder, answer, practice)
     assert len(found) == 1
     change = found[0]
-    assert change.reference == "practice" and not change.whole_answer
-    # located within a window and a half of the true switch points
+    assert change.compared_with == "practice and answer" and not change.whole_answer
+    # located within a window of the true switch points
     assert abs(change.start_s - switch_in) < 1.6 and abs(change.end_s - switch_out) < 1.6
-    assert change.distance > T.speaker_change_distance
+    assert change.similarity < T.speaker_window_similarity
 
-    # without a practice answer the answer's majority voice is the reference
-    alone = changes(answer, None)
-    assert len(alone) == 1 and alone[0].reference == "answer"
+    # without a practice answer the answer's dominant voice is the reference
+    alone = changes(encoder, answer, None)
+    assert len(alone) == 1 and alone[0].compared_with == "answer"
     assert abs(alone[0].start_s - switch_in) < 1.6
 
 
-def test_a_clean_single_voice_answer_raises_nothing(tmp_path: Path) -> None:
-    practice = say(tmp_path, APPLICANT, PRACTICE)
-    answer = say(tmp_path, APPLICANT, " ".join(PARTS))
-    assert changes(answer, practice) == []
-    assert changes(answer, None) == []
+@needs_recordings
+def test_the_same_real_speaker_across_utterances_is_never_flagged(encoder) -> None:
+    practice = recorded("en", 0, 25)
+    for first in (40, 120, 200):
+        answer = recorded("en", first, 30)
+        assert changes(encoder, answer, practice) == []
+        assert changes(encoder, answer, None) == []
 
 
-def test_someone_else_answering_entirely_is_flagged_as_the_whole_answer(tmp_path: Path) -> None:
-    practice = say(tmp_path, APPLICANT, PRACTICE)
-    answer = say(tmp_path, OTHER, " ".join(PARTS))
-    found = changes(answer, practice)
+@needs_recordings
+def test_someone_else_answering_entirely_is_flagged_as_the_whole_answer(encoder) -> None:
+    practice = recorded("en", 0, 25)
+    answer = recorded("it", 40, 30)
+    found = changes(encoder, answer, practice)
     assert len(found) == 1 and found[0].whole_answer
 
 

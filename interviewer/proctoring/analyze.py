@@ -27,7 +27,7 @@ from interviewer.config import get_settings
 from interviewer.errors import UserError
 from interviewer.interview import PRACTICE_ID
 from interviewer.proctoring import duplicates as dup
-from interviewer.proctoring import faces, voices
+from interviewer.proctoring import faces, speakers, voices
 from interviewer.proctoring.events import (
     EventDraft,
     EventKind,
@@ -106,7 +106,12 @@ def analyze_interview(
     found: dict[str, list[EventDraft]] = {}
 
     if "voices" in sources:
-        found["voices"] = _voice_events(inputs, report)
+        try:
+            encoder = speakers.SpeakerEncoder.load(model_dir)
+        except UserError as err:
+            report.skipped["voices"] = str(err)
+        else:
+            found["voices"] = _voice_events(inputs, encoder, report)
     if "faces" in sources:
         try:
             detector = face_detector or faces.load_face_detector()
@@ -191,16 +196,16 @@ def _at(base: datetime | None, offset_s: float) -> datetime:
 # --- voices -------------------------------------------------------------------------------------
 
 
-def _voice_events(inputs: _Inputs, report: AnalysisReport) -> list[EventDraft]:
+def _voice_events(
+    inputs: _Inputs, encoder: speakers.SpeakerEncoder, report: AnalysisReport
+) -> list[EventDraft]:
     t = inputs.thresholds
     practice = next(
         (a for a in inputs.answers if a.question_id == PRACTICE_ID and a.attempt == 0), None
     )
-    practice_prints = None
+    practice_voice = None
     if practice is not None and practice.audio is not None:
-        practice_prints = voices.voice_prints(
-            voices.read_wav(practice.audio), window_s=t.speaker_window_s
-        )
+        practice_voice = speakers.windows(encoder, voices.read_wav(practice.audio)).voice()
     practice_delivery = (
         voices.delivery(practice.words, practice.onset_s) if practice is not None else None
     )
@@ -214,11 +219,11 @@ def _voice_events(inputs: _Inputs, report: AnalysisReport) -> list[EventDraft]:
         base_evidence = {"answer_id": answer.id, "attempt": answer.attempt}
         if answer.audio is not None:
             signal = voices.read_wav(answer.audio)
-            prints = voices.voice_prints(signal, window_s=t.speaker_window_s)
-            changes = voices.speaker_changes(
-                prints,
-                practice_prints,
-                distance=t.speaker_change_distance,
+            changes = speakers.second_voice(
+                speakers.windows(encoder, signal),
+                practice_voice,
+                window_similarity=t.speaker_window_similarity,
+                standin_similarity=t.speaker_standin_similarity,
                 min_segment_s=t.speaker_min_segment_s,
             )
             for i, change in enumerate(changes):
@@ -233,9 +238,9 @@ def _voice_events(inputs: _Inputs, report: AnalysisReport) -> list[EventDraft]:
                         **base_evidence,
                         "start_s": change.start_s,
                         "end_s": change.end_s,
-                        "distance": change.distance,
+                        "similarity": change.similarity,
                         "whole_answer": change.whole_answer,
-                        "compared_with": change.reference,
+                        "compared_with": change.compared_with,
                     },
                     **common,
                 )

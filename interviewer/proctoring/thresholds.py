@@ -42,9 +42,15 @@ class ProctoringThresholds(BaseModel):
     multiple_faces_high_frames: int = Field(5, ge=1)
 
     # --- voices ---------------------------------------------------------------------------------
-    speaker_window_s: float = Field(1.5, ge=0.5, le=5)
-    speaker_change_distance: float = Field(
-        2.5, gt=0, description="RMS z-score vs the practice voice; the same voice scores ~1."
+    speaker_window_similarity: float = Field(
+        0.75,
+        gt=0,
+        lt=1,
+        description="Cosine of a 1.6 s window to the applicant's voice below which it is "
+        "someone else (speaker encoder; one person scores 0.8-0.95).",
+    )
+    speaker_standin_similarity: float = Field(
+        0.78, gt=0, lt=1, description="A whole answer below this to the practice voice: stand-in."
     )
     speaker_min_segment_s: float = Field(3.0, gt=0)
     speaker_change_high_s: float = Field(20.0, gt=0)
