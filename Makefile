@@ -9,11 +9,15 @@ export TRANSFORMERS_OFFLINE := 1
 
 APT_RUN  := espeak-ng ffmpeg libportaudio2
 NODE_STAMP := node_modules/.installed
+# Real speech of five more voice artists for the speaker tests and bench/proctoring.py (one
+# artist per package; not asterisk-prompt-es-co/-fr-armelle: they replace the es/fr packs).
+APT_SPEAKERS := asterisk-core-sounds-es-wav asterisk-core-sounds-fr-wav asterisk-core-sounds-it-wav \
+	asterisk-core-sounds-ru-wav asterisk-prompt-it-menardi-wav
 # ceph-mon/ceph-osd/radosgw: a real S3 server (Ceph RGW on a one-OSD memstore cluster) for the
 # S3 storage tests (tests/s3_server.py); docker-compose: validates deploy/docker-compose.yml
 # against the Compose schema (no Docker daemon needed).
 APT_TEST := $(APT_RUN) chromium chromium-driver postgresql asterisk-core-sounds-en-wav asterisk-core-sounds-en \
-	ceph-mon ceph-osd radosgw docker-compose
+	$(APT_SPEAKERS) ceph-mon ceph-osd radosgw docker-compose
 
 .PHONY: run test lint bench apt-run apt-test models clean-venv js
 

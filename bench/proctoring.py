@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import pickle
 import random
 import tempfile
 import time
@@ -35,6 +36,7 @@ from pathlib import Path
 import mfcc_voiceprints as mfcc  # the old detector, bench-only
 import numpy as np
 import speakers_data as speech
+import torch
 import yaml
 
 from interviewer.proctoring import duplicates as dup
@@ -94,6 +96,10 @@ def main() -> None:
     parser.add_argument("--speakers-only", action="store_true", help="only who is speaking")
     parser.add_argument("--per-language", type=int, default=12, help="answers per speaker")
     parser.add_argument("--answer-s", type=float, default=40.0, help="length of an answer")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: busy machine)")
+    parser.add_argument(
+        "--cache", type=Path, help="keep the embedded cases here (re-runs only re-score them)"
+    )
     args = parser.parse_args()
     speakers_bench(args)
     if args.speakers_only:
@@ -254,12 +260,54 @@ def _score(clean, mixed, standins, flags) -> tuple[float, float, float]:
     return false, found / len(mixed), caught / len(standins)
 
 
+def _window_sims(case: Case, practice) -> np.ndarray:
+    """What the detector compares with its threshold, per window (smoothed)."""
+    w = case.new
+    sims = w.vectors @ speakers.dominant_voice(w.vectors)
+    sims = np.maximum(sims, w.vectors @ practice[case.practice][0].voice())
+    return speakers._smooth(sims)
+
+
+def _similarities(practice, clean, mixed) -> None:
+    """Where one person and two people score: windows, and whole voice prints."""
+    same = np.concatenate([_window_sims(c, practice) for c in clean])
+    guest = []
+    for c in mixed:
+        start, end = c.clip.joined
+        inside = (c.new.starts >= start) & (c.new.ends <= end)
+        guest += list(_window_sims(c, practice)[inside])
+    print(
+        f"window similarity, one person: min {same.min():.3f}, 0.1 % {np.percentile(same, 0.1):.3f}"
+        f", 1 % {np.percentile(same, 1):.3f}, median {np.median(same):.3f} ({len(same)} windows)"
+    )
+    if guest:
+        print(
+            f"window similarity, a second person wholly inside the window: median "
+            f"{np.median(guest):.3f}, 99 % {np.percentile(guest, 99):.3f} ({len(guest)} windows)"
+        )
+    one, two = [], []
+    for c in clean:
+        for lang, (windows, _) in practice.items():
+            sim = float(c.new.voice() @ windows.voice())
+            (one if not speech.different(c.language, lang) else two).append(sim)
+    print(
+        f"voice prints (an answer against a practice answer): one person min {min(one):.3f} "
+        f"median {np.median(one):.3f}; two people max {max(two):.3f} median {np.median(two):.3f}"
+    )
+
+
 def speakers_bench(args: argparse.Namespace) -> None:
     t = ProctoringThresholds()
     encoder = speakers.SpeakerEncoder.load(args.model_dir)
+    torch.set_num_threads(args.threads)
     started = time.perf_counter()
     sets = {}
+    cache = args.cache
+    if cache is not None and cache.exists():
+        sets = pickle.loads(cache.read_bytes())  # written by this bench, below
     for half, name in ((0, "tune"), (1, "report")):
+        if name in sets:
+            continue
         practice, clean, mixed = _cases(half, args.per_language, args.answer_s, encoder)
         # a stand-in: someone else's clean answer against this applicant's practice answer
         standins = [
@@ -269,6 +317,8 @@ def speakers_bench(args: argparse.Namespace) -> None:
             if speech.different(c.language, p)
         ]
         sets[name] = (practice, clean, mixed, standins)
+    if cache is not None:
+        cache.write_bytes(pickle.dumps(sets))
     practice, clean, mixed, standins = sets["tune"]
     grid = [(w, s) for w in np.arange(0.50, 0.81, 0.025) for s in np.arange(0.55, 0.86, 0.025)]
     scored = []
@@ -297,6 +347,7 @@ def speakers_bench(args: argparse.Namespace) -> None:
             f"\n{name} half: {len(clean)} clean answers ({hours:.2f} h), {len(mixed)} with a "
             f"second speaker joining 3-6 s, {len(standins)} stand-ins"
         )
+        _similarities(practice, clean, mixed)
         print(f"{'detector':34s} {'false flags/h':>14s} {'joins found':>12s} {'stand-ins':>10s}")
         rows = {
             "old (MFCC prints, distance 2.5)": lambda c, p=practice: _old_flags(c, p, t),

@@ -17,8 +17,21 @@ import numpy as np
 from interviewer.proctoring.voices import SAMPLE_RATE, read_wav
 
 SOUNDS = Path("/usr/share/asterisk/sounds")
-LANGUAGES = ("en", "es", "fr", "it", "ru")  # Debian packages asterisk-core-sounds-LANG-wav
-SAME_PERSON = {frozenset({"en", "es"})}
+# recording -> its folder (Debian packages asterisk-core-sounds-LANG-wav and
+# asterisk-prompt-it-menardi-wav); each folder is one voice artist
+FOLDERS = {
+    "en": "en_US_f_Allison",
+    "es": "es_MX_f_Allison",
+    "fr": "fr_CA_f_June",
+    "it": "it_IT_m_Carlo",
+    "it-f": "it_IT_f_Menardi",
+    "ru": "ru_RU_f_IvrvoiceRU",
+}
+LANGUAGES = tuple(FOLDERS)
+SAME_PERSON = {frozenset({"en", "es"})}  # Allison recorded both
+# prompts that are not speech (the en pack's reference texts put them in brackets): tones and
+# the monkeys of tt-monkeys, which the speaker encoder rightly finds unlike the artist's voice
+NOT_SPEECH = {"beep", "beeperr", "ascending-2tone", "descending-2tone", "tt-monkeys"}
 
 
 def different(a: str, b: str) -> bool:
@@ -26,10 +39,12 @@ def different(a: str, b: str) -> bool:
 
 
 def prompts(language: str, half: int | None = None) -> list[Path]:
-    """The language's prompts of at least 1 s; ``half`` 0 or 1 keeps every other file, so
-    thresholds tuned on one half are reported on the other."""
-    files = sorted((SOUNDS / language).glob("*.wav"))
-    files = [f for f in files if f.stat().st_size > 8000 * 2 * 1.0]  # 8 kHz 16-bit, >= 1 s
+    """The recording's spoken prompts of at least 1 s; ``half`` 0 or 1 keeps every other file,
+    so thresholds tuned on one half are reported on the other."""
+    files = sorted((SOUNDS / FOLDERS[language]).glob("*.wav"))
+    files = [
+        f for f in files if f.stem not in NOT_SPEECH and f.stat().st_size > 8000 * 2 * 1.0
+    ]  # 8 kHz 16-bit, >= 1 s
     return files if half is None else files[half::2]
 
 

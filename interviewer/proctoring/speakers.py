@@ -27,6 +27,7 @@ from torch import nn
 
 from interviewer.errors import ModelError
 from interviewer.proctoring import voices
+from interviewer.proctoring.thresholds import ProctoringThresholds
 from interviewer.weights import speaker_encoder_file
 
 SAMPLE_RATE = voices.SAMPLE_RATE
@@ -35,6 +36,8 @@ HOP = 160  # 10 ms
 WINDOW_S = 1.6  # what the encoder was trained on (160 frames)
 TARGET_DBFS = -30.0  # Resemblyzer's loudness normalisation, raising quiet audio only
 KEEP_PAUSE_S = 0.2  # speech is compacted first: pauses longer than this are cut to it
+MODEL = "ge2e-speaker"  # stored with voice prints: prints of another encoder never compare
+MIN_PRINT_SPEECH_S = 5.0  # an interview's voice print averages at least this much speech
 
 
 class _Ge2e(nn.Module):
@@ -142,6 +145,7 @@ class Windows:
     starts: np.ndarray  # (n,) seconds in the original recording
     ends: np.ndarray
     vectors: np.ndarray  # (n, 256), unit length
+    speech_s: float = 0.0  # seconds of speech the windows cover
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -160,7 +164,7 @@ def windows(encoder: SpeakerEncoder, signal: np.ndarray, hop_s: float = 0.4) -> 
     size, step = round(WINDOW_S * SAMPLE_RATE), round(hop_s * SAMPLE_RATE)
     if len(speech.samples) < size // 2:
         empty = np.zeros(0)
-        return Windows(empty, empty, np.zeros((0, 256), dtype=np.float32))
+        return Windows(empty, empty, np.zeros((0, 256), dtype=np.float32), speech.seconds)
     firsts = list(range(0, max(1, len(speech.samples) - size + 1), step))
     clips = [speech.samples[f : f + size] for f in firsts]
     lasts = [min(f + size, len(speech.samples)) - 1 for f in firsts]
@@ -168,6 +172,7 @@ def windows(encoder: SpeakerEncoder, signal: np.ndarray, hop_s: float = 0.4) -> 
         starts=speech.times[firsts],
         ends=speech.times[lasts],
         vectors=encoder.embed(clips),
+        speech_s=speech.seconds,
     )
 
 
@@ -195,6 +200,11 @@ class Stretch:
     similarity: float  # median cosine of the stretch to the applicant's voice (1 = identical)
     whole_answer: bool  # the whole answer is in another voice than the practice answer
     compared_with: str  # "practice" or "practice and answer" or "answer"
+    threshold: float = 0.0  # the similarity below which it was flagged
+
+    @property
+    def sure(self) -> str:
+        return how_sure(self.similarity, self.threshold)
 
     @property
     def duration_s(self) -> float:
@@ -202,6 +212,20 @@ class Stretch:
 
     def as_dict(self) -> dict[str, float]:
         return {"start_s": self.start_s, "end_s": self.end_s, "similarity": self.similarity}
+
+
+def how_sure(similarity: float, threshold: float) -> str:
+    """How far below the threshold a flagged voice is, in words a recruiter can weigh:
+    "high" (0.15 or more below: where different people score, docs/proctoring.md), "medium"
+    (0.05-0.15), "low" (within 0.05: one person on a bad line can score there; listen)."""
+    margin = threshold - similarity
+    return "high" if margin >= 0.15 else "medium" if margin >= 0.05 else "low"
+
+
+def how_sure_same(similarity: float, threshold: float) -> str:
+    """The same for two voice prints found alike: how far above the threshold."""
+    margin = similarity - threshold
+    return "high" if margin >= 0.08 else "medium" if margin >= 0.03 else "low"
 
 
 def _smooth(values: np.ndarray, width: int = 3) -> np.ndarray:
@@ -241,6 +265,7 @@ def second_voice(
                     similarity=round(overall, 3),
                     whole_answer=True,
                     compared_with="practice",
+                    threshold=standin_similarity,
                 )
             ]
     sims = answer.vectors @ dominant_voice(answer.vectors)
@@ -261,6 +286,22 @@ def second_voice(
                 similarity=round(float(np.median(sims[first:last])), 3),
                 whole_answer=False,
                 compared_with=compared,
+                threshold=window_similarity,
             )
         )
     return stretches
+
+
+def second_voices(
+    answer: Windows, practice: np.ndarray | None, thresholds: ProctoringThresholds
+) -> list[Stretch]:
+    """The product's check of one answer's windows against the practice voice: the one call
+    the analysis, ``interviewer integrity voices``, the tests and the bench all make, so the
+    figures in docs/proctoring.md are the detector's as shipped."""
+    return second_voice(
+        answer,
+        practice,
+        window_similarity=thresholds.speaker_window_similarity,
+        standin_similarity=thresholds.speaker_standin_similarity,
+        min_segment_s=thresholds.speaker_min_segment_s,
+    )

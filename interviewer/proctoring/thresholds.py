@@ -66,6 +66,13 @@ class ProctoringThresholds(BaseModel):
     duplicate_similarity: float = Field(0.92, gt=0, le=1)
     duplicate_high_similarity: float = Field(0.97, gt=0, le=1)
     duplicate_min_words: int = Field(25, ge=1)
+    duplicate_voice_similarity: float = Field(
+        0.85,
+        gt=0,
+        le=1,
+        description="Cosine of two interviews' voice prints from which they are one voice.",
+    )
+    duplicate_voice_high_similarity: float = Field(0.92, gt=0, le=1)
     reference_ngram: int = Field(4, ge=2, le=8)
     reference_overlap_warning: float = Field(0.6, gt=0, le=1)
     reference_overlap_high: float = Field(0.8, gt=0, le=1)
@@ -82,6 +89,7 @@ class ProctoringThresholds(BaseModel):
             ("multiple_faces_warning_frames", "multiple_faces_high_frames"),
             ("background_voice_warning_s", "background_voice_high_s"),
             ("duplicate_similarity", "duplicate_high_similarity"),
+            ("duplicate_voice_similarity", "duplicate_voice_high_similarity"),
             ("reference_overlap_warning", "reference_overlap_high"),
         ]
         for low, high in pairs:
