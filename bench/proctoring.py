@@ -262,10 +262,9 @@ def _score(clean, mixed, standins, flags) -> tuple[float, float, float]:
 
 def _window_sims(case: Case, practice) -> np.ndarray:
     """What the detector compares with its threshold, per window (smoothed)."""
-    w = case.new
-    sims = w.vectors @ speakers.dominant_voice(w.vectors)
-    sims = np.maximum(sims, w.vectors @ practice[case.practice][0].voice())
-    return speakers._smooth(sims)
+    spans = speakers.spans(case.new)
+    sims = spans.vectors @ speakers.dominant_voice(case.new.vectors)
+    return np.maximum(sims, spans.vectors @ practice[case.practice][0].voice())
 
 
 def _similarities(practice, clean, mixed) -> None:
@@ -274,7 +273,8 @@ def _similarities(practice, clean, mixed) -> None:
     guest = []
     for c in mixed:
         start, end = c.clip.joined
-        inside = (c.new.starts >= start) & (c.new.ends <= end)
+        spans = speakers.spans(c.new)
+        inside = (spans.starts >= start) & (spans.ends <= end)
         guest += list(_window_sims(c, practice)[inside])
     print(
         f"window similarity, one person: min {same.min():.3f}, 0.1 % {np.percentile(same, 0.1):.3f}"
@@ -320,7 +320,7 @@ def speakers_bench(args: argparse.Namespace) -> None:
     if cache is not None:
         cache.write_bytes(pickle.dumps(sets))
     practice, clean, mixed, standins = sets["tune"]
-    grid = [(w, s) for w in np.arange(0.50, 0.81, 0.025) for s in np.arange(0.55, 0.86, 0.025)]
+    grid = [(w, s) for w in np.arange(0.50, 0.91, 0.025) for s in np.arange(0.55, 0.91, 0.025)]
     scored = []
     for w, s in grid:
         false, recall, standin = _score(
@@ -330,8 +330,13 @@ def speakers_bench(args: argparse.Namespace) -> None:
             lambda c, w=w, s=s, p=practice: _new_flags(c, p, w, s, t),
         )
         scored.append((false, -(recall + standin), w, s, recall, standin))
-    # the highest recall among thresholds with no false flag on the tuning half
-    best = min(scored, key=lambda r: (r[0] > 0, r[1], -r[2], -r[3]))
+    # among thresholds with no false flag on the tuning half: the window threshold that finds
+    # the most joins, the lowest of those (flagging an honest applicant is worse than missing a
+    # prompter); then, at that window threshold, the stand-in threshold that finds the most
+    # stand-ins, again the lowest of those
+    clean_rows = [r for r in scored if r[0] == 0] or scored
+    window = min(clean_rows, key=lambda r: (-r[4], r[2]))[2]
+    best = min((r for r in clean_rows if r[2] == window), key=lambda r: (-r[5], r[3]))
     print(
         f"tuned on the first half of each language's prompts: window {best[2]:.3f}, "
         f"stand-in {best[3]:.3f} (tune: {best[0]:.2f} false/h, joins {best[4]:.1%}, "

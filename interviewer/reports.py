@@ -570,7 +570,7 @@ def describe_event(event: dict[str, Any]) -> str:
         bits.append(
             "an earlier interview of this applicant"
             if ev["same_applicant"]
-            else "another applicant's interview"
+            else "an interview of another applicant"
         )
     if ev.get("offset_s") is not None and ev.get("part") is not None:
         bits.append(f"camera part {ev['part']} at {ev['offset_s']:g}s")
