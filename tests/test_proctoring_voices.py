@@ -3,13 +3,16 @@ encoder); background voice and reading pattern on espeak-ng speech."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from speech_support import recorded, require_recordings, write_wav
+from typer.testing import CliRunner
 
-from interviewer.errors import UserError
+from interviewer.cli import app
 from interviewer.proctoring import speakers, voices
 from interviewer.proctoring.thresholds import ProctoringThresholds
 from interviewer.voice.tts import render_with_espeak_binary
@@ -39,52 +42,27 @@ def say(tmp_path: Path, voice: str, text: str) -> np.ndarray:
     return voices.read_wav(path)
 
 
-SOUNDS = Path("/usr/share/asterisk/sounds")
-
-
-def recorded(language: str, first: int, seconds: float) -> np.ndarray:
-    """Real recorded prompts of one voice artist (Debian's asterisk sounds), 0.6 s apart."""
-    files = sorted((SOUNDS / language).glob("*.wav"))
-    files = [f for f in files if f.stat().st_size > 16_000][first:]
-    parts, total = [], 0
-    for f in files:
-        parts += [voices.read_wav(f), np.zeros(9_600, dtype=np.float32)]
-        total += len(parts[-2]) + 9_600
-        if total >= seconds * 16_000:
-            break
-    return np.concatenate(parts)
-
-
 @pytest.fixture(scope="module")
-def encoder() -> speakers.SpeakerEncoder:
-    try:
-        return speakers.SpeakerEncoder.load()
-    except UserError as err:
-        pytest.skip(str(err))
+def encoder(model_dir: Path) -> speakers.SpeakerEncoder:
+    require_recordings()
+    return speakers.SpeakerEncoder.load(model_dir)
 
 
 def changes(
     encoder: speakers.SpeakerEncoder, answer: np.ndarray, practice: np.ndarray | None
 ) -> list[speakers.Stretch]:
-    ref = speakers.windows(encoder, practice).voice() if practice is not None else None
-    return speakers.second_voice(
-        speakers.windows(encoder, answer),
-        ref,
-        window_similarity=T.speaker_window_similarity,
-        standin_similarity=T.speaker_standin_similarity,
-        min_segment_s=T.speaker_min_segment_s,
-    )
+    """The product's check of ``answer`` against a practice voice (``voice_of``)."""
+    return speakers.second_voices(speakers.windows(encoder, answer), practice, T)
 
 
-needs_recordings = pytest.mark.skipif(
-    not (SOUNDS / "en").is_dir() or not (SOUNDS / "it").is_dir(),
-    reason="needs asterisk-core-sounds-en-wav and -it-wav",
-)
+def voice_of(encoder: speakers.SpeakerEncoder, practice: np.ndarray) -> np.ndarray:
+    voice = speakers.windows(encoder, practice).voice()
+    assert voice is not None
+    return voice
 
 
-@needs_recordings
 def test_a_second_real_speaker_joining_an_answer_is_flagged(encoder) -> None:
-    practice = recorded("en", 0, 25)
+    practice = voice_of(encoder, recorded("en", 0, 25))
     first, second, third = recorded("en", 60, 12), recorded("it", 0, 5), recorded("en", 90, 12)
     answer = np.concatenate([first, second, third])
     switch_in, switch_out = len(first) / 16_000, (len(first) + len(second)) / 16_000
@@ -103,18 +81,52 @@ def test_a_second_real_speaker_joining_an_answer_is_flagged(encoder) -> None:
     assert abs(alone[0].start_s - switch_in) < 1.6
 
 
-@needs_recordings
 def test_the_same_real_speaker_across_utterances_is_never_flagged(encoder) -> None:
-    practice = recorded("en", 0, 25)
-    for first in (40, 120, 200):
-        answer = recorded("en", first, 30)
-        assert changes(encoder, answer, practice) == []
-        assert changes(encoder, answer, None) == []
+    practice = voice_of(encoder, recorded("en", 0, 25))
+    for first, pause_s in ((40, 0.6), (120, 1.5), (200, 3.0)):
+        heard = speakers.windows(encoder, recorded("en", first, 30, pause_s))
+        assert speakers.second_voices(heard, practice, T) == []
+        assert speakers.second_voices(heard, None, T) == []
 
 
-@needs_recordings
+@pytest.mark.parametrize(("speaker", "guest"), [("fr", "it"), ("ru", "en"), ("it-f", "it")])
+def test_other_real_speakers_alone_are_not_flagged_and_a_guest_is(
+    encoder, speaker: str, guest: str
+) -> None:
+    """Each artist's own answer (1.5 s pauses) passes against their practice; another artist
+    joining for 4 s or more is found where it speaks. (Allison joining June or Menardi, three
+    women on telephone speech, is missed at the default threshold: docs/proctoring.md.)"""
+    practice = voice_of(encoder, recorded(speaker, 0, 20))
+    answer = recorded(speaker, 100, 20, pause_s=1.5)
+    assert changes(encoder, answer, practice) == []
+    joined = recorded(guest, 150, 4)
+    mixed = np.concatenate([answer[: 10 * 16_000], joined, answer[10 * 16_000 :]])
+    found = changes(encoder, mixed, practice)
+    assert len(found) == 1 and not found[0].whole_answer
+    assert found[0].start_s < 10 + 1.6 and found[0].end_s > 10 + len(joined) / 16_000 - 1.6
+    assert found[0].sure in ("high", "medium", "low")
+
+
+def test_cli_voices_reports_each_answer_as_json(encoder, model_dir: Path, tmp_path: Path) -> None:
+    practice = write_wav(tmp_path / "practice.wav", recorded("en", 0, 20))
+    clean = write_wav(tmp_path / "clean.wav", recorded("en", 60, 15))
+    other = write_wav(tmp_path / "other.wav", recorded("it", 40, 15))
+    args = ["integrity", "voices", "--model-dir", str(model_dir), "--practice", str(practice)]
+    result = CliRunner().invoke(app, [*args, str(clean), str(other), "--json"])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.output.splitlines()]
+    assert [(x["file"], x["second_voice"]) for x in lines] == [
+        (str(clean), False),
+        (str(other), True),
+    ]
+    assert lines[0]["stretches"] == []
+    (whole,) = lines[1]["stretches"]  # wholly another voice: one stretch covering it
+    assert set(whole) == {"start_s", "end_s", "similarity"}
+    assert whole["start_s"] < 1 and whole["end_s"] > 14 and whole["similarity"] < 0.75
+
+
 def test_someone_else_answering_entirely_is_flagged_as_the_whole_answer(encoder) -> None:
-    practice = recorded("en", 0, 25)
+    practice = voice_of(encoder, recorded("en", 0, 25))
     answer = recorded("it", 40, 30)
     found = changes(encoder, answer, practice)
     assert len(found) == 1 and found[0].whole_answer

@@ -220,7 +220,7 @@ def how_sure(similarity: float, threshold: float) -> str:
     """How far below the threshold a flagged voice is, in words a recruiter can weigh (from
     bench/proctoring.py on real speech, docs/proctoring.md): "high" (0.15 or more below: only
     other people scored there), "medium" (0.05-0.15 below: where most other people score),
-    "low" (within 0.05: one person's own windows went as low as 0.76; listen first)."""
+    "low" (within 0.05: one person's own speech went as low as 0.77; listen first)."""
     margin = threshold - similarity
     return "high" if margin >= 0.15 else "medium" if margin >= 0.05 else "low"
 
