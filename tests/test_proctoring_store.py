@@ -233,7 +233,9 @@ def test_analyze_interview_finds_the_signals_and_is_idempotent(
         (EventKind.reference_match, QID),
     }
     change = found[(EventKind.speaker_change, QID)]
-    assert change.evidence["compared_with"] == "practice"
+    # the speaker encoder checks each stretch against the practice and the answer's own voice
+    assert change.evidence["compared_with"] == "practice and answer"
+    assert change.evidence["whole_answer"] is False
     switch = len(parts[0]) / 16_000
     assert abs(change.evidence["start_s"] - switch) < 1.6
     assert found[(EventKind.reference_match, QID)].severity == Severity.high
