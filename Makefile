@@ -9,15 +9,17 @@ export TRANSFORMERS_OFFLINE := 1
 
 APT_RUN  := espeak-ng ffmpeg libportaudio2
 NODE_STAMP := node_modules/.installed
+# Real speech of five more voice artists for the speaker tests and bench/proctoring.py (one
+# artist per package; not asterisk-prompt-es-co/-fr-armelle: they replace the es/fr packs).
+APT_SPEAKERS := asterisk-core-sounds-es-wav asterisk-core-sounds-fr-wav asterisk-core-sounds-it-wav \
+	asterisk-core-sounds-ru-wav asterisk-prompt-it-menardi-wav
 # ceph-mon/ceph-osd/radosgw: a real S3 server (Ceph RGW on a one-OSD memstore cluster) for the
 # S3 storage tests (tests/s3_server.py); docker-compose: validates deploy/docker-compose.yml
 # against the Compose schema (no Docker daemon needed); asterisk sounds in fr/es/it/ru: real speech
 # for bench/turn_taking.py (en is the tests' own).
 APT_TEST := $(APT_RUN) chromium chromium-driver postgresql asterisk-core-sounds-en-wav asterisk-core-sounds-en \
-	ceph-mon ceph-osd radosgw docker-compose \
-	asterisk-core-sounds-fr asterisk-core-sounds-fr-wav asterisk-core-sounds-es asterisk-core-sounds-es-wav \
-	asterisk-core-sounds-it asterisk-core-sounds-it-wav asterisk-prompt-it-menardi-wav \
-	asterisk-core-sounds-ru asterisk-core-sounds-ru-wav
+	$(APT_SPEAKERS) asterisk-core-sounds-fr asterisk-core-sounds-es asterisk-core-sounds-it \
+	asterisk-core-sounds-ru ceph-mon ceph-osd radosgw docker-compose
 
 .PHONY: run test lint bench apt-run apt-test models clean-venv js
 

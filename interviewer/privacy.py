@@ -48,6 +48,7 @@ from interviewer.store.models import (
     Interview,
     Invite,
     Opening,
+    VoicePrint,
     as_utc,
 )
 from interviewer.store.recordings import Recordings, stored_keys
@@ -174,10 +175,12 @@ def purge_expired(
 
 
 def _forget_media(session: Session, interview_id: int) -> None:
-    """Clear what pointed at the deleted files; keep a note that they were purged."""
+    """Clear what pointed at the deleted files; keep a note that they were purged. The voice
+    print goes with the recordings it was taken from: it is as personal as they are."""
     session.execute(
         update(Answer).where(Answer.interview_id == interview_id).values(audio_path=None)
     )
+    session.execute(delete(VoicePrint).where(VoicePrint.interview_id == interview_id))
     events = session.scalars(
         select(IntegrityEvent).where(IntegrityEvent.interview_id == interview_id)
     )
@@ -370,11 +373,12 @@ def _count_delete(session: Session, rows: dict[str, int], name: str, statement: 
 
 
 def _unlink_duplicates(session: Session, interview_ids: list[int]) -> None:
-    """Other applicants' "duplicate answer" events point at the deleted interview's answer:
-    keep the event (it is about *their* answer) but drop the pointer."""
+    """Other applicants' "duplicate answer" and "duplicate voice" events point at the deleted
+    interview's answer: keep the event (it is about *their* answer) but drop the pointer."""
     gone = set(interview_ids)
     query = select(IntegrityEvent).where(
-        IntegrityEvent.kind == "duplicate_answer", IntegrityEvent.interview_id.not_in(gone)
+        IntegrityEvent.kind.in_(("duplicate_answer", "duplicate_voice")),
+        IntegrityEvent.interview_id.not_in(gone),
     )
     for event in session.scalars(query):
         if event.evidence.get("other_interview_id") in gone:

@@ -562,6 +562,16 @@ def describe_event(event: dict[str, Any]) -> str:
         bits.append(f"up to {ev['max_faces']} faces")
     if ev.get("whole_answer"):
         bits.append("whole answer")
+    if ev.get("sure"):
+        # the voice checks: the score, the threshold it crossed, and how far past it
+        side = "above" if event.get("kind") == "duplicate_voice" else "below"
+        bits.append(f"{side} the {ev.get('threshold', 0):g} threshold: how sure: {ev['sure']}")
+    if ev.get("same_applicant") is not None and event.get("kind") == "duplicate_voice":
+        bits.append(
+            "an earlier interview of this applicant"
+            if ev["same_applicant"]
+            else "an interview of another applicant"
+        )
     if ev.get("offset_s") is not None and ev.get("part") is not None:
         bits.append(f"camera part {ev['part']} at {ev['offset_s']:g}s")
     return ", ".join(bits)

@@ -31,6 +31,7 @@ from interviewer.store.models import (
     Interview,
     Invite,
     Opening,
+    VoicePrint,
 )
 from interviewer.store.recordings import Recordings
 
@@ -224,3 +225,33 @@ def test_cli_purge_and_applicant_requests(two, tmp_path: Path, monkeypatch) -> N
     missing = runner.invoke(app, ["applicant", "delete", "nobody@example.invalid", "--yes"])
     assert missing.exit_code != 0 and "no applicant" in missing.output
     get_settings.cache_clear()
+
+
+def test_voice_prints_go_with_the_recordings_and_the_interview(two_db) -> None:
+    """A voice print is biometric: purged with the recordings, erased with the interview; the
+    other applicant's duplicate_voice event keeps itself but loses the pointer."""
+    settings, a, b = two_db
+    recordings = Recordings(settings.recordings_dir)
+    engine = a.seeded.engine
+    with session_scope(engine) as s:
+        for seeded in (a, b):
+            iid = seeded.interview_id
+            s.add(VoicePrint(interview_id=iid, seconds=9.0, vector=[1.0], model="m"))
+        s.get(Opening, a.opening_id).retention_days = 30
+        s.get(Interview, a.interview_id).completed_at = datetime.now(UTC) - timedelta(days=40)
+        same = IntegrityEvent(
+            interview_id=b.interview_id,
+            kind="duplicate_voice",
+            severity="high",
+            evidence={"other_interview_id": a.interview_id, "other_opening_id": a.opening_id},
+        )
+        s.add(same)
+        s.flush()
+        same_id = same.id
+    assert [p.interview_id for p in privacy.purge_expired(engine, recordings)] == [a.interview_id]
+    with session_scope(engine) as s:
+        assert [p.interview_id for p in s.scalars(select(VoicePrint))] == [b.interview_id]
+    privacy.delete_interviews(engine, recordings, [a.interview_id], user_id=None)
+    with session_scope(engine) as s:
+        evidence = s.get(IntegrityEvent, same_id).evidence
+        assert evidence == {"other_deleted": True}

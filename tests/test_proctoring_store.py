@@ -233,7 +233,9 @@ def test_analyze_interview_finds_the_signals_and_is_idempotent(
         (EventKind.reference_match, QID),
     }
     change = found[(EventKind.speaker_change, QID)]
-    assert change.evidence["compared_with"] == "practice"
+    # the speaker encoder checks each stretch against the practice and the answer's own voice
+    assert change.evidence["compared_with"] == "practice and answer"
+    assert change.evidence["whole_answer"] is False
     switch = len(parts[0]) / 16_000
     assert abs(change.evidence["start_s"] - switch) < 1.6
     assert found[(EventKind.reference_match, QID)].severity == Severity.high
@@ -300,3 +302,61 @@ def test_analysis_worker_runs_below_the_interviews_priority(
         pool.close()
     expected = min(19, os.nice(0) + get_settings().background_niceness)
     assert niceness == expected > os.nice(0)
+
+
+def test_one_voice_in_two_applicants_interviews_is_flagged_with_both_recordings(
+    db_engine: Engine, tmp_path: Path, model_dir: Path
+) -> None:
+    """Allison's practice answers under two names (different prompts) are one voice; Carlo's is
+    not. Each interview's print is stored; the later analysis names the earlier recording."""
+    from speech_support import recorded, require_recordings
+
+    from interviewer.reports import describe_event
+    from interviewer.store.models import VoicePrint
+
+    require_recordings()
+    first, second, third = new_interviews(db_engine, 3)
+    recordings = Recordings(tmp_path / "recordings")
+    speech = {first: recorded("en", 0, 12), second: recorded("it", 0, 12)}
+    speech[third] = recorded("en", 150, 12, pause_s=1.5)
+    with session_scope(db_engine) as s:
+        for interview_id, signal in speech.items():
+            path = recordings.answer_audio(interview_id, "practice")
+            _write_wav(path, signal)
+            repo.save_answer(
+                s,
+                Answer(
+                    interview_id=interview_id,
+                    question_id="practice",
+                    question_index=-1,
+                    audio_path=recordings.relative(path),
+                    started_at=START,
+                    ended_at=START + timedelta(seconds=15),
+                ),
+            )
+    options = {"recordings": recordings, "model_dir": model_dir, "sources": ("voices",)}
+    for interview_id in (first, second, third):
+        analyze_interview(db_engine, interview_id, **options)
+    with session_scope(db_engine) as s:
+        prints = {p.interview_id: p for p in s.scalars(select(VoicePrint))}
+        assert set(prints) == {first, second, third}
+        assert all(len(p.vector) == 256 and p.seconds > 5 for p in prints.values())
+        events = list(s.scalars(select(IntegrityEvent).order_by(IntegrityEvent.interview_id)))
+        found = [(e.interview_id, e.kind, e.evidence.get("other_interview_id")) for e in events]
+        assert found == [(third, EventKind.duplicate_voice, first)]
+        event = events[0]
+        opening_id = s.get(Interview, first).opening_id
+        practice_of = {iv: p.answer_id for iv, p in prints.items()}
+        assert event.evidence["answer_id"] == practice_of[third]
+        assert event.evidence["other_answer_id"] == practice_of[first]
+        assert event.evidence["other_opening_id"] == opening_id
+        assert event.evidence["same_applicant"] is False
+        assert event.evidence["similarity"] >= T.duplicate_voice_similarity
+        line = describe_event({"kind": event.kind, "evidence": event.evidence})
+        assert "how sure" in line and "an interview of another applicant" in line
+
+    # analysed again: the same one event, and the print replaced, not added
+    analyze_interview(db_engine, third, **options)
+    with session_scope(db_engine) as s:
+        assert s.scalar(select(func.count()).select_from(VoicePrint)) == 3
+        assert s.scalar(select(func.count()).select_from(IntegrityEvent)) == 1

@@ -1,14 +1,19 @@
-"""Voice signals on real espeak-ng speech: speaker change, background voice, reading pattern."""
+"""Voice signals: who is speaking on real recorded speech (asterisk prompts, the GE2E
+encoder); background voice and reading pattern on espeak-ng speech."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from speech_support import recorded, require_recordings, write_wav
+from typer.testing import CliRunner
 
-from interviewer.proctoring import voices
+from interviewer.cli import app
+from interviewer.proctoring import speakers, voices
 from interviewer.proctoring.thresholds import ProctoringThresholds
 from interviewer.voice.tts import render_with_espeak_binary
 
@@ -37,51 +42,93 @@ def say(tmp_path: Path, voice: str, text: str) -> np.ndarray:
     return voices.read_wav(path)
 
 
-def changes(answer: np.ndarray, practice: np.ndarray | None) -> list[voices.SpeakerChange]:
-    ref = voices.voice_prints(practice) if practice is not None else None
-    return voices.speaker_changes(
-        voices.voice_prints(answer),
-        ref,
-        distance=T.speaker_change_distance,
-        min_segment_s=T.speaker_min_segment_s,
-    )
+@pytest.fixture(scope="module")
+def encoder(model_dir: Path) -> speakers.SpeakerEncoder:
+    require_recordings()
+    return speakers.SpeakerEncoder.load(model_dir)
 
 
-def test_a_second_voice_in_the_middle_of_an_answer_is_a_speaker_change(tmp_path: Path) -> None:
-    practice = say(tmp_path, APPLICANT, PRACTICE)
-    first, second, third = (
-        say(tmp_path, APPLICANT, PARTS[0]),
-        say(tmp_path, OTHER, PARTS[1]),
-        say(tmp_path, APPLICANT, PARTS[2]),
-    )
+def changes(
+    encoder: speakers.SpeakerEncoder, answer: np.ndarray, practice: np.ndarray | None
+) -> list[speakers.Stretch]:
+    """The product's check of ``answer`` against a practice voice (``voice_of``)."""
+    return speakers.second_voices(speakers.windows(encoder, answer), practice, T)
+
+
+def voice_of(encoder: speakers.SpeakerEncoder, practice: np.ndarray) -> np.ndarray:
+    voice = speakers.windows(encoder, practice).voice()
+    assert voice is not None
+    return voice
+
+
+def test_a_second_real_speaker_joining_an_answer_is_flagged(encoder) -> None:
+    practice = voice_of(encoder, recorded("en", 0, 25))
+    first, second, third = recorded("en", 60, 12), recorded("it", 0, 5), recorded("en", 90, 12)
     answer = np.concatenate([first, second, third])
     switch_in, switch_out = len(first) / 16_000, (len(first) + len(second)) / 16_000
 
-    found = changes(answer, practice)
+    found = changes(encoder, answer, practice)
     assert len(found) == 1
     change = found[0]
-    assert change.reference == "practice" and not change.whole_answer
-    # located within a window and a half of the true switch points
+    assert change.compared_with == "practice and answer" and not change.whole_answer
+    # located within a window of the true switch points
     assert abs(change.start_s - switch_in) < 1.6 and abs(change.end_s - switch_out) < 1.6
-    assert change.distance > T.speaker_change_distance
+    assert change.similarity < T.speaker_window_similarity
 
-    # without a practice answer the answer's majority voice is the reference
-    alone = changes(answer, None)
-    assert len(alone) == 1 and alone[0].reference == "answer"
+    # without a practice answer the answer's dominant voice is the reference
+    alone = changes(encoder, answer, None)
+    assert len(alone) == 1 and alone[0].compared_with == "answer"
     assert abs(alone[0].start_s - switch_in) < 1.6
 
 
-def test_a_clean_single_voice_answer_raises_nothing(tmp_path: Path) -> None:
-    practice = say(tmp_path, APPLICANT, PRACTICE)
-    answer = say(tmp_path, APPLICANT, " ".join(PARTS))
-    assert changes(answer, practice) == []
-    assert changes(answer, None) == []
+def test_the_same_real_speaker_across_utterances_is_never_flagged(encoder) -> None:
+    practice = voice_of(encoder, recorded("en", 0, 25))
+    for first, pause_s in ((40, 0.6), (120, 1.5), (200, 3.0)):
+        heard = speakers.windows(encoder, recorded("en", first, 30, pause_s))
+        assert speakers.second_voices(heard, practice, T) == []
+        assert speakers.second_voices(heard, None, T) == []
 
 
-def test_someone_else_answering_entirely_is_flagged_as_the_whole_answer(tmp_path: Path) -> None:
-    practice = say(tmp_path, APPLICANT, PRACTICE)
-    answer = say(tmp_path, OTHER, " ".join(PARTS))
-    found = changes(answer, practice)
+@pytest.mark.parametrize(("speaker", "guest"), [("fr", "it"), ("ru", "en"), ("it-f", "it")])
+def test_other_real_speakers_alone_are_not_flagged_and_a_guest_is(
+    encoder, speaker: str, guest: str
+) -> None:
+    """Each artist's own answer (1.5 s pauses) passes against their practice; another artist
+    joining for 4 s or more is found where it speaks. (Allison joining June or Menardi, three
+    women on telephone speech, is missed at the default threshold: docs/proctoring.md.)"""
+    practice = voice_of(encoder, recorded(speaker, 0, 20))
+    answer = recorded(speaker, 100, 20, pause_s=1.5)
+    assert changes(encoder, answer, practice) == []
+    joined = recorded(guest, 150, 4)
+    mixed = np.concatenate([answer[: 10 * 16_000], joined, answer[10 * 16_000 :]])
+    found = changes(encoder, mixed, practice)
+    assert len(found) == 1 and not found[0].whole_answer
+    assert found[0].start_s < 10 + 1.6 and found[0].end_s > 10 + len(joined) / 16_000 - 1.6
+    assert found[0].sure in ("high", "medium", "low")
+
+
+def test_cli_voices_reports_each_answer_as_json(encoder, model_dir: Path, tmp_path: Path) -> None:
+    practice = write_wav(tmp_path / "practice.wav", recorded("en", 0, 20))
+    clean = write_wav(tmp_path / "clean.wav", recorded("en", 60, 15))
+    other = write_wav(tmp_path / "other.wav", recorded("it", 40, 15))
+    args = ["integrity", "voices", "--model-dir", str(model_dir), "--practice", str(practice)]
+    result = CliRunner().invoke(app, [*args, str(clean), str(other), "--json"])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.output.splitlines()]
+    assert [(x["file"], x["second_voice"]) for x in lines] == [
+        (str(clean), False),
+        (str(other), True),
+    ]
+    assert lines[0]["stretches"] == []
+    (whole,) = lines[1]["stretches"]  # wholly another voice: one stretch covering it
+    assert set(whole) == {"start_s", "end_s", "similarity"}
+    assert whole["start_s"] < 1 and whole["end_s"] > 14 and whole["similarity"] < 0.75
+
+
+def test_someone_else_answering_entirely_is_flagged_as_the_whole_answer(encoder) -> None:
+    practice = voice_of(encoder, recorded("en", 0, 25))
+    answer = recorded("it", 40, 30)
+    found = changes(encoder, answer, practice)
     assert len(found) == 1 and found[0].whole_answer
 
 

@@ -23,7 +23,7 @@ from web_support import make_settings, seed_interview, staff_login
 from interviewer.openings import record_decision
 from interviewer.store import repo
 from interviewer.store.db import session_scope
-from interviewer.store.models import Answer, AuditLog, Interview, Opening
+from interviewer.store.models import Answer, AuditLog, IntegrityEvent, Interview, Opening
 from interviewer.store.recordings import Recordings
 from interviewer.web import create_app
 from interviewer.web.live import VoiceOptions
@@ -372,3 +372,72 @@ def test_the_web_app_purges_expired_recordings_on_start(tmp_path: Path) -> None:
     with session_scope(old.seeded.engine) as s:
         entry = s.scalars(select(AuditLog).where(AuditLog.action == "retention.purge")).one()
         assert entry.target == f"interview:{old.interview_id}"
+
+
+def test_voice_flags_link_to_the_moment_and_say_how_sure(site) -> None:
+    """A second voice plays from where it starts; a voice heard in another interview links to
+    that interview's recording; both show their similarity, threshold and how sure."""
+    ada, bob = site["ada"], site["bob"]
+    engine = ada.seeded.engine
+    with session_scope(engine) as s:
+        answer = s.get(Answer, ada.answer_ids["colour"])
+        practice = s.get(Answer, bob.answer_ids["colour"])
+        assert answer is not None and answer.started_at and practice is not None
+        second = IntegrityEvent(
+            interview_id=ada.interview_id,
+            question_id="colour",
+            kind="speaker_change",
+            severity="warning",
+            at=answer.started_at + timedelta(seconds=2.5),
+            duration_s=3.5,
+            evidence={
+                "answer_id": answer.id,
+                "start_s": 2.5,
+                "end_s": 6.0,
+                "similarity": 0.69,
+                "threshold": 0.775,
+                "sure": "medium",
+                "key": "voices:speaker_change:colour:0:0",
+                "source": "voices",
+            },
+        )
+        same = IntegrityEvent(
+            interview_id=ada.interview_id,
+            question_id="colour",
+            kind="duplicate_voice",
+            severity="high",
+            at=answer.started_at,
+            evidence={
+                "answer_id": answer.id,
+                "other_interview_id": bob.interview_id,
+                "other_opening_id": bob.opening_id,
+                "other_answer_id": practice.id,
+                "similarity": 0.97,
+                "threshold": 0.9,
+                "sure": "high",
+                "same_applicant": False,
+                "key": f"voices:duplicate_voice:{bob.interview_id}",
+                "source": "voices",
+            },
+        )
+        s.add_all([second, same])
+        s.flush()
+        ids = (second.id, same.id)
+    try:
+        text = site["rita"].get(_page(site)).text
+        item = text[text.index(f'id="event-{ids[0]}"') :]
+        item = item[: item.index("</li>")]
+        assert "0.69 similarity" in item and "below the 0.775 threshold: how sure: medium" in item
+        seek = re.search(r'data-answer="(\d+)" data-start="([\d.]+)">▶ play from here', item)
+        assert seek and int(seek.group(1)) == answer.id and float(seek.group(2)) == 2.5
+        item = text[text.index(f'id="event-{ids[1]}"') :]
+        item = item[: item.index("</li>")]
+        assert "above the 0.9 threshold: how sure: high" in item
+        assert "an interview of another applicant" in item
+        link = f"/openings/{bob.opening_id}/applicants/{bob.interview_id}#answer-{practice.id}"
+        assert f'href="{link}"' in item
+        assert f'id="answer-{practice.id}"' in site["rita"].get(_page(site, "bob")).text
+    finally:
+        with session_scope(engine) as s:
+            for event_id in ids:
+                s.delete(s.get(IntegrityEvent, event_id))

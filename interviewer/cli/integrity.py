@@ -1,4 +1,5 @@
-"""`interviewer integrity analyze`: run the proctoring detectors over finished interviews again.
+"""`interviewer integrity analyze`: run the proctoring detectors over finished interviews again;
+`interviewer integrity voices`: the second-voice check on WAV files, as the analysis runs it.
 
 The web server does this by itself after each interview (``proctoring.pool.AnalysisPool``);
 this command is for catching up (the server stopped first, thresholds changed, more applicants
@@ -8,6 +9,7 @@ detector's events are replaced, never duplicated (docs/proctoring.md).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -62,3 +64,64 @@ def analyze(
                 "; ".join(f"{k}: {v}" for k, v in detail["skipped"].items()) or "-",
             )
     console.print(table)
+
+
+@app.command("voices")
+def voices_command(
+    answers: list[Path] = typer.Argument(..., metavar="ANSWER.wav...", exists=True),
+    practice: Path | None = typer.Option(
+        None, "--practice", exists=True, help="The applicant's practice answer (WAV)."
+    ),
+    as_json: bool = typer.Option(
+        False, "--json", help="One JSON object per answer: file, second_voice, stretches."
+    ),
+    model_dir: Path | None = typer.Option(
+        None, "--model-dir", help="Model directory (default: INTERVIEWER_MODEL_DIR)."
+    ),
+) -> None:
+    """For each answer: is a second voice present, and where (the product's detector and
+    default thresholds). An answer wholly in another voice than the practice is one stretch."""
+    # Lazy: torch, scipy and the speaker encoder, only for this command.
+    import numpy as np
+
+    from interviewer.proctoring import speakers, voices
+    from interviewer.proctoring.thresholds import ProctoringThresholds
+
+    def read(path: Path) -> np.ndarray:
+        try:
+            return voices.read_wav(path)
+        except (ValueError, EOFError, OSError) as err:
+            raise UserError(f"{path}: not a readable 16-bit PCM WAV file ({err})") from None
+
+    thresholds = ProctoringThresholds()
+    with run_or_exit():
+        encoder = speakers.SpeakerEncoder.load(model_dir or get_settings().model_dir)
+        reference = None
+        if practice is not None:
+            reference = speakers.windows(encoder, read(practice)).voice()
+            if reference is None:
+                raise UserError(f"{practice}: no speech found in the practice answer")
+        table = Table(title="Second voices", title_justify="left")
+        for column in ("file", "second voice", "where (s)", "similarity", "sure"):
+            table.add_column(column)
+        for answer in answers:
+            found = speakers.second_voices(
+                speakers.windows(encoder, read(answer)), reference, thresholds
+            )
+            if as_json:
+                line = {
+                    "file": str(answer),
+                    "second_voice": bool(found),
+                    "stretches": [s.as_dict() for s in found],
+                }
+                typer.echo(json.dumps(line))
+                continue
+            table.add_row(
+                str(answer),
+                "yes" if found else "no",
+                ", ".join(f"{s.start_s:g}-{s.end_s:g}" for s in found) or "-",
+                ", ".join(f"{s.similarity:.2f}" for s in found) or "-",
+                ", ".join(s.sure for s in found) or "-",
+            )
+    if not as_json:
+        console.print(table)

@@ -21,14 +21,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, select
+import numpy as np
+from sqlalchemy import Engine, delete, select
+from sqlmodel import Session
 
 from interviewer.config import get_settings
 from interviewer.errors import UserError
 from interviewer.interview import PRACTICE_ID
 from interviewer.priority import yield_to_live
 from interviewer.proctoring import duplicates as dup
-from interviewer.proctoring import face_model, faces, voices
+from interviewer.proctoring import face_model, faces, speakers, voices
 from interviewer.proctoring.events import (
     EventDraft,
     EventKind,
@@ -39,7 +41,14 @@ from interviewer.proctoring.events import (
 )
 from interviewer.proctoring.thresholds import ProctoringThresholds, thresholds_from_settings
 from interviewer.store.db import create_db_engine, session_scope
-from interviewer.store.models import Answer, AnswerStatus, Interview, Opening, utcnow
+from interviewer.store.models import (
+    Answer,
+    AnswerStatus,
+    Interview,
+    Opening,
+    VoicePrint,
+    utcnow,
+)
 from interviewer.store.recordings import Recordings
 from interviewer.store.repo import answers_of, audit, bank_of
 
@@ -84,6 +93,7 @@ class _Inputs:
     answers: list[_AnswerData]
     references: dict[str, str]
     others: list[dup.AnswerText]
+    other_voices: list[dup.StoredVoice]
 
 
 def analyze_interview(
@@ -105,9 +115,16 @@ def analyze_interview(
     inputs = _load(engine, interview_id, recordings)
     report = AnalysisReport(interview_id=interview_id)
     found: dict[str, list[EventDraft]] = {}
+    voice_print: VoicePrint | None = None
 
     if "voices" in sources:
-        found["voices"] = _voice_events(inputs, report)
+        try:
+            encoder = speakers.SpeakerEncoder.load(model_dir)
+        except UserError as err:
+            report.skipped["voices"] = str(err)
+        else:
+            found["voices"], voice_print = _voice_events(inputs, encoder, report)
+            found["voices"] += _duplicate_voice_events(inputs, voice_print)
     yield_to_live()  # between detectors: a live interview on this machine comes first
     if "faces" in sources:
         try:
@@ -124,6 +141,8 @@ def analyze_interview(
             report.skipped["duplicates"] = str(err)
 
     with session_scope(engine) as session:
+        if "voices" in found:
+            _store_voice_print(session, interview_id, voice_print)
         for source, drafts in found.items():
             rows = replace_source(session, interview_id, source, drafts, recordings=recordings)
             report.events[source] = len(rows)
@@ -154,6 +173,20 @@ def _load(engine: Engine, interview_id: int, recordings: Recordings) -> _Inputs:
             for a, applicant_id in session.execute(query)
             if a.transcript.strip()
         ]
+        # every other interview's voice, whatever the opening: one person applying under
+        # several names may well apply to several openings
+        prints = (
+            select(VoicePrint, Interview.applicant_id, Interview.opening_id)
+            .join(Interview, Interview.id == VoicePrint.interview_id)
+            .where(VoicePrint.interview_id != interview_id)
+            .where(VoicePrint.model == speakers.MODEL)
+        )
+        other_voices = [
+            dup.StoredVoice(
+                p.interview_id, applicant_id, opening_id, p.answer_id, np.asarray(p.vector)
+            )
+            for p, applicant_id, opening_id in session.execute(prints)
+        ]
         return _Inputs(
             interview_id=interview_id,
             applicant_id=interview.applicant_id,
@@ -163,6 +196,7 @@ def _load(engine: Engine, interview_id: int, recordings: Recordings) -> _Inputs:
             answers=answers,
             references={q.id: q.reference_answer for q in bank.questions},
             others=others,
+            other_voices=other_voices,
         )
 
 
@@ -194,16 +228,19 @@ def _at(base: datetime | None, offset_s: float) -> datetime:
 # --- voices -------------------------------------------------------------------------------------
 
 
-def _voice_events(inputs: _Inputs, report: AnalysisReport) -> list[EventDraft]:
+def _voice_events(
+    inputs: _Inputs, encoder: speakers.SpeakerEncoder, report: AnalysisReport
+) -> tuple[list[EventDraft], VoicePrint | None]:
+    """The voice events of each answer, and the interview's voice print: the practice
+    answer's voice, or without a usable one the first answer's with enough speech."""
     t = inputs.thresholds
     practice = next(
         (a for a in inputs.answers if a.question_id == PRACTICE_ID and a.attempt == 0), None
     )
-    practice_prints = None
+    practice_voice, voice_print = None, None
     if practice is not None and practice.audio is not None:
-        practice_prints = voices.voice_prints(
-            voices.read_wav(practice.audio), window_s=t.speaker_window_s
-        )
+        heard = speakers.windows(encoder, voices.read_wav(practice.audio))
+        practice_voice, voice_print = heard.voice(), _print_of(inputs, practice, heard)
     practice_delivery = (
         voices.delivery(practice.words, practice.onset_s) if practice is not None else None
     )
@@ -217,13 +254,9 @@ def _voice_events(inputs: _Inputs, report: AnalysisReport) -> list[EventDraft]:
         base_evidence = {"answer_id": answer.id, "attempt": answer.attempt}
         if answer.audio is not None:
             signal = voices.read_wav(answer.audio)
-            prints = voices.voice_prints(signal, window_s=t.speaker_window_s)
-            changes = voices.speaker_changes(
-                prints,
-                practice_prints,
-                distance=t.speaker_change_distance,
-                min_segment_s=t.speaker_min_segment_s,
-            )
+            heard = speakers.windows(encoder, signal)
+            voice_print = voice_print or _print_of(inputs, answer, heard)
+            changes = speakers.second_voices(heard, practice_voice, t)
             for i, change in enumerate(changes):
                 made = draft(
                     EventKind.speaker_change,
@@ -236,9 +269,11 @@ def _voice_events(inputs: _Inputs, report: AnalysisReport) -> list[EventDraft]:
                         **base_evidence,
                         "start_s": change.start_s,
                         "end_s": change.end_s,
-                        "distance": change.distance,
+                        "similarity": change.similarity,
                         "whole_answer": change.whole_answer,
-                        "compared_with": change.reference,
+                        "compared_with": change.compared_with,
+                        "threshold": change.threshold,
+                        "sure": change.sure,
                     },
                     **common,
                 )
@@ -288,6 +323,59 @@ def _voice_events(inputs: _Inputs, report: AnalysisReport) -> list[EventDraft]:
             )
             if made is not None:
                 drafts.append(made)
+    return drafts, voice_print
+
+
+def _print_of(inputs: _Inputs, answer: _AnswerData, heard: speakers.Windows) -> VoicePrint | None:
+    voice = heard.voice()
+    if voice is None or heard.speech_s < speakers.MIN_PRINT_SPEECH_S:
+        return None
+    return VoicePrint(
+        interview_id=inputs.interview_id,
+        answer_id=answer.id,
+        seconds=round(heard.speech_s, 2),
+        vector=[round(float(x), 6) for x in voice],
+        model=speakers.MODEL,
+    )
+
+
+def _store_voice_print(session: Session, interview_id: int, found: VoicePrint | None) -> None:
+    session.execute(delete(VoicePrint).where(VoicePrint.interview_id == interview_id))
+    if found is not None:
+        session.add(found)
+    session.flush()
+
+
+def _duplicate_voice_events(inputs: _Inputs, found: VoicePrint | None) -> list[EventDraft]:
+    if found is None:
+        return []
+    t = inputs.thresholds
+    mine = dup.StoredVoice(
+        inputs.interview_id,
+        inputs.applicant_id,
+        inputs.opening_id,
+        found.answer_id,
+        np.asarray(found.vector),
+    )
+    source = next((a for a in inputs.answers if a.id == found.answer_id), None)
+    drafts = []
+    for match in dup.voice_duplicates(mine, inputs.other_voices, t):
+        made = draft(
+            EventKind.duplicate_voice,
+            match.similarity,
+            t,
+            key=f"voices:duplicate_voice:{match.other.interview_id}",
+            source="voices",
+            at=_at(source.started_at if source else inputs.started_at, 0),
+            question_id=source.question_id if source else None,
+            evidence={
+                **match.evidence(found.answer_id),
+                "threshold": t.duplicate_voice_similarity,
+                "sure": speakers.how_sure_same(match.similarity, t.duplicate_voice_similarity),
+            },
+        )
+        if made is not None:
+            drafts.append(made)
     return drafts
 
 

@@ -227,3 +227,54 @@ def reference_matches(
             )
         )
     return found
+
+
+# --- one voice in several interviews ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredVoice:
+    """An interview's voice print (store.models.VoicePrint) with whose interview it is."""
+
+    interview_id: int
+    applicant_id: int
+    opening_id: int
+    answer_id: int | None
+    vector: np.ndarray  # unit length
+
+
+@dataclass
+class VoiceMatch:
+    other: StoredVoice
+    similarity: float
+    same_applicant: bool  # a re-take by the same applicant record, not another name
+
+    def evidence(self, answer_id: int | None) -> dict[str, Any]:
+        return {
+            "answer_id": answer_id,
+            "other_interview_id": self.other.interview_id,
+            "other_opening_id": self.other.opening_id,
+            "other_answer_id": self.other.answer_id,
+            "similarity": round(self.similarity, 3),
+            "same_applicant": self.same_applicant,
+        }
+
+
+def voice_duplicates(
+    mine: StoredVoice, others: Sequence[StoredVoice], thresholds: ProctoringThresholds
+) -> list[VoiceMatch]:
+    """Other interviews whose voice print is at least ``duplicate_voice_similarity`` to this
+    one's, most similar first: one person interviewing under several names, or again.
+
+    Each other interview is listed once; a recruiter compares the two recordings, so the
+    evidence names both answers the prints came from.
+    """
+    found = []
+    for other in others:
+        if other.interview_id == mine.interview_id:
+            continue
+        similarity = float(mine.vector @ other.vector)
+        if similarity >= thresholds.duplicate_voice_similarity:
+            same = other.applicant_id == mine.applicant_id
+            found.append(VoiceMatch(other=other, similarity=similarity, same_applicant=same))
+    return sorted(found, key=lambda m: -m.similarity)

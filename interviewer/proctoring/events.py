@@ -53,6 +53,7 @@ class EventKind(enum.StrEnum):
     background_voice = "background_voice"
     reading_pattern = "reading_pattern"
     duplicate_answer = "duplicate_answer"
+    duplicate_voice = "duplicate_voice"
     reference_match = "reference_match"
 
 
@@ -113,6 +114,9 @@ SEVERITY_RULES: dict[EventKind, Rule] = {
     EventKind.reading_pattern: Rule("count", None, None, fixed=Severity.warning),
     EventKind.duplicate_answer: Rule(
         "similarity", "duplicate_similarity", "duplicate_high_similarity", below="drop"
+    ),
+    EventKind.duplicate_voice: Rule(
+        "similarity", "duplicate_voice_similarity", "duplicate_voice_high_similarity", below="drop"
     ),
     EventKind.reference_match: Rule(
         "overlap", "reference_overlap_warning", "reference_overlap_high", below="drop"

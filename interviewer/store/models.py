@@ -284,6 +284,21 @@ class IntegrityEvent(SQLModel, table=True):
     evidence: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
+class VoicePrint(SQLModel, table=True):
+    """An interview's voice as the speaker encoder hears it (proctoring/speakers.py): a unit
+    vector, compared with other interviews' to find one person under several names or a
+    re-take. Biometric data: erased with the interview, and with its recordings at the end of
+    the retention period (privacy.py)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    interview_id: int = Field(foreign_key="interview.id", index=True, unique=True)
+    answer_id: int | None = Field(default=None, description="The answer it was taken from.")
+    seconds: float = Field(description="Seconds of speech the vector averages.")
+    vector: list[float] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    model: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
 class AuditLog(SQLModel, table=True):
     """Who did what: decisions, deletions, publications."""
 

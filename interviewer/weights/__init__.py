@@ -21,6 +21,7 @@ Layout of the model directory::
     tts/hibari.onnx                        the neural voice (hibari-tts)
     faces/*.dat                            dlib face detector, landmarks, face embedder
     turn/smart-turn-v3.2-cpu.onnx          end-of-turn model (voice/turns.py)
+    speaker/ge2e-speaker.pt                Resemblyzer's GE2E speaker encoder (state dict)
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from interviewer.weights.catalog import (
     PACKAGES,
     RECIPE_VERSION,
     SMART_TURN,
+    SPEAKER_ENCODER,
     VOICE_MODEL,
     WHISPER_SIZES,
     Source,
@@ -58,6 +60,7 @@ from interviewer.weights.locate import (
     faster_whisper_dir,
     llm_dir,
     smart_turn_model,
+    speaker_encoder_file,
     verify,
     voice_model,
     whisper_checkpoint,
@@ -75,6 +78,7 @@ __all__ = [
     "PACKAGES",
     "RECIPE_VERSION",
     "SMART_TURN",
+    "SPEAKER_ENCODER",
     "VOICE_MODEL",
     "WHISPER_SIZES",
     "CheckResult",
@@ -90,6 +94,7 @@ __all__ = [
     "llm_dir",
     "read_ctranslate2",
     "smart_turn_model",
+    "speaker_encoder_file",
     "verify",
     "voice_model",
     "whisper_checkpoint",

