@@ -86,9 +86,10 @@ CUT_OFF_ANSWERS = (
 
 def cut_off_parts_heard(text: str) -> bool:
     """Whether a transcript holds words of both parts of the cut-off practice answer (any one
-    of two per part: whisper tiny.en mishears espeak-ng's "documentaries" now and then)."""
+    of several per part: whisper tiny.en mishears espeak-ng now and then, "documentaries" as
+    "knockumentary", "bicycles" as "by a sickle")."""
     return any(w in text for w in ("documentar", "television")) and any(
-        w in text for w in ("bicycle", "weekend")
+        w in text for w in ("bicycle", "weekend", "repair")
     )
 
 
