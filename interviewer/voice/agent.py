@@ -170,11 +170,12 @@ class InterviewAgent(Agent):
             # decided yet
             self._deciding = True  # still the applicant's turn: the page keeps "Listening"
             self._emit_status()
-            try:
-                await self.end_of_turn.wait(self.capture)
-            finally:
-                self._deciding = False
-                self._emit_status()
+            # cancelled (the applicant spoke again): still their turn, so _deciding stays set
+            # and the page never flashes "about to speak" while the session moves back to
+            # listening; the next decision clears it
+            await self.end_of_turn.wait(self.capture)
+            self._deciding = False
+            self._emit_status()
         decided = asyncio.ensure_future(self._answer_turn(chat_ctx))
         try:
             texts = await asyncio.shield(decided)
@@ -413,6 +414,12 @@ class InterviewAgent(Agent):
             if rec.prompt_end_s is None and self._prompt_spoken:
                 rec.prompt_end_s = rec.time_s
             self._tick()
+        heard = rec is not None and rec.prompt_end_s is not None and not rec.finished
+        if ev.new_state == "thinking" and heard:
+            # the session hands over the turn before llm_node runs, and llm_node asks the
+            # end-of-turn policy first: still the applicant's turn, or the page would flash
+            # "about to speak" mid-answer (llm_node clears this once the policy has decided)
+            self._deciding = True
         self._emit_status(ev.new_state)
 
     def _on_user_speech(self, speaking: bool) -> None:
