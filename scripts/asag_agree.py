@@ -117,14 +117,24 @@ def judge_rows(rows: Sequence[GradedAnswer], path: Path) -> None:
 
 
 def similarities(rows: Sequence[GradedAnswer]) -> list[sim.Similarity]:
-    from interviewer.scoring.evidence import EvidenceFinder  # lazy: loads torch
+    """Each row's ``similarity.measure``, every distinct text embedded once in one batch."""
+    from interviewer.scoring.evidence import EvidenceFinder, split_sentences  # lazy: torch
+    from interviewer.scoring.judge_checks import NULL_ANSWER
 
     finder = EvidenceFinder().load()
-    out = []
-    for row in rows:
-        question = question_from_reference(row.question, row.reference_answer, row.max_score)
-        out.append(sim.measure(finder.embed, question, row.answer))
-    return out
+    questions = [question_from_reference(r.question, r.reference_answer, r.max_score) for r in rows]
+    texts = {NULL_ANSWER}
+    for row, question in zip(rows, questions, strict=True):
+        texts.update([row.answer, *(s.text for s in split_sentences(row.answer))])
+        texts.update(sim.topic_texts(question))
+    ordered = sorted(texts)
+    index = {t: i for i, t in enumerate(ordered)}
+    vectors = finder.embed(ordered)
+
+    def embed(batch: Sequence[str]) -> np.ndarray:
+        return vectors[[index[t] for t in batch]]
+
+    return [sim.measure(embed, q, r.answer) for r, q in zip(rows, questions, strict=True)]
 
 
 def judged(rows: Sequence[GradedAnswer], dtype: str) -> list[float | None]:
@@ -219,7 +229,14 @@ def report(train: Path, tests: Sequence[tuple[Path, Path | None, int | None]], d
             h, sh = human[have], share[have]
             caps = np.array([s.cap for s, ok in zip(sims, have, strict=True) if ok])
             print(line("judge (fixed)", j, h))
-            print(line("judge + similarity (fixed)", np.minimum(blended(j, sh, weight), caps), h))
+            fitted = np.minimum(blended(j, sh, weight), caps)
+            shipped = np.minimum(blended(j, sh, sim.SIMILARITY_WEIGHT), caps)
+            print(line(f"judge + similarity {weight:.2f} + cap (fixed)", fitted, h))
+            print(
+                line(
+                    f"shipped: judge + similarity {sim.SIMILARITY_WEIGHT} + cap (fixed)", shipped, h
+                )
+            )
             print(line("similarity share (same rows)", sh, h))
 
 
