@@ -1,4 +1,7 @@
-"""Do the judge's scores put the shipped demo answers in their intended order?
+"""Do the product's scores put the shipped demo answers in their intended order?
+
+The score is the service's: the judge blended with the answer's similarity to the reference
+and capped when off topic (``scoring.similarity``); ``--judge-only`` gives the judge's alone.
 
 The exhaustive check of the judge on the shipped banks: every question of every bank, where the
 test suite judges only a sample (tests/test_judge_qwen.py, one question per bank). Run it when
@@ -10,7 +13,7 @@ interview scores of the levels asked for (the bank's weighted mean, as
 strong > average > weak breaks:
 
     .venv/bin/python bench/demo_order.py [--model qwen2.5-1.5b] [--bank journalism ...]
-                                         [--levels strong weak] [--dtype bfloat16]
+                                         [--levels strong weak] [--dtype bfloat16] [--judge-only]
 
 It exits non-zero if any question's strong answer does not outscore its weak one (the check the
 test suite makes on its sample; an average answer out of place is printed, not an error), if
@@ -35,6 +38,8 @@ import yaml
 
 from interviewer.banks.check import load_bank
 from interviewer.banks.model import bank_files
+from interviewer.scoring import similarity
+from interviewer.scoring.evidence import EvidenceFinder
 from interviewer.scoring.judge import Judge
 
 BANKS = Path(__file__).resolve().parent.parent / "question_banks"
@@ -48,6 +53,9 @@ def main() -> int:
     parser.add_argument("--bank", nargs="*", default=None, help="bank ids (default: all)")
     parser.add_argument("--levels", nargs="+", choices=LEVELS, default=list(LEVELS))
     parser.add_argument("--dtype", choices=("float32", "bfloat16"), default=None)
+    parser.add_argument(
+        "--judge-only", action="store_true", help="the judge's scores without the similarity"
+    )
     args = parser.parse_args()
     levels = [level for level in LEVELS if level in args.levels]  # best first
     banks = [load_bank(path) for path in bank_files(BANKS)]
@@ -59,6 +67,8 @@ def main() -> int:
         print(f"no bank matched {args.bank}", file=sys.stderr)
         return 2
     judge = Judge(args.model, args.model_dir, dtype=args.dtype).load()
+    # The product's score: the judge blended with the similarity, under the relevance cap.
+    embed = None if args.judge_only else EvidenceFinder(args.model_dir).load().embed
     started = time.perf_counter()
     breaks, questions, ordered_banks = 0, 0, 0
     weak_wins: list[str] = []  # questions where strong > weak breaks: the check that fails
@@ -68,7 +78,8 @@ def main() -> int:
         weights = 0.0
         for question in bank.questions:
             scores = {
-                level: judge.score(question, demo[question.id][level]).score for level in levels
+                level: similarity.score(judge, embed, question, demo[question.id][level]).score
+                for level in levels
             }
             weight = float(getattr(question, "weight", 1.0))  # as the service weighs
             weights += weight

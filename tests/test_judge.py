@@ -400,7 +400,7 @@ def test_scoring_beside_live_interviews_holds_no_lock_while_judging(
 ) -> None:
     from sqlalchemy import func, select
 
-    from interviewer.scoring import service
+    from interviewer.scoring import service, similarity
     from interviewer.store.db import session_scope
     from interviewer.store.models import Answer, AuditLog, Interview, InterviewState
 
@@ -412,7 +412,9 @@ def test_scoring_beside_live_interviews_holds_no_lock_while_judging(
     )
     probe = _StepWhileJudging(judge, db_engine)
     result = service.score_answer(db_engine, a0, probe, finder)
-    assert result.score == pytest.approx(judge.score(q0, demo[q0.id]["strong"]).score, abs=1e-6)
+    # The service's score is the judge's blended with the similarity (issue 19).
+    expected = similarity.score(judge, finder.embed, q0, demo[q0.id]["strong"]).score
+    assert result.score == pytest.approx(expected, abs=1e-6)
     assert probe.errors == [] and probe.steps == 1
 
     with session_scope(db_engine) as s:

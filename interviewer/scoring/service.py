@@ -1,4 +1,8 @@
-"""Scoring stored answers: judge, evidence, and the rows they become.
+"""Scoring stored answers: judge, similarity, evidence, and the rows they become.
+
+A question's score is the judge's blended with the answer's similarity to the reference answer
+and capped when the answer is off topic (:mod:`interviewer.scoring.similarity`, with the
+evidence finder's embedder; without one, e.g. ``--no-evidence``, the judge's score alone).
 
 The unit of scoring is a *question*: its answer and any follow-up answers are judged as one
 transcript (a follow-up exists to let the applicant make a point they missed, so it must count).
@@ -26,6 +30,7 @@ from sqlmodel import Session
 
 from interviewer.banks.model import Bank, Question
 from interviewer.interview import PRACTICE_ID
+from interviewer.scoring import similarity
 from interviewer.scoring.evidence import Evidence, EvidenceFinder, Part
 from interviewer.scoring.judge import AnswerJudgement, Judge, is_empty
 from interviewer.store.db import session_scope
@@ -103,7 +108,8 @@ def _job(
 def _judge(
     job: _Job, judge: Judge, finder: EvidenceFinder | None
 ) -> tuple[AnswerJudgement, Evidence | None]:
-    judgement = judge.score(job.question, job.transcript)
+    embed = finder.embed if finder is not None else None
+    judgement = similarity.score(judge, embed, job.question, job.transcript)
     evidence = finder.find(job.question, job.parts) if finder is not None and job.parts else None
     return judgement, evidence
 
