@@ -45,6 +45,7 @@ from interviewer.store.models import (
     ScoringClaim,
     StaffSession,
     User,
+    VoicePrint,
 )
 from interviewer.store.recordings import Recordings
 
@@ -252,6 +253,15 @@ def test_every_table_round_trips(db_engine: Engine) -> None:
         s.add(attempt)
         claim = ScoringClaim(answer_id=answer.id, scorer="host:1", outcome="ok", finished_at=now)
         s.add(claim)
+        voice_print = VoicePrint(
+            interview_id=second.id,
+            answer_id=answer.id,
+            seconds=12.5,
+            vector=[0.6, -0.8, 0.0],
+            model="ge2e-speaker",
+            created_at=now,
+        )
+        s.add(voice_print)
         s.flush()
         written = {
             type(obj): obj.model_dump()
@@ -266,6 +276,7 @@ def test_every_table_round_trips(db_engine: Engine) -> None:
                 staff_session,
                 attempt,
                 claim,
+                voice_print,
             ]
         }
     covered = {"applicantdemographics", "openingrecruiter", "criterionscore", "integrityevent"}
