@@ -14,6 +14,41 @@ from pathlib import Path
 
 import pytest
 
+# --- No network beyond this machine ----------------------------------------------------------
+#
+# Every model is loaded from the model directory; nothing may reach a model hub (or anything
+# else) from a test. HF_HUB_OFFLINE=1 is set by the package for every process; in the pytest
+# process itself, a connection to anything but a loopback address fails at once, so a code path
+# that tries the network fails its test instead of passing here and hanging offline.
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+
+
+def _loopback_only(sock: socket.socket, address: object) -> None:
+    if sock.family in (socket.AF_INET, socket.AF_INET6) and isinstance(address, tuple):
+        host = str(address[0])
+        try:
+            ips = {info[4][0] for info in socket.getaddrinfo(host, None)}
+        except socket.gaierror as err:
+            raise OSError(f"tests run offline: cannot resolve {host!r}") from err
+        if not all(ip.startswith("127.") or ip == "::1" for ip in ips):
+            raise OSError(f"tests run offline: refused a connection to {address!r}")
+
+
+def _guarded_connect(sock: socket.socket, address: object) -> None:
+    _loopback_only(sock, address)
+    _real_connect(sock, address)
+
+
+def _guarded_connect_ex(sock: socket.socket, address: object) -> int:
+    _loopback_only(sock, address)
+    return _real_connect_ex(sock, address)
+
+
+socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
+socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+
+
 # --- The live gate: one per test process -------------------------------------------------------
 #
 # Live interviews pause scoring and integrity analysis on the same machine through a directory of
