@@ -566,6 +566,18 @@ def describe_event(event: dict[str, Any]) -> str:
         # the voice checks: the score, the threshold it crossed, and how far past it
         side = "above" if event.get("kind") == "duplicate_voice" else "below"
         bits.append(f"{side} the {ev.get('threshold', 0):g} threshold: how sure: {ev['sure']}")
+    if isinstance(ev.get("max_yaw_deg"), (int, float)) and ev.get("yaw_threshold_deg"):
+        peak, threshold = ev["max_yaw_deg"], ev["yaw_threshold_deg"]
+        bits.append(
+            f"head turned up to {peak:.0f}° (looking away from {threshold:g}°): "
+            f"how sure: {_past(peak, threshold)}"
+        )
+    if isinstance(ev.get("max_distance"), (int, float)) and ev.get("same_person_below"):
+        peak, threshold = ev["max_distance"], ev["same_person_below"]
+        bits.append(
+            f"face {peak:.2f} from the applicant's (the same person below {threshold:g}): "
+            f"how sure: {_past(peak, threshold)}"
+        )
     if ev.get("same_applicant") is not None and event.get("kind") == "duplicate_voice":
         bits.append(
             "an earlier interview of this applicant"
@@ -575,3 +587,11 @@ def describe_event(event: dict[str, Any]) -> str:
     if ev.get("offset_s") is not None and ev.get("part") is not None:
         bits.append(f"camera part {ev['part']} at {ev['offset_s']:g}s")
     return ", ".join(bits)
+
+
+def _past(peak: float, threshold: float) -> str:
+    """How sure a camera flag is, by how far its strongest reading went past the threshold:
+    a reading just past it may be the model's noise (a head-turn estimate varies by ~15° from
+    frame to frame on a still face), one half as far again past it is not."""
+    margin = (peak - threshold) / threshold
+    return "high" if margin >= 0.5 else "medium" if margin >= 0.2 else "low"

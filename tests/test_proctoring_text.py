@@ -81,3 +81,22 @@ def test_ngram_containment_ignores_case_and_punctuation() -> None:
     b = dup.tokens("the server stores the key with the result and more")
     assert dup.containment(a, b, 4) == 1.0
     assert dup.containment(dup.tokens("too short"), b, 4) == 0.0
+
+
+def test_a_camera_flag_says_what_it_measured_and_how_sure_it_is() -> None:
+    """The evidence analyze.py stores for the trained face model's flags becomes one line on the
+    applicant page: the strongest reading, the threshold it crossed, how sure."""
+    from interviewer.reports import describe_event
+
+    away = describe_event(
+        {"kind": "looking_away", "evidence": {"max_yaw_deg": 52.4, "yaw_threshold_deg": 30}}
+    )
+    assert "52°" in away and "30°" in away and "how sure: high" in away
+    barely = describe_event(
+        {"kind": "looking_away", "evidence": {"max_yaw_deg": 32.0, "yaw_threshold_deg": 30}}
+    )
+    assert "how sure: low" in barely
+    other = describe_event(
+        {"kind": "different_person", "evidence": {"max_distance": 0.75, "same_person_below": 0.6}}
+    )
+    assert "0.75" in other and "0.6" in other and "how sure: medium" in other
