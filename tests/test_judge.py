@@ -297,6 +297,45 @@ def _interview_with_answers(engine, bank: Bank, answers: list[tuple[str, int, st
         return interview.id, ids
 
 
+def test_an_answer_that_grows_while_it_is_judged_is_judged_again(
+    db_engine, judge: Judge, finder: EvidenceFinder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ "I wasn't finished" appends to an answer that may be being judged at that moment: the
+    score written is the longer answer's, not the one judged from the shorter text."""
+    from interviewer.scoring import service
+    from interviewer.store.db import session_scope
+    from interviewer.store.models import Answer
+
+    bank = _bank()
+    demo = _demo(bank.id)["answers"]
+    q0 = bank.questions[0]
+    first_part = demo[q0.id]["weak"]
+    rest = " " + demo[q0.id]["strong"]
+    _interview_id, (a0,) = _interview_with_answers(db_engine, bank, [(q0.id, 0, first_part)])
+    judged: list[str] = []
+    real_judge = service._judge
+
+    def judge_then_continue(job, judge_, finder_):
+        result = real_judge(job, judge_, finder_)
+        judged.append(job.transcript)
+        if len(judged) == 1:  # the applicant's continuation is saved while this one was judged
+            with session_scope(db_engine) as s:
+                answer = s.get(Answer, a0)
+                answer.transcript = first_part + rest
+                answer.words = _words(first_part + rest)
+        return result
+
+    monkeypatch.setattr(service, "_judge", judge_then_continue)
+    result = service.score_answer(db_engine, a0, judge, finder)
+    assert judged == [first_part, first_part + rest]
+    monkeypatch.setattr(service, "_judge", real_judge)
+    again = service.score_answer(db_engine, a0, judge, finder, rescore=True)
+    assert result is not None and again is not None
+    assert result.score == pytest.approx(again.score, abs=1e-6)
+    with session_scope(db_engine) as s:
+        assert s.get(Answer, a0).score == pytest.approx(again.score, abs=1e-6)
+
+
 def test_service_writes_rows_and_rescoring_replaces_them(
     db_engine, judge: Judge, finder: EvidenceFinder
 ) -> None:

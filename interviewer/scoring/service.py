@@ -96,13 +96,20 @@ def _job(
         return QuestionResult(
             question_id, primary.id, primary.score or 0.0, primary.score_confidence or 0.0, None
         )
-    parts = [
+    parts = _parts(attempts)
+    return _Job(question, [a.id for a in attempts], parts, _transcript(parts))
+
+
+def _parts(attempts: Sequence[Answer]) -> list[Part]:
+    return [
         Part(a.transcript, a.words or (), a.id)
         for a in attempts
         if a.status != AnswerStatus.no_answer and not is_empty(a.transcript)
     ]
-    transcript = "\n".join(p.transcript.strip() for p in parts)
-    return _Job(question, [a.id for a in attempts], parts, transcript)
+
+
+def _transcript(parts: Sequence[Part]) -> str:
+    return "\n".join(p.transcript.strip() for p in parts)
 
 
 def _judge(
@@ -180,6 +187,11 @@ def score_interview(
     return InterviewResult(interview_id, results, score, confidence)
 
 
+STALE_ROUNDS = 3
+"""Times a question is judged again when its transcript changed while it was judged; the last
+round writes whatever it judged (an answer re-saved after that is queued again anyway)."""
+
+
 def _judge_and_write(
     engine: Engine,
     interview_id: int,
@@ -190,14 +202,22 @@ def _judge_and_write(
     *,
     update_interview: bool,
 ) -> QuestionResult:
-    judgement, evidence = _judge(job, judge, finder)
-    with session_scope(engine, write=True) as session:
-        attempts = [session.get(Answer, i) for i in job.attempt_ids]
-        if any(a is None for a in attempts):  # erased meanwhile (privacy): nothing to write
-            raise LookupError(f"answers {job.attempt_ids} are gone")
-        _write(session, job.question, attempts, judgement, evidence)
-        if update_interview:
-            update_interview_score(session, interview_id, bank=bank)
+    for _round in range(STALE_ROUNDS):
+        judgement, evidence = _judge(job, judge, finder)
+        with session_scope(engine, write=True) as session:
+            attempts = [session.get(Answer, i) for i in job.attempt_ids]
+            if any(a is None for a in attempts):  # erased meanwhile (privacy): nothing to write
+                raise LookupError(f"answers {job.attempt_ids} are gone")
+            parts = _parts(attempts)  # type: ignore[arg-type]  (none is None: checked above)
+            if _transcript(parts) != job.transcript and _round < STALE_ROUNDS - 1:
+                # the answer grew while it was judged ("I wasn't finished" appends to it): a
+                # score of the shorter text must not land on the longer one; judge it again
+                job = _Job(job.question, job.attempt_ids, parts, _transcript(parts))
+                continue
+            _write(session, job.question, attempts, judgement, evidence)
+            if update_interview:
+                update_interview_score(session, interview_id, bank=bank)
+        break
     return QuestionResult(
         job.question.id, job.attempt_ids[0], judgement.score, judgement.confidence, judgement
     )
