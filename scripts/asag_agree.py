@@ -116,12 +116,17 @@ def judge_rows(rows: Sequence[GradedAnswer], path: Path) -> None:
 # --- the figures -----------------------------------------------------------------------------
 
 
-def similarities(rows: Sequence[GradedAnswer]) -> list[sim.Similarity]:
-    """Each row's ``similarity.measure``, every distinct text embedded once in one batch."""
+def similarities(
+    rows: Sequence[GradedAnswer], embedder: Path | None = None
+) -> list[sim.Similarity]:
+    """Each row's ``similarity.measure``, every distinct text embedded once in one batch.
+
+    ``embedder``: a sentence-transformers folder instead of the product's MiniLM (to measure
+    all-mpnet-base-v2 beside it)."""
     from interviewer.scoring.evidence import EvidenceFinder, split_sentences  # lazy: torch
     from interviewer.scoring.judge_checks import NULL_ANSWER
 
-    finder = EvidenceFinder().load()
+    finder = EvidenceFinder(embedder).load()
     questions = [question_from_reference(r.question, r.reference_answer, r.max_score) for r in rows]
     texts = {NULL_ANSWER}
     for row, question in zip(rows, questions, strict=True):
@@ -190,12 +195,38 @@ def fit_weight(judge: np.ndarray, share: np.ndarray, human: np.ndarray) -> float
     return best
 
 
-def report(train: Path, tests: Sequence[tuple[Path, Path | None, int | None]], dtype: str) -> None:
+def own_scale(
+    own_train: Path | None, dtype: str, weight: float, embedder: Path | None
+) -> LinearMapping | None:
+    """The blend's linear mapping to a set's own scale, fit on the judged rows of its train
+    split (None when none of them was judged)."""
+    if own_train is None:
+        return None
+    rows = read_csv(own_train)
+    js = judged(rows, dtype)
+    rows = [r for r, j in zip(rows, js, strict=True) if j is not None]
+    if len(rows) < 10:
+        return None
+    j = np.array([v for v in js if v is not None])
+    sims = similarities(rows, embedder)
+    x = np.minimum(blended(j, np.array([s.share for s in sims]), weight), [s.cap for s in sims])
+    print(f"  own-scale mapping fit on {len(rows)} judged rows of {own_train.name}")
+    return LinearMapping().fit(x, [r.human_normalized for r in rows])
+
+
+def report(
+    train: Path,
+    tests: Sequence[tuple[Path, Path | None, int | None]],
+    dtype: str,
+    embedder: Path | None = None,
+) -> None:
+    label = embedder.name if embedder else "MiniLM"
+    print(f"similarity embedder: {label}")
     train_rows = read_csv(train)
     train_judge = judged(train_rows, dtype)
     fit_rows = [r for r, j in zip(train_rows, train_judge, strict=True) if j is not None]
     fit_judge = np.array([j for j in train_judge if j is not None])
-    fit_sims = similarities(fit_rows)
+    fit_sims = similarities(fit_rows, embedder)
     fit_human = np.array([r.human_normalized for r in fit_rows])
     fit_share = np.array([s.share for s in fit_sims])
     weight = fit_weight(fit_judge, fit_share, fit_human) if fit_rows else sim.SIMILARITY_WEIGHT
@@ -205,19 +236,19 @@ def report(train: Path, tests: Sequence[tuple[Path, Path | None, int | None]], d
     )
     for path, own_train, limit in tests:
         rows = sample(read_csv(path), limit, 0)
-        sims = similarities(rows)
+        sims = similarities(rows, embedder)
         human = np.array([r.human_normalized for r in rows])
         share = np.array([s.share for s in sims])
         cosine = np.array([s.reference for s in sims])
         # The mapping to the set's own scale, fit on its train split (a seeded 300 rows).
         cal_rows = sample(read_csv(own_train), 300, 0) if own_train else []
-        cal_sims = similarities(cal_rows) if cal_rows else []
+        cal_sims = similarities(cal_rows, embedder) if cal_rows else []
         cal_human = np.array([r.human_normalized for r in cal_rows])
         print(f"\n{path.name}: {len(rows)} answers to {len({r.question for r in rows})} questions")
         print("| scorer | n | Pearson r (90%) | Spearman | RMSE | QWK (90%) |")
         print("|---|---|---|---|---|---|")
         for name, x, cal_x in (
-            ("MiniLM cosine", cosine, np.array([s.reference for s in cal_sims])),
+            (f"{label} cosine", cosine, np.array([s.reference for s in cal_sims])),
             ("similarity share", share, np.array([s.share for s in cal_sims])),
         ):
             mapping = LinearMapping().fit(cal_x, cal_human) if cal_rows else None
@@ -238,6 +269,10 @@ def report(train: Path, tests: Sequence[tuple[Path, Path | None, int | None]], d
                 )
             )
             print(line("similarity share (same rows)", sh, h))
+            mapping = own_scale(own_train, dtype, weight, embedder)
+            if mapping is not None:
+                name = f"judge + similarity {weight:.2f} + cap, own-scale mapping"
+                print(line(name, mapping(fitted), h))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -260,10 +295,13 @@ def main(argv: list[str] | None = None) -> int:
         help="test CSV, its train CSV, limit",
     )
     rep.add_argument("--dtype", default="bfloat16")
+    rep.add_argument(
+        "--embedder", type=Path, help="sentence-transformers folder to use instead of MiniLM"
+    )
     args = parser.parse_args(argv)
     if args.command == "report":
         tests = [(Path(a), Path(b), int(c) if c != "all" else None) for a, b, c in args.test]
-        report(args.train, tests, args.dtype)
+        report(args.train, tests, args.dtype, args.embedder)
     if args.command == "judge":
         rows = pick(read_csv(args.csv), args.limit, args.per_question, args.questions, args.seed)
         judge_rows(rows, cache_path())
