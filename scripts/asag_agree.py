@@ -182,17 +182,49 @@ def blended(judge: np.ndarray, share: np.ndarray, weight: float) -> np.ndarray:
     return (1 - weight) * judge + weight * share
 
 
-def fit_weight(judge: np.ndarray, share: np.ndarray, human: np.ndarray) -> float:
+def fit_spread(
+    judge: np.ndarray, share: np.ndarray, human: np.ndarray, resamples: int = 200
+) -> tuple[float, float, float]:
+    """How firmly the train rows fix the weight: 5th, 50th and 95th percentile of the weight
+    fitted on resampled rows."""
+    rng = np.random.default_rng(0)
+    weights = []
+    for _ in range(resamples):
+        pick = rng.integers(0, len(human), len(human))
+        weights.append(fit_weight(judge[pick], share[pick], human[pick], show=False))
+    lo, mid, hi = np.percentile(weights, [5, 50, 95])
+    return float(lo), float(mid), float(hi)
+
+
+def fit_weight(
+    judge: np.ndarray, share: np.ndarray, human: np.ndarray, *, show: bool = True
+) -> float:
     """The similarity weight with the best mean of Pearson r and QWK (linear mapping fit on the
     same rows): this is where the product's ``SIMILARITY_WEIGHT`` comes from (SAF train only)."""
     best, best_value = 0.0, -np.inf
+    curve = []
     for weight in np.linspace(0, 1, 21):
         x = blended(judge, share, weight)
         m = metrics(LinearMapping().fit(x, human)(x), human)
         value = (m.pearson + m.qwk) / 2
+        curve.append(f"{weight:.2f}: r {m.pearson:.3f} QWK {m.qwk:.3f}")
         if value > best_value:
             best, best_value = float(weight), value
+    if show:
+        print("train fit, weight: r / QWK after a linear mapping\n  " + "\n  ".join(curve[:9]))
     return best
+
+
+def caps(
+    rows: Sequence[GradedAnswer],
+    embedder: Path | None,
+    sims: Sequence[sim.Similarity] | None = None,
+) -> np.ndarray:
+    """The relevance cap of each row: always MiniLM's, as in the product (its thresholds were
+    set on MiniLM cosines); ``sims`` are reused when they are MiniLM's."""
+    if embedder is not None or sims is None:
+        sims = similarities(rows)
+    return np.array([s.cap for s in sims])
 
 
 def own_scale(
@@ -209,7 +241,9 @@ def own_scale(
         return None
     j = np.array([v for v in js if v is not None])
     sims = similarities(rows, embedder)
-    x = np.minimum(blended(j, np.array([s.share for s in sims]), weight), [s.cap for s in sims])
+    x = np.minimum(
+        blended(j, np.array([s.share for s in sims]), weight), caps(rows, embedder, sims)
+    )
     print(f"  own-scale mapping fit on {len(rows)} judged rows of {own_train.name}")
     return LinearMapping().fit(x, [r.human_normalized for r in rows])
 
@@ -234,6 +268,9 @@ def report(
         f"fit on {len(fit_rows)} judged SAF train answers: similarity weight {weight:.2f} "
         f"(shipped {sim.SIMILARITY_WEIGHT})"
     )
+    if fit_rows:
+        lo, mid, hi = fit_spread(fit_judge, fit_share, fit_human)
+        print(f"  refit on 200 resamples of those rows: median {mid:.2f}, 90% {lo:.2f}..{hi:.2f}")
     for path, own_train, limit in tests:
         rows = sample(read_csv(path), limit, 0)
         sims = similarities(rows, embedder)
@@ -258,10 +295,10 @@ def report(
         if have.any():
             j = np.array([v for v in js if v is not None])
             h, sh = human[have], share[have]
-            caps = np.array([s.cap for s, ok in zip(sims, have, strict=True) if ok])
+            cap = caps(rows, embedder, sims)[have]
             print(line("judge (fixed)", j, h))
-            fitted = np.minimum(blended(j, sh, weight), caps)
-            shipped = np.minimum(blended(j, sh, sim.SIMILARITY_WEIGHT), caps)
+            fitted = np.minimum(blended(j, sh, weight), cap)
+            shipped = np.minimum(blended(j, sh, sim.SIMILARITY_WEIGHT), cap)
             print(line(f"judge + similarity {weight:.2f} + cap (fixed)", fitted, h))
             print(
                 line(
