@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from web_support import CHROMIUM, CHROMIUM_FLAGS, LiveServer, make_settings
+from web_support import CHROMIUM, CHROMIUM_FLAGS, LiveServer, make_settings, playwright_or_skip
 
 from interviewer import accounts
 from interviewer.banks.drafts import BankStore
@@ -19,11 +19,7 @@ from interviewer.store.db import create_db_engine, migrate, session_scope
 from interviewer.web import create_app
 from interviewer.web.live import VoiceOptions
 
-sync_api = pytest.importorskip("playwright.sync_api")
-if not Path(CHROMIUM).exists():
-    pytest.skip(
-        f"{CHROMIUM} missing: `make test` installs Debian's chromium", allow_module_level=True
-    )
+sync_api = playwright_or_skip()
 
 SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
 PASSWORD = "correct horse battery staple"

@@ -31,6 +31,7 @@ from web_support import (
     cut_off_parts_heard,
     make_settings,
     make_video,
+    playwright_or_skip,
     reply_seconds,
     screenshot,
     seed_interview,
@@ -46,11 +47,7 @@ from interviewer.voice.stt import WhisperSTT
 from interviewer.web import create_app
 from interviewer.web.live import VoiceOptions
 
-sync_api = pytest.importorskip("playwright.sync_api")
-if not Path(CHROMIUM).exists():
-    pytest.skip(
-        f"{CHROMIUM} missing: `make test` installs Debian's chromium", allow_module_level=True
-    )
+sync_api = playwright_or_skip()
 
 pytestmark = pytest.mark.slow
 

@@ -30,6 +30,7 @@ from web_support import (
     line_seconds,
     make_settings,
     make_video,
+    playwright_or_skip,
     screenshot,
     seed_interview,
 )
@@ -41,11 +42,7 @@ from interviewer.voice.io import StreamingWavWriter
 from interviewer.web import create_app
 from interviewer.web.live import VoiceOptions
 
-sync_api = pytest.importorskip("playwright.sync_api")
-if not Path(CHROMIUM).exists():
-    pytest.skip(
-        f"{CHROMIUM} missing: `make test` installs Debian's chromium", allow_module_level=True
-    )
+sync_api = playwright_or_skip()
 
 pytestmark = pytest.mark.slow
 

@@ -34,6 +34,7 @@ from web_support import (
     free_port,
     make_settings,
     make_video,
+    playwright_or_skip,
     reply_seconds,
     seed_interview,
     timed_answers_wav,
@@ -46,11 +47,7 @@ from interviewer.store.recordings import Recordings
 from interviewer.web import create_app
 from interviewer.web.live import VoiceOptions
 
-sync_api = pytest.importorskip("playwright.sync_api")
-if not Path(CHROMIUM).exists():
-    pytest.skip(
-        f"{CHROMIUM} missing: `make test` installs Debian's chromium", allow_module_level=True
-    )
+sync_api = playwright_or_skip()
 
 SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
 PHONE = {"width": 390, "height": 844}
