@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from web_support import (
     chromium,
+    give_consent,
     make_settings,
     new_page,
     playwright_or_skip,
@@ -108,10 +109,7 @@ def test_an_applicant_page_recovers_when_the_csrf_cookie_changes(site, browser) 
     applicant = new_page(browser)
     context = applicant.context
     applicant.goto(f"{base}/i/{seeded.token}")
-    for box in ("#c-recording", "#c-scoring", "#c-retention"):
-        applicant.check(box)
-    applicant.click("button[type=submit]")
-    applicant.wait_for_url("**/check")
+    give_consent(applicant)
 
     staff = context.new_page()
     staff.goto(f"{base}/login")

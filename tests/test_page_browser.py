@@ -29,6 +29,7 @@ from web_support import (
     asyncio_run,
     chromium_args,
     cut_off_parts_heard,
+    give_consent,
     make_settings,
     make_video,
     playwright_or_skip,
@@ -138,10 +139,7 @@ def test_labels_follow_the_agent_and_i_was_not_finished_continues_the_answer(
                 bypass_csp=False, viewport={"width": 1100, "height": 860}
             ).new_page()
             page.goto(f"{server.url}/i/{seeded.token}")
-            for box in ("#c-recording", "#c-scoring", "#c-retention"):
-                page.check(box)
-            page.click("button[type=submit]")
-            page.wait_for_url("**/check")
+            give_consent(page)
             page.goto(f"{server.url}/i/{seeded.token}/interview")
             page.wait_for_selector("#start:enabled")
             page.evaluate(WATCH)

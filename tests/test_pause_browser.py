@@ -27,6 +27,7 @@ from web_support import (
     LiveServer,
     agent_turns,
     chromium_args,
+    give_consent,
     line_seconds,
     make_settings,
     make_video,
@@ -138,10 +139,7 @@ def test_a_mid_answer_pause_is_not_cut_off(web: dict[str, Any], tmp_path: Path) 
                 bypass_csp=False, viewport={"width": 1100, "height": 860}
             ).new_page()
             page.goto(f"{server.url}/i/{seeded.token}")
-            for box in ("#c-recording", "#c-scoring", "#c-retention"):
-                page.check(box)
-            page.click("button[type=submit]")
-            page.wait_for_url("**/check")
+            give_consent(page)
             page.goto(f"{server.url}/i/{seeded.token}/interview")
             page.wait_for_selector("#start:enabled")
             page.evaluate(WATCH)

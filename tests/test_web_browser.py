@@ -32,6 +32,7 @@ from web_support import (
     agent_turns,
     chromium_args,
     free_port,
+    give_consent,
     make_settings,
     make_video,
     playwright_or_skip,
@@ -103,13 +104,6 @@ def _shot(page: Any, name: str) -> None:
 def _fits(page: Any) -> bool:
     """No sideways scrolling: the page fits the viewport's width (phones)."""
     return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
-
-
-def _consent(page: Any) -> None:
-    for box in ("#c-recording", "#c-scoring", "#c-retention"):
-        page.check(box)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/check")
 
 
 def _device_check(page: Any, shot: str | None = None) -> None:
@@ -227,7 +221,7 @@ def test_full_interview(web: dict[str, Any], playwright: Any, tmp_path: Path) ->
         )
         page.goto(f"{server.url}/i/{seeded.token}")
         _shot(page, "01-consent")
-        _consent(page)
+        give_consent(page)
         _device_check(page, "02-device-check")
         page.wait_for_selector("#start:enabled")
         _shot(page, "03-ready-to-start")
@@ -302,7 +296,7 @@ def test_reload_resumes_at_the_current_question(
     try:
         page = browser.new_context(bypass_csp=True, viewport=DESKTOP).new_page()
         page.goto(f"{server.url}/i/{seeded.token}")
-        _consent(page)
+        give_consent(page)
         _device_check(page)
         page.click("#start")
         page.wait_for_function(
@@ -371,7 +365,7 @@ def test_a_second_tab_is_refused_with_a_message(web: dict[str, Any], playwright:
         context = browser.new_context(bypass_csp=True, viewport=DESKTOP)
         first = context.new_page()
         first.goto(f"{server.url}/i/{seeded.token}")
-        _consent(first)
+        give_consent(first)
         first.goto(f"{server.url}/i/{seeded.token}/interview")
         first.wait_for_selector("#start:enabled")
         first.click("#start")
@@ -408,7 +402,7 @@ def test_server_restart_mid_interview_resumes(
     try:
         page = browser.new_context(bypass_csp=True, viewport=DESKTOP).new_page()
         page.goto(f"{server.url}/i/{seeded.token}")
-        _consent(page)
+        give_consent(page)
         page.goto(f"{server.url}/i/{seeded.token}/interview")
         page.wait_for_selector("#start:enabled")
         page.click("#start")
@@ -443,7 +437,7 @@ def test_unsupported_browser_says_what_to_do(web: dict[str, Any], playwright: An
         context.add_init_script("delete window.AudioWorkletNode; delete window.MediaRecorder;")
         page = context.new_page()
         page.goto(f"{server.url}/i/{seeded.token}")
-        _consent(page)
+        give_consent(page)
         page.wait_for_selector("#problem[data-problem=unsupported]", state="visible")
         text = page.inner_text("#problem")
         assert "can't run this interview" in text and "recent Chrome" in text
@@ -462,7 +456,7 @@ def test_denied_permissions_say_what_to_do(web: dict[str, Any], playwright: Any)
         context = browser.new_context(bypass_csp=True, viewport=DESKTOP, permissions=[])
         page = context.new_page()
         page.goto(f"{server.url}/i/{seeded.token}")
-        _consent(page)
+        give_consent(page)
         page.click("#enable")
         page.wait_for_selector("#problem[data-problem=denied]", state="visible")
         text = page.inner_text("#problem")
@@ -570,7 +564,7 @@ def test_shipped_bank_interview(web: dict[str, Any], playwright: Any, tmp_path: 
     try:
         page = browser.new_context(bypass_csp=True, viewport=DESKTOP).new_page()
         page.goto(f"{server.url}/i/{seeded.token}")
-        _consent(page)
+        give_consent(page)
         _device_check(page)
         page.click("#start")
         _run_until_done(page, duration + 240, {"Question 3 of": "16-shipped-bank-question"})
@@ -603,7 +597,7 @@ def test_repeat_button_asks_the_question_again(
     try:
         page = browser.new_context(bypass_csp=True, viewport=DESKTOP).new_page()
         page.goto(f"{server.url}/i/{seeded.token}")
-        _consent(page)
+        give_consent(page)
         page.goto(f"{server.url}/i/{seeded.token}/interview")
         page.wait_for_selector("#start:enabled")
         page.click("#start")
@@ -716,7 +710,7 @@ def test_tab_switch_paste_fullscreen_and_reload_are_recorded(
         # as new_page() does: Playwright polls wait_for_function with eval, which the CSP refuses
         context.new_cdp_session(page).send("Page.setBypassCSP", {"enabled": True})
         page.goto(f"{server.url}/i/{seeded.token}")
-        _consent(page)
+        give_consent(page)
         page.goto(f"{server.url}/i/{seeded.token}/interview")
         page.wait_for_selector("#start:enabled", timeout=60_000)
         page.click("#start")

@@ -298,6 +298,14 @@ def new_page(browser: Any, *, width: int = 1280, height: int = 900, **context: A
     return ctx.new_page()
 
 
+def give_consent(page: Any) -> None:
+    """On the consent page: tick its three boxes and send it, on to the device check."""
+    for box in ("#c-recording", "#c-scoring", "#c-retention"):
+        page.check(box)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/check")
+
+
 def sign_in(page: Any, email: str, password: str) -> None:
     """Fill in and send the staff sign-in form the page shows."""
     page.fill("#email", email)
