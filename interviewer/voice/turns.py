@@ -40,6 +40,7 @@ from livekit.agents import vad as lk_vad
 from scipy.signal import resample_poly
 
 from interviewer.config import Settings
+from interviewer.interview import MAX_CONTINUES
 from interviewer.voice.smart_turn_features import compute_whisper_log_mel_features
 from interviewer.weights.locate import smart_turn_model
 
@@ -164,7 +165,15 @@ class TurnPolicy:
     pace_pauses: int = 3
     """Pauses the applicant has resumed after, before their pace counts."""
     unknown_pace_wait_s: float = 2.5
-    """A finished-sounding pause waits at least this long while their pace is not known."""
+    """A finished-sounding pause waits at least this long while their pace is not known..."""
+    take_back_wait_s: float = 0.8
+    """...or only this long when a turn ended too early can be taken back (see ``take_back_s``)."""
+    take_back_s: float = 3.0
+    """Speech that resumes within this long of the end of the applicant's speech, after the turn
+    was ended, takes the turn back: the answer continues and the interviewer stops talking. A
+    reply from the interviewer is cheap to withdraw in its first seconds ("Thank you.
+    Question 2 of 8." carries no question yet), so a finished-sounding pause need not wait out
+    the applicant's longest possible pause before it is answered."""
     pace_margin_s: float = 0.6
     """Added to the applicant's longest usual pause (90th percentile)."""
     pace_factor: float = 1.5
@@ -183,9 +192,18 @@ class TurnPolicy:
         return float(np.percentile(np.asarray(inside, dtype=float), 90))
 
     def verdict(
-        self, probability: float | None, text: str, speech_s: float, pauses: Sequence[float]
+        self,
+        probability: float | None,
+        text: str,
+        speech_s: float,
+        pauses: Sequence[float],
+        *,
+        can_take_back: bool = False,
     ) -> Verdict:
-        """How long a silence (from the end of speech) ends this turn, and why."""
+        """How long a silence (from the end of speech) ends this turn, and why.
+
+        ``can_take_back``: speech resuming within ``take_back_s`` would continue this answer
+        (not after the last question, whose reply closes the interview)."""
         usual = self.usual_pause(pauses)
         finished = (
             probability is not None
@@ -196,8 +214,9 @@ class TurnPolicy:
             wait, reason = self.check_after_s, "finished"
             if speech_s < self.short_speech_s:
                 wait, reason = self.short_wait_s, "finished, short"
-            if usual is None and self.unknown_pace_wait_s > wait:
-                wait, reason = self.unknown_pace_wait_s, "finished, pace unknown"
+            unknown = self.take_back_wait_s if can_take_back else self.unknown_pace_wait_s
+            if usual is None and unknown > wait:
+                wait, reason = unknown, "finished, pace unknown"
             if usual is not None and usual + self.pace_margin_s > wait:
                 wait, reason = usual + self.pace_margin_s, "finished, slow pace"
         else:
@@ -242,17 +261,34 @@ class EndOfTurn:
         return await asyncio.to_thread(self.model.predict, audio, sample_rate)
 
     async def judge(
-        self, audio: np.ndarray, sample_rate: int, text: str, speech_s: float, pauses: list[float]
+        self,
+        audio: np.ndarray,
+        sample_rate: int,
+        text: str,
+        speech_s: float,
+        pauses: list[float],
+        *,
+        can_take_back: bool = False,
     ) -> Verdict:
         return self.policy.verdict(
-            await self.probability(audio, sample_rate), text, speech_s, pauses
+            await self.probability(audio, sample_rate),
+            text,
+            speech_s,
+            pauses,
+            can_take_back=can_take_back,
         )
 
     async def wait(
-        self, capture: AnswerCapture, *, poll_s: float = 0.05, give_up_s: float = 60.0
+        self,
+        capture: AnswerCapture,
+        *,
+        can_take_back: bool = False,
+        poll_s: float = 0.05,
+        give_up_s: float = 60.0,
     ) -> None:
         """Until the current answer is over by the policy (cancellable: the session interrupts
-        the reply if the applicant speaks again; speech that resumes here starts over)."""
+        the reply if the applicant speaks again; speech that resumes here starts over).
+        ``can_take_back``: the agent continues this answer if speech resumes soon after."""
         deadline = time.monotonic() + give_up_s
         judged: tuple[float, Verdict] | None = None  # for which speech end, what
         while time.monotonic() < deadline:
@@ -269,7 +305,7 @@ class EndOfTurn:
             if silence >= self.policy.max_pause_s:
                 return
             if silence >= self.policy.check_after_s and (judged is None or judged[0] != last):
-                verdict = await self._judge_live(capture, rec, last)
+                verdict = await self._judge_live(capture, rec, last, can_take_back)
                 judged = (last, verdict)
                 self.verdicts.append(judged)
                 continue  # speech may have resumed while the model ran: look again
@@ -277,7 +313,9 @@ class EndOfTurn:
                 return
             await asyncio.sleep(poll_s)
 
-    async def _judge_live(self, capture: AnswerCapture, rec: Recording, last: float) -> Verdict:
+    async def _judge_live(
+        self, capture: AnswerCapture, rec: Recording, last: float, can_take_back: bool
+    ) -> Verdict:
         untaken = [s for s in rec.segments if not s.taken]
         # the words are needed anyway before the answer is taken: waiting for them costs
         # nothing, and deciding without the last words would judge a stale phrase
@@ -292,7 +330,9 @@ class EndOfTurn:
         audio = np.frombuffer(bytes(rec.pcm[lo:hi]), dtype=np.int16)
         speech = sum((s.end_s or s.start_s) - s.start_s for s in untaken)
         pauses = [p for r in capture.history for p in r.pauses]
-        return await self.judge(audio, rec.sample_rate, text, speech, pauses)
+        return await self.judge(
+            audio, rec.sample_rate, text, speech, pauses, can_take_back=can_take_back
+        )
 
 
 # --- replay: the same decision over a recording ---------------------------------------------------
@@ -303,6 +343,8 @@ class Replay:
     """Where the turns of one recording end, and what was decided at each pause."""
 
     turn_ends_s: list[float] = field(default_factory=list)
+    taken_back_s: list[float] = field(default_factory=list)
+    """Where a turn ended and the applicant's resumed speech took it back (``take_back``)."""
     speech_end_s: float | None = None
     speech: list[tuple[float, float]] = field(default_factory=list)  # VAD's (start, end)
     decisions: list[dict[str, Any]] = field(default_factory=list)
@@ -347,9 +389,14 @@ async def replay(
     regions: list[tuple[float, float]] | None = None,
     prefix_s: float = 0.3,
     tail_s: float = 0.2,
+    take_back: bool = False,
 ) -> Replay:
     """Run the live decision over a recording: at each pause, the verdict the agent would reach
     after ``check_after_s`` of silence; the turn ends if the pause outlasts its wait.
+
+    ``take_back``: as live before any question but the last, a turn that ends inside a pause
+    shorter than the policy's ``take_back_s`` is taken back by the speech after it (at most
+    ``MAX_CONTINUES`` times a turn, as live) and goes on.
 
     ``transcribe`` gives the words of one stretch of speech (the capture transcribes each
     segment on its own); ``pauses`` carries the applicant's pace from earlier recordings and
@@ -364,6 +411,7 @@ async def replay(
     out = Replay(speech=regions, speech_end_s=regions[-1][1] if regions else None)
     total = audio.size / sample_rate
     turn_first = 0  # index of the first region of the current turn
+    taken = 0  # take-backs in the current turn
     texts: list[str] = []
     for i, (_, end) in enumerate(regions):
         nxt = regions[i + 1][0] if i + 1 < len(regions) else None
@@ -380,8 +428,12 @@ async def replay(
         window = _cut(audio, sample_rate, max(start, now - WINDOW_S), now)
         text = " ".join(t for t in texts[turn_first : i + 1] if t)
         speech = sum(e - s for s, e in regions[turn_first : i + 1])
-        verdict = await end_of_turn.judge(window, sample_rate, text, speech, list(pauses))
+        can_take_back = take_back and taken < MAX_CONTINUES
+        verdict = await end_of_turn.judge(
+            window, sample_rate, text, speech, list(pauses), can_take_back=can_take_back
+        )
         ends = pause >= verdict.wait_s
+        back = ends and can_take_back and nxt is not None and pause < policy.take_back_s
         out.decisions.append(
             {
                 "speech_end_s": round(end, 3),
@@ -391,11 +443,16 @@ async def replay(
                 "probability": _rounded(verdict.probability),
                 "text": text,
                 "ends_turn": ends,
+                "taken_back": back,
             }
         )
-        if ends:
+        if back:
+            out.taken_back_s.append(round(end + verdict.wait_s, 3))
+            taken += 1
+            pauses.append(pause)  # a pause inside the answer after all: the pace learns it
+        elif ends:
             out.turn_ends_s.append(round(end + verdict.wait_s, 3))
-            turn_first = i + 1
+            turn_first, taken = i + 1, 0
         elif nxt is not None:
             pauses.append(pause)
     return out
