@@ -401,6 +401,21 @@ class InterviewFlow:
         current = self._ask(last["index"], last["attempt"], repeat=True, continued=True)
         return [Say(self.script.go_on, "continue"), current]
 
+    def end_continuation(self) -> list[Action]:
+        """A continued answer gained no words (the speech that took the turn back was a cough,
+        a noise): it is recorded as it was, and the interview moves on. [] when no answer is
+        being continued."""
+        earlier = self._s["continuing"]
+        if self.phase is not Phase.asking or earlier is None:
+            return []
+        return self._finish(Status(earlier["status"]), "")
+
+    @property
+    def last_question(self) -> bool:
+        """The question out is the bank's last: the reply to its answer may close the
+        interview, and then the answer cannot be taken up again."""
+        return self.phase is Phase.asking and self._s["index"] == len(self.bank.questions) - 1
+
     def silence_timeout(self) -> list[Action]:
         """Nothing was said for the no-answer timeout since the question (or the re-prompt)."""
         if self.phase is not Phase.asking:

@@ -26,7 +26,13 @@ from interviewer.store.models import AnswerStatus
 from interviewer.store.recordings import Recordings
 from interviewer.voice.agent import InterviewAgent
 from interviewer.voice.capture import PRE_SPEECH_S
-from interviewer.voice.io import WavAudioInput, WavAudioOutput, answers_wav
+from interviewer.voice.io import (
+    StreamingWavWriter,
+    WavAudioInput,
+    WavAudioOutput,
+    answers_wav,
+    read_wav,
+)
 from interviewer.voice.session import InterviewReport, SessionOptions, run_interview
 from interviewer.voice.stack import VoiceModels
 from interviewer.voice.stt import WhisperSTT
@@ -59,12 +65,21 @@ async def _run(
     *,
     gap_s: float,
     on_session: Any = None,
+    first_gap_s: float | None = None,
+    options: SessionOptions | None = None,
 ) -> tuple[InterviewReport, Recordings]:
+    """``first_gap_s``: the pause between the first two answers, when it differs."""
     engine = create_db_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
     migrate(engine)
     interview_id = _interview(engine)
     wav = tmp_path / "answers.wav"
-    answers_wav(answers, wav, gap_s=gap_s)
+    spans = answers_wav(answers, wav, gap_s=gap_s)
+    if first_gap_s is not None:
+        pcm, rate = read_wav(wav)
+        cut = int((spans[0][1] + first_gap_s) * rate), int(spans[1][0] * rate)
+        out = StreamingWavWriter(wav, rate)
+        out.write(np.concatenate([pcm[: cut[0]], pcm[cut[1] :]]).tobytes())
+        out.close()
     recordings = Recordings(tmp_path / "rec")
     audio_out = WavAudioOutput(None, speed=6.0)
     report = await run_interview(
@@ -78,7 +93,7 @@ async def _run(
             vad=models["vad"],
             tts=Pyttsx3TTS(cache_dir=tmp_path.parent / "tts-cache"),
         ),
-        options=SessionOptions(timeout_s=240, max_follow_ups=0),
+        options=options or SessionOptions(timeout_s=240, max_follow_ups=0),
         on_session=on_session,
     )
     await audio_out.aclose()
@@ -158,3 +173,68 @@ async def test_i_was_not_finished_continues_the_same_answer(
     heard_text = heard.alternatives[0].text.lower()
     assert cut_off_parts_heard(heard_text), heard_text
     assert practice.words[-1]["end"] <= len(pcm) / rate + 0.2
+
+
+async def test_speaking_again_right_after_the_turn_ended_takes_it_back(
+    tmp_path: Path, models: dict[str, Any]
+) -> None:
+    """The practice answer pauses 1.6 s between its two sentences, longer than this opening's
+    maximum pause (1.0 s): the turn ends inside the pause and the interviewer starts its reply.
+    The applicant's second sentence, within ``take_back_s`` of the first, takes the turn back:
+    the reply stops, nothing more is said, and the second sentence joins the practice answer's
+    transcript, words and audio, as if the turn had never ended."""
+    agents: list[InterviewAgent] = []
+
+    def on_session(session: Any, agent: InterviewAgent) -> None:
+        agents.append(agent)
+        capture = agent.capture
+        assert capture is not None
+        # a polite applicant waits once a pause has lasted 2.5 s while the interviewer is
+        # busy, not inside the 1.6 s one (that would hide the take-back)
+        session.input.audio.follow(
+            lambda: (
+                session.agent_state in ("initializing", "thinking", "speaking")
+                or capture.transcribing()
+                or capture.has_untaken_words()
+                or (capture.current is not None and capture.current.prompt_end_s is None)
+            ),
+            hold_after_s=2.5,
+        )
+
+    report, recordings = await _run(
+        tmp_path,
+        models,
+        [PRACTICE, MORE, COLOUR],
+        gap_s=5.0,
+        first_gap_s=1.6,
+        on_session=on_session,
+        options=SessionOptions(
+            timeout_s=240, max_follow_ups=0, silence_threshold_s=1.0, hold_input=False
+        ),
+    )
+    assert report.completed
+    agent = agents[0]
+    assert agent.taken_back == 1
+    assert Script().go_on not in report.said  # they were talking: nothing to invite
+    # the reply was begun once for the first sentence and once, in full, after the second
+    assert report.said.count(Script().practice_done) == 2
+    got = {a.question_id: a for a in report.answers}
+    assert list(got) == ["practice", "colour"]
+    practice = got["practice"]
+    assert practice.status is AnswerStatus.answered
+    text = practice.transcript.lower()
+    assert cut_off_parts_heard(text), text
+    assert "green" not in text and "green" in got["colour"].transcript.lower()
+    starts = [w["start"] for w in practice.words]
+    assert starts == sorted(starts)
+    pcm, rate = _pcm(recordings.open_for_read(practice.audio_path))
+    heard = await models["stt"].recognize(buffer=rtc.AudioFrame(pcm.tobytes(), rate, 1, len(pcm)))
+    heard_text = heard.alternatives[0].text.lower()
+    assert cut_off_parts_heard(heard_text), heard_text
+    # the answer's pauses include the one that was taken back: the pace learns from it
+    practice_recs = [r for r in agent.capture.history if r.ask.question_id == "practice"]
+    assert any(1.2 <= p <= 2.2 for r in practice_recs for p in r.pauses), [
+        r.pauses for r in practice_recs
+    ]
+    # one file per answer: the recording the withdrawn question had begun is gone
+    assert len(list((tmp_path / "rec").rglob("*.wav"))) == 2

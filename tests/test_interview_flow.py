@@ -456,6 +456,31 @@ def test_continue_with_nothing_added_keeps_the_answer() -> None:
     assert only_ask(out).question_id == "proxies"
 
 
+def test_a_taken_back_answer_that_gained_no_words_stands_as_it_was() -> None:
+    flow = InterviewFlow(make_bank())
+    assert flow.end_continuation() == []  # nothing being continued
+    flow.start()
+    flow.answer("I cut documentaries.")
+    flow.answer(GOOD_J)
+    flow.continue_answer()
+    out = flow.end_continuation()  # no re-prompt, no waiting: the answer is recorded again
+    assert records(out) == [Record("split-edits", 0, 0, Status.answered, GOOD_J, True)]
+    assert only_ask(out).question_id == "proxies"
+    assert flow.end_continuation() == []
+
+
+def test_the_last_question_is_known() -> None:
+    flow = InterviewFlow(make_bank())
+    assert not flow.last_question  # not started
+    flow.start()
+    seen = []
+    while not flow.finished:
+        seen.append(flow.last_question)
+        flow.answer(GOOD_J)
+    assert seen == [False] * len(make_bank().questions) + [True]  # practice first
+    assert not flow.last_question
+
+
 def test_continue_said_aloud_and_its_limits() -> None:
     flow = InterviewFlow(make_bank())
     assert flow.continue_answer() == []  # not started

@@ -94,6 +94,10 @@ NO_ANSWER_TIMEOUT_S = 30.0
 """Silence after a question that counts as no answer (then again after the re-prompt): long
 enough for an expert to think before answering; openings may set their own."""
 
+TAKE_BACK_MIN_SPEECH_S = 0.3
+"""Speech that takes a turn back must last this long: a click or a breath does not stop the
+interviewer (livekit interrupts a line after 0.5 s of speech)."""
+
 OnStatus = Callable[[str, bool], None]
 """``on_status(status, can_continue)``; see the module docstring."""
 
@@ -144,6 +148,11 @@ class InterviewAgent(Agent):
         self.on_status: OnStatus | None = None
         self._status: tuple[str, bool] | None = None
         self._deciding = False  # the session handed over the turn; the policy has not ended it
+        # the answer the applicant may still take back: (its key, the epoch of the question
+        # asked after it, where its speech ended on the capture's stream clock)
+        self._take_back: tuple[tuple[str, int], int, float] | None = None
+        self._taken_back_epoch: int | None = None  # a take-back's continued answer, while out
+        self.taken_back = 0  # how many times an applicant took a turn back (reports, tests)
         if capture is not None:
             capture.set_listeners(on_tick=self._tick, on_speech=self._on_user_speech)
 
@@ -164,49 +173,60 @@ class InterviewAgent(Agent):
         self, chat_ctx: llm.ChatContext, tools: list[llm.Tool], model_settings: ModelSettings
     ) -> AsyncIterator[str]:
         """The end of a user turn: hand the answer to the core, yield what it wants said."""
+        can_take_back = False
         if self.capture is not None:
             # the end-of-turn decision, on the capture's VAD clock. Cancellable: if the
             # applicant speaks again, the session interrupts this reply and nothing has been
             # decided yet
             self._deciding = True  # still the applicant's turn: the page keeps "Listening"
             self._emit_status()
+            # an answer to any question but the last may be taken back if the applicant goes
+            # on speaking right after the turn ends (_tick): so the policy may end it sooner
+            can_take_back = not self.flow.last_question
             # cancelled (the applicant spoke again): still their turn, so _deciding stays set
             # and the page never flashes "about to speak" while the session moves back to
             # listening; the next decision clears it
-            await self.end_of_turn.wait(self.capture)
+            await self.end_of_turn.wait(self.capture, can_take_back=can_take_back)
             self._deciding = False
             self._emit_status()
+        speech_end = self.capture.speech_ended_s if self.capture is not None else None
         decided = asyncio.ensure_future(self._answer_turn(chat_ctx))
         try:
-            texts = await asyncio.shield(decided)
+            texts, _ = await asyncio.shield(decided)
         except asyncio.CancelledError:
             # the answer is (being) stored and the core has moved on: its lines must still be
             # said, or the applicant would never hear the next question
             decided.add_done_callback(self._say_late)
             raise
+        if can_take_back and speech_end is not None and texts:
+            self._arm_take_back(speech_end)
         if self.flow.finished:
             self._end_after(self.session.current_speech)
         for text in texts:
             yield text + " "
 
-    async def _answer_turn(self, chat_ctx: llm.ChatContext) -> list[str]:
+    async def _answer_turn(self, chat_ctx: llm.ChatContext) -> tuple[list[str], int]:
+        """The lines to say, and the epoch they belong to."""
         async with self._lock:
             if self.capture is not None:
                 turn = await self.capture.take_turn()
                 log.debug("%s: end of turn, %d words", self.log_name, len(turn.text.split()))
                 if not turn.text:
-                    return []  # words from a question already closed, or only noise
+                    return [], self._epoch  # words from a question already closed, or noise
                 actions = self.flow.answer(turn.text)
             else:
                 turn = None
                 actions = self.flow.answer(_last_user_text(chat_ctx))
-            return await self._apply(actions, event="answer", turn=turn)
+            return await self._apply(actions, event="answer", turn=turn), self._epoch
 
-    def _say_late(self, decided: asyncio.Future[list[str]]) -> None:
+    def _say_late(self, decided: asyncio.Future[tuple[list[str], int]]) -> None:
         if decided.cancelled() or decided.exception() is not None:
             return
+        texts, epoch = decided.result()
+        if epoch != self._epoch:
+            return  # the applicant took the turn back: the lines were for a question withdrawn
         with contextlib.suppress(RuntimeError):  # the session may be closing
-            self._end_after(self._say(decided.result()))
+            self._end_after(self._say(texts))
 
     async def tts_node(
         self, text: AsyncIterable[str], model_settings: ModelSettings
@@ -273,6 +293,69 @@ class InterviewAgent(Agent):
         self._say(texts)
         return "ok"
 
+    # -- taking a turn back --
+
+    def _arm_take_back(self, speech_end_s: float) -> None:
+        """The turn just ended and the reply is going out: until ``take_back_s`` after the
+        answer's speech, speech from the applicant continues that answer instead."""
+        key = self.flow.continuable
+        if key is None or self.capture is None or not self.capture.holds(key):
+            return
+        self._take_back = (key, self._epoch, speech_end_s)
+
+    def _take_back_due(self) -> bool:
+        """The applicant has been speaking again, inside the window, long enough to mean it."""
+        capture, armed = self.capture, self._take_back
+        if capture is None or armed is None:
+            return False
+        _, epoch, speech_end = armed
+        rec = capture.current
+        started = capture.speech_started_s
+        if epoch != self._epoch or rec is None or rec.finished or rec.segments:
+            self._take_back = None  # another question, or the applicant already answered it
+            return False
+        if capture.vad_stream_s - speech_end >= self.end_of_turn.policy.take_back_s + 1.0:
+            self._take_back = None  # the window is long past
+            return False
+        return (
+            capture.speaking
+            and started is not None
+            and speech_end < started < speech_end + self.end_of_turn.policy.take_back_s
+            and capture.vad_stream_s - started >= TAKE_BACK_MIN_SPEECH_S
+        )
+
+    async def _take_back_turn(self, armed: tuple[tuple[str, int], int, float]) -> None:
+        """Back to the answer the applicant is continuing: the reply stops, nothing is said
+        (they are talking), and their speech goes on into that answer's audio and words."""
+        capture = self.capture
+        if capture is None:
+            return
+        key, epoch, speech_end = armed
+        async with self._lock:
+            if epoch != self._epoch or self.flow.continuable != key or not capture.holds(key):
+                return
+            started = capture.speech_started_s
+            actions = [
+                a
+                for a in self.flow.continue_answer()
+                if not (isinstance(a, Say) and a.kind == "continue")
+            ]
+            if not actions:
+                return
+            await self._apply(actions, event="take_back")
+            rec = capture.current
+            if rec is not None:  # the continued answer is out already: no line to wait for
+                rec.prompt_end_s = 0.0
+                rec.listening_since_s = 0.0
+                if started is not None:
+                    rec.pauses.append(round(started - speech_end, 3))  # the applicant's pace
+            self._taken_back_epoch = self._epoch
+            self.taken_back += 1
+        log.info("%s: the applicant took the turn back (%s)", self.log_name, key)
+        with contextlib.suppress(RuntimeError):  # nothing playing, or the session closing
+            self.session.interrupt()
+        self._emit_status()
+
     # -- timer events (also callable directly, e.g. from text-mode tests) --
 
     async def silence_timeout(self) -> SpeechHandle | None:
@@ -304,6 +387,12 @@ class InterviewAgent(Agent):
                     actions = self.flow.answer(turn.text)
                 else:
                     actions = self.flow.silence_timeout()
+            elif kind == "kept":
+                if self.capture is not None and (
+                    self.capture.has_untaken_words() or self.capture.transcribing()
+                ):
+                    return None  # words came after all: the session's turn takes them
+                actions = self.flow.end_continuation()
             elif kind == "warning":
                 actions = self.flow.time_warning()
             else:
@@ -462,6 +551,10 @@ class InterviewAgent(Agent):
     def _tick(self) -> None:
         """Called as the VAD advances: fire the timers that are due on the audio clock."""
         capture, ask = self.capture, self._ask
+        if self._take_back is not None and self._take_back_due():
+            armed, self._take_back = self._take_back, None
+            task = asyncio.create_task(self._take_back_turn(armed))
+            task.add_done_callback(_log_failure)
         if capture is None or ask is None or self.flow.finished:
             return
         rec = capture.current
@@ -478,6 +571,16 @@ class InterviewAgent(Agent):
             self._fire("warning")
         if rec.listening_since_s is None or capture.speaking or capture.transcribing():
             return
+        if (
+            self._taken_back_epoch == self._epoch
+            and rec.last_speech_end_s is not None
+            and rec.open_segment is None
+            and not capture.has_untaken_words()
+            and now - rec.last_speech_end_s >= self.end_of_turn.policy.max_pause_s
+        ):
+            # the speech that took the turn back held no words (no turn will come of it): the
+            # answer stands as it was once the applicant has been quiet for the maximum pause
+            self._fire("kept", at=rec.last_speech_end_s, repeatable=True)
         quiet_from = max(rec.listening_since_s, rec.last_speech_end_s or 0.0)
         if now - quiet_from >= self.no_answer_timeout_s:
             self._fire("silence", repeatable=True, at=quiet_from)

@@ -56,6 +56,10 @@ class AudioWriter(Protocol):
 
     def close(self) -> None: ...
 
+    def discard(self) -> None:
+        """Close and delete what was written: the recording held no answer after all."""
+        ...
+
 
 OpenWriter = Callable[[Ask], AudioWriter | None]
 AnswerContext = Callable[[Ask], str | None]
@@ -185,6 +189,10 @@ class AnswerCapture:
         self.stream_samples = 0
         self.sample_rate = 0
         self.speaking = False
+        # on the stream clock (seconds of input): where the applicant's speech last started and
+        # last ended, for the agent's take-back window
+        self.speech_started_s: float | None = None
+        self.speech_ended_s: float | None = None
         self._events: asyncio.Queue[tuple[Segment, stt.SpeechEvent]] | None = None
         self._on_tick: Callable[[], None] | None = None
         self._on_speech: Callable[[bool], None] | None = None
@@ -207,28 +215,48 @@ class AnswerCapture:
 
     def begin(self, ask: Ask, epoch: int) -> Recording:
         """Route the audio from now on to ``ask``'s recording (the same one on a repeat; after
-        the answer finished last when ``ask.continued``)."""
+        the answer finished last when ``ask.continued``).
+
+        Going back to an answer while the applicant is speaking (they took the turn back, or
+        said they were not finished) carries the speech in progress over from the question
+        that was out: it is the continued answer's, from just before its start, and the
+        dropped question's recording is discarded."""
         cur = self.current
         if cur is not None and not cur.finished and cur.ask.key == ask.key:
             cur.ask, cur.epoch = ask, epoch
             cur.prompt_end_s = None
             cur.listening_since_s = None
             return cur
+        carried, carried_speech_s = b"", 0.0
         if cur is not None and not cur.finished:
-            self._close(cur)
+            seg = cur.open_segment
+            if ask.continued and seg is not None and cur.sample_rate:
+                lead = max(0.0, seg.start_s - (PRE_SPEECH_S - self.prefix_padding_s))
+                carried = self._pcm(cur, lead, cur.time_s)
+                carried_speech_s = seg.start_s - lead
+            self._close(cur, discard=bool(carried) and not cur.segments)
         writer = self._open_writer(ask) if self._open_writer else None
         rec = Recording(ask=ask, epoch=epoch, writer=writer, stream_start=self.stream_samples)
         rec.sample_rate = self.sample_rate
         if ask.continued and self._kept is not None and self._kept[0] == ask.key:
             _, rec.earlier_pcm, rec.earlier = self._kept
-        if self.speaking:  # speech running across the switch starts a segment here
+        if carried:
+            n = len(carried) // 2
+            rec.pcm += carried
+            rec.samples = n
+            rec.vad_samples = float(n)
+            rec.stream_start = self.stream_samples - n
+            rec.started_wall -= n / rec.sample_rate if rec.sample_rate else 0.0
+            rec.open_segment = Segment(start_s=carried_speech_s)
+            self._start_file(rec, 0.0)
+        elif self.speaking:  # speech running across the switch starts a segment here
             rec.open_segment = Segment(start_s=0.0)
             self._start_file(rec, 0.0)
         self.current = rec
         self.history.append(rec)
         return rec
 
-    def _close(self, rec: Recording) -> None:
+    def _close(self, rec: Recording, *, discard: bool = False) -> None:
         if rec.finished:
             return
         rec.finished = True
@@ -238,7 +266,10 @@ class AnswerCapture:
             self._start_file(rec, rec.time_s)  # nothing added: the earlier answer stays whole
         if rec.writer is not None:
             try:
-                rec.writer.close()
+                if discard:
+                    rec.writer.discard()
+                else:
+                    rec.writer.close()
             except OSError as err:
                 log.error("could not close the recording of %s: %s", rec.ask.key, err)
                 if self._on_write_error is not None:
@@ -287,6 +318,14 @@ class AnswerCapture:
         for s in segments:
             s.taken = True
         return turn_of(segments)
+
+    @property
+    def vad_stream_s(self) -> float:
+        """How far the VAD has looked, on the stream clock."""
+        rec = self.current
+        if rec is None or not self.sample_rate:
+            return self.stream_samples / self.sample_rate if self.sample_rate else 0.0
+        return (rec.stream_start + rec.vad_samples) / self.sample_rate
 
     def transcribing(self) -> bool:
         """Speech of the current recording is still being transcribed."""
@@ -435,6 +474,7 @@ class AnswerCapture:
             rec.vad_samples = max(rec.vad_samples, at - rec.stream_start)
         if ev.type == vad.VADEventType.START_OF_SPEECH:
             self.speaking = True
+            self.speech_started_s = (at - ev.speech_duration * self.sample_rate) / self.sample_rate
             if rec is not None and not rec.finished and rec.sample_rate:
                 start = at - (ev.speech_duration + self.prefix_padding_s) * self.sample_rate
                 if rec.last_speech_end_s is not None:
@@ -448,6 +488,7 @@ class AnswerCapture:
                 self._on_speech(True)
         elif ev.type == vad.VADEventType.END_OF_SPEECH:
             self.speaking = False
+            self.speech_ended_s = at / self.sample_rate - ev.silence_duration
             if rec is not None and not rec.finished and rec.open_segment is not None:
                 end = at - (ev.silence_duration - self.tail_s) * self.sample_rate
                 wall = time.time() - ev.silence_duration

@@ -183,6 +183,10 @@ class _LazyWav:
         if self._writer is not None:
             self._writer.close()
 
+    def discard(self) -> None:
+        self.close()
+        self.path.unlink(missing_ok=True)
+
 
 @dataclass
 class TurnTiming:
