@@ -399,3 +399,23 @@ def test_cli_say_writes_the_interviewers_voice(tmp_path: Path, monkeypatch) -> N
         assert len(bad.stderr.strip().splitlines()) == 1
     finally:
         get_settings.cache_clear()
+
+
+def test_the_end_of_turn_model_follows_the_settings_given(tmp_path: Path) -> None:
+    """The turn model travels with the other voice models, from the settings the process was
+    given (not from the environment's defaults)."""
+    from interviewer.config import Settings
+    from interviewer.voice.stack import VoiceStack
+    from interviewer.voice.turns import SmartTurn
+    from interviewer.voice.vad import load_vad
+
+    def stack(turn_model: str) -> VoiceStack:
+        settings = Settings(data_dir=tmp_path, turn_model=turn_model, voice="espeak")
+        stt = whisper_stt.WhisperSTT(model="tiny.en")  # loads its weights on warm_up only
+        return VoiceStack(settings, vad=load_vad(0.3), stt=stt).build()
+
+    assert stack("none").turn_model is None
+    with_model = stack("smart-turn")
+    assert isinstance(with_model.turn_model, SmartTurn)
+    with_model.ready.set()
+    assert with_model.models().turn_model is with_model.turn_model

@@ -51,7 +51,7 @@ from interviewer.voice.capture import AnswerCapture, Recording
 from interviewer.voice.context import context_for
 from interviewer.voice.io import StreamingWavWriter, WavAudioInput
 from interviewer.voice.stack import VoiceModels
-from interviewer.voice.turns import EndOfTurn, TurnPolicy, load_turn_model
+from interviewer.voice.turns import EndOfTurn, TurnPolicy
 
 log = logging.getLogger(__name__)
 
@@ -363,7 +363,7 @@ async def run_interview(
 
     policy = TurnPolicy(max_pause_s=threshold)
     end_of_turn = EndOfTurn(
-        policy, await load_turn_model(get_settings()), log_name=f"interview {interview_id}"
+        policy, await models.end_of_turn_model(), log_name=f"interview {interview_id}"
     )
     agent = InterviewAgent(
         flow,

@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from livekit.agents import stt, tts, vad
 
@@ -24,6 +24,7 @@ from interviewer.interview import InterviewFlow
 from interviewer.voice.hibari import HibariTTS, load_model
 from interviewer.voice.stt import WhisperSTT
 from interviewer.voice.tts import Pyttsx3TTS
+from interviewer.voice.turns import SmartTurn, load_turn_model, shared_model
 from interviewer.voice.vad import load_vad
 
 log = logging.getLogger(__name__)
@@ -76,13 +77,21 @@ def build_tts(
     raise UserError(f"unknown voice {name!r}: choose one of {', '.join(VOICES)}")
 
 
+FROM_SETTINGS = "settings"
+"""``VoiceModels.turn_model`` left to the process's settings (``INTERVIEWER_TURN_MODEL``)."""
+
+
 @dataclass
 class VoiceModels:
-    """What one session listens and speaks with."""
+    """What one session listens and speaks with.
+
+    ``turn_model``: the end-of-turn model (None: the words and the pace only); built from the
+    same settings as the rest by :meth:`load` and :class:`VoiceStack`."""
 
     stt: stt.STT
     vad: vad.VAD
     tts: tts.TTS
+    turn_model: SmartTurn | Literal["settings"] | None = FROM_SETTINGS
 
     @classmethod
     async def load(
@@ -90,11 +99,19 @@ class VoiceModels:
     ) -> VoiceModels:
         """Everything from settings (``voice``: an opening's, else the settings'), loaded off
         the event loop (whisper warmed up)."""
+        settings = settings or get_settings()
         vad_model = await asyncio.to_thread(build_vad)
         stt_engine = build_stt(settings)
         await stt_engine.warm_up()
         tts_engine = await asyncio.to_thread(build_tts, settings, voice=voice)
-        return cls(stt=stt_engine, vad=vad_model, tts=tts_engine)
+        turn = await load_turn_model(settings)
+        return cls(stt=stt_engine, vad=vad_model, tts=tts_engine, turn_model=turn)
+
+    async def end_of_turn_model(self) -> SmartTurn | None:
+        """The end-of-turn model to use (loaded off the event loop when left to settings)."""
+        if self.turn_model == FROM_SETTINGS:
+            return await load_turn_model(get_settings())
+        return self.turn_model  # type: ignore[return-value]
 
 
 class VoiceStack:
@@ -108,6 +125,7 @@ class VoiceStack:
         self.settings = settings
         self.vad: Any = vad
         self.stt: Any = stt
+        self.turn_model: SmartTurn | None = None
         self.ready = asyncio.Event()
         self.error: str | None = None
         self._lock = asyncio.Lock()
@@ -121,6 +139,8 @@ class VoiceStack:
             self.stt = build_stt(self.settings)
         if self.settings.voice == "hibari":  # the default voice, loaded before the first line
             load_model(str(weights.voice_model(self.settings.model_dir)))
+        if self.settings.turn_model != "none" and self.turn_model is None:
+            self.turn_model = shared_model()
         return self
 
     async def load(self) -> None:
@@ -145,7 +165,12 @@ class VoiceStack:
         """The loaded models and a voice for one session (after ``load``)."""
         if not self.ready.is_set():
             raise RuntimeError("VoiceStack.models() before load()")
-        return VoiceModels(stt=self.stt, vad=self.vad, tts=self.tts(on_line, voice=voice))
+        return VoiceModels(
+            stt=self.stt,
+            vad=self.vad,
+            tts=self.tts(on_line, voice=voice),
+            turn_model=self.turn_model,
+        )
 
     async def prerender(self, bank: Bank, *, voice: str | None = None) -> None:
         """Render a bank's lines ahead of its first interview (best effort)."""
