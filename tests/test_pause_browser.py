@@ -198,3 +198,95 @@ def test_a_mid_answer_pause_is_not_cut_off(web: dict[str, Any], tmp_path: Path) 
     assert practice.status is AnswerStatus.answered
     text = practice.transcript.lower()
     assert any(w in text for w in FIRST_WORDS) and any(w in text for w in REST_WORDS), text
+
+
+SECOND = "vm-goodbye"  # "Goodbye.": a second, finished sentence after the first
+TAKE_BACK_PAUSE_S = 1.6
+
+
+def test_speech_right_after_the_turn_ended_takes_it_back(
+    web: dict[str, Any], tmp_path: Path
+) -> None:
+    """An opening whose maximum pause (1.0 s) is shorter than the applicant's pause between two
+    sentences (1.6 s): the turn ends inside the pause and the interviewer starts its reply; the
+    second sentence takes the turn back. The page stops the reply at once, keeps the practice
+    question on screen, and the stored practice answer holds both sentences."""
+    from sqlalchemy import select
+
+    from interviewer.store.models import Opening
+
+    settings, server = web["settings"], web["server"]
+    seeded = seed_interview(settings, BANK, email="takeback@example.invalid", slug="quick")
+    with session_scope(seeded.engine, write=True) as s:
+        s.scalars(select(Opening).where(Opening.slug == "quick")).one().silence_threshold_s = 1.0
+    intro = agent_turns(BANK)[0]
+    first, rest = _speech()
+    raw, sr = sf.read(SOUNDS / f"{SECOND}.wav", dtype="int16")
+    second = np.clip(resample_poly(raw.astype(np.float32), RATE // sr, 1), -32768, 32767)
+    begin = 2.5 + sum(line_seconds(settings, intro)) + 4.0
+    wav = tmp_path / "mic.wav"
+    silence = [np.zeros(int(s * RATE), dtype=np.int16) for s in (begin, TAKE_BACK_PAUSE_S, 40.0)]
+    writer = StreamingWavWriter(wav, RATE)
+    writer.write(
+        np.concatenate(
+            [silence[0], first, rest, silence[1], second.astype(np.int16), silence[2]]
+        ).tobytes()
+    )
+    writer.close()
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=chromium_args(wav, web["video"])
+        )
+        try:
+            page = browser.new_context(
+                bypass_csp=False, viewport={"width": 1100, "height": 860}
+            ).new_page()
+            page.goto(f"{server.url}/i/{seeded.token}")
+            give_consent(page)
+            page.goto(f"{server.url}/i/{seeded.token}/interview")
+            page.wait_for_selector("#start:enabled")
+            page.evaluate(WATCH)
+            page.click("#start")
+            _poll(page, "() => document.getElementById('state').textContent === 'Hearing you'", 120)
+            # the reply to the first sentence starts, then the second sentence stops it
+            _poll(page, "() => window.interviewMetrics.turns.length > 0", 30)
+            _poll(page, "() => document.getElementById('state').textContent === 'Hearing you'", 10)
+            screenshot(page, "43-taken-back")
+            _poll(
+                page,
+                "() => document.getElementById('progress').textContent.startsWith('Question 1')",
+                60,
+            )
+            screenshot(page, "44-next-question-after-the-whole-answer")
+            log = page.evaluate("() => window.pageLog")
+            turns = page.evaluate("() => window.interviewMetrics.turns")
+        finally:
+            browser.close()
+
+    # two replies began: the one taken back and the one after the whole answer
+    assert len(turns) == 2, turns
+    print(
+        "replies began "
+        + ", ".join(f"{t['latency_ms'] / 1000:.2f} s" for t in turns)
+        + " after the end of speech"
+    )
+    taken_back_at = turns[0]["at"]
+    # between the two replies the page showed the practice question, never question 1
+    between = [e for e in log if taken_back_at <= e["at"] < turns[1]["at"] - 50]
+    assert between and all(not e["progress"].startswith("Question 1") for e in between), between
+    assert any(e["label"] == "Hearing you" for e in between), between
+    # what the withdrawn reply was about to say never reached the screen: after the reply was
+    # stopped the practice question is the caption until the next reply
+    spoke = next(i for i, e in enumerate(between) if e["state"] == "speaking")
+    stopped = next(i for i, e in enumerate(between) if i > spoke and e["state"] != "speaking")
+    shown = [(e["state"], e["caption"]) for e in between]
+    assert all(c == BANK.practice_question for _, c in shown[stopped:]), shown
+    with session_scope(seeded.engine) as s:
+        answers = {a.question_id: a for a in repo.answers_of(s, seeded.interview_id)}
+        for a in answers.values():
+            s.expunge(a)
+    assert list(answers) == ["practice"], answers
+    practice = answers["practice"]
+    assert practice.status is AnswerStatus.answered
+    text = practice.transcript.lower()
+    assert any(w in text for w in REST_WORDS) and "bye" in text, text

@@ -146,6 +146,8 @@ class InterviewAgent(Agent):
         self.steps: list[Step] = []
         self.said: list[str] = []
         self.on_status: OnStatus | None = None
+        # a question back on screen without being spoken (the applicant took the turn back)
+        self.on_question: Callable[[Ask], None] | None = None
         self._status: tuple[str, bool] | None = None
         self._deciding = False  # the session handed over the turn; the policy has not ended it
         # the answer the applicant may still take back: (its key, the epoch of the question
@@ -351,6 +353,8 @@ class InterviewAgent(Agent):
                     rec.pauses.append(round(started - speech_end, 3))  # the applicant's pace
             self._taken_back_epoch = self._epoch
             self.taken_back += 1
+            if self.on_question is not None and self._ask is not None:
+                self.on_question(self._ask)
         log.info("%s: the applicant took the turn back (%s)", self.log_name, key)
         with contextlib.suppress(RuntimeError):  # nothing playing, or the session closing
             self.session.interrupt()

@@ -38,7 +38,13 @@ from interviewer import invites
 from interviewer.admission import Admission, busy_message
 from interviewer.banks.model import Bank
 from interviewer.config import Settings
-from interviewer.interview import PRACTICE_ID, PRACTICE_INDEX, PRACTICE_TIME_LIMIT_S, InterviewFlow
+from interviewer.interview import (
+    PRACTICE_ID,
+    PRACTICE_INDEX,
+    PRACTICE_TIME_LIMIT_S,
+    Ask,
+    InterviewFlow,
+)
 from interviewer.lifecycle import Interviews, Prepared
 from interviewer.proctoring import browser
 from interviewer.proctoring.thresholds import ProctoringThresholds
@@ -480,7 +486,15 @@ class _Bridge:
         """``run_interview``'s hook: the session is about to start."""
         self.agent = agent
         agent.on_status = self._send_state
+        agent.on_question = self._show_question
         self._send_state("thinking", False)
+
+    def _show_question(self, ask: Ask) -> None:
+        """The applicant took the turn back: their question, not the withdrawn one, is on
+        screen again at once (no line is spoken that would carry it)."""
+        question = self.questions.get(_norm(ask.text))
+        if question is not None:
+            self.transport.send_json({"type": "taken_back", "question": question})
 
     def _send_state(self, status: str, can_continue: bool) -> None:
         self.transport.send_json({"type": "state", "state": status, "can_continue": can_continue})

@@ -211,6 +211,19 @@ function segmentEnded(seg) {
   else after(seg.endAt, done);
 }
 
+function takeBack(q) {
+  // The applicant went on with the answer the interviewer had just taken as finished: what it
+  // had begun to say is withdrawn (its captions and question never shown) and the question
+  // being answered is back on screen, its clock running again.
+  s.scheduledMarks = [];
+  s.marks = [];
+  s.timerSegment = null;
+  stopPlayback(false);
+  showQuestion(q);
+  ui.caption.textContent = q.text;
+  startTimer(q.time_limit_s);
+}
+
 function stopPlayback(bargeIn) {
   // The agent was cut off (barge-in) or the socket went: what it was about to show still
   // happened on the server (the question is out), so show it now; after a barge-in the
@@ -429,6 +442,7 @@ function connect() {
       }
       case "clear": stopPlayback(true); break;
       case "caption": case "question": s.marks.push(m); break;
+      case "taken_back": takeBack(m.question); break;
       case "notice": banner(m.message, 8000); break;
       case "error": s.lastError = m; break;
       case "done": finish(); break;
