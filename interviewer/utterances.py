@@ -72,3 +72,8 @@ def is_continue_request(text: str) -> bool:
 def is_more_time_request(text: str) -> bool:
     """A short utterance asking to wait ("I need more time to think", "one moment please")."""
     return _short_request(text, _MORE_TIME)
+
+
+def is_request(text: str) -> bool:
+    """Any of the requests above: to repeat, for more time, to continue."""
+    return is_repeat_request(text) or is_more_time_request(text) or is_continue_request(text)

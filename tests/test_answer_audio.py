@@ -238,3 +238,33 @@ async def test_speaking_again_right_after_the_turn_ended_takes_it_back(
     ]
     # one file per answer: the recording the withdrawn question had begun is gone
     assert len(list((tmp_path / "rec").rglob("*.wav"))) == 2
+
+
+async def test_the_last_answer_is_acknowledged_at_once_and_closed_after_the_pause(
+    tmp_path: Path, models: dict[str, Any]
+) -> None:
+    """After the last question nothing can be taken back (the reply closes the interview), so
+    the turn waits the longer, pace-unknown pause; the reply's first words, "Thank you.", come
+    as soon as the answer sounds finished, and the closing follows without a second thanks."""
+    agents: list[InterviewAgent] = []
+    report, _ = await _run(
+        tmp_path,
+        models,
+        [PRACTICE, COLOUR],
+        gap_s=7.0,
+        on_session=lambda _session, agent: agents.append(agent),
+    )
+    assert report.completed
+    agent = agents[0]
+    verdicts = [v for _, v in agent.end_of_turn.verdicts]
+    print([(v.reason, v.probability, v.text) for v in verdicts])
+    last = verdicts[-1]
+    assert last.reason.startswith("finished") and last.wait_s >= 2.0, last
+    timing = next(t for t in report.turns if t.question_id == "colour")
+    print(f"last answer: first audio {timing.turn_latency_s:.2f} s after its speech")
+    policy = agent.end_of_turn.policy
+    # "Thank you." at the quick wait, long before the turn's own wait is over
+    assert timing.turn_latency_s is not None
+    assert timing.turn_latency_s < policy.take_back_wait_s + 0.8 < last.wait_s
+    assert report.said[-1] == Script().closing
+    assert report.said.count(Script().ack) <= 1  # the practice reply has its own thanks

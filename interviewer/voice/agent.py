@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions,
 from livekit.agents.voice import ModelSettings, SpeechHandle
 
 from interviewer.interview import Action, Ask, End, InterviewFlow, Record, Say
+from interviewer.utterances import is_request
 from interviewer.voice.capture import AnswerAudio, AnswerCapture, Turn
 from interviewer.voice.turns import EndOfTurn, TurnPolicy
 
@@ -155,6 +157,7 @@ class InterviewAgent(Agent):
         self._take_back: tuple[tuple[str, int], int, float] | None = None
         self._taken_back_epoch: int | None = None  # a take-back's continued answer, while out
         self.taken_back = 0  # how many times an applicant took a turn back (reports, tests)
+        self._acked_epoch: int | None = None  # the question whose answer was acknowledged
         if capture is not None:
             capture.set_listeners(on_tick=self._tick, on_speech=self._on_user_speech)
 
@@ -175,7 +178,7 @@ class InterviewAgent(Agent):
         self, chat_ctx: llm.ChatContext, tools: list[llm.Tool], model_settings: ModelSettings
     ) -> AsyncIterator[str]:
         """The end of a user turn: hand the answer to the core, yield what it wants said."""
-        can_take_back = False
+        can_take_back = acked = False
         if self.capture is not None:
             # the end-of-turn decision, on the capture's VAD clock. Cancellable: if the
             # applicant speaks again, the session interrupts this reply and nothing has been
@@ -183,12 +186,32 @@ class InterviewAgent(Agent):
             self._deciding = True  # still the applicant's turn: the page keeps "Listening"
             self._emit_status()
             # an answer to any question but the last may be taken back if the applicant goes
-            # on speaking right after the turn ends (_tick): so the policy may end it sooner
+            # on speaking right after the turn ends (_tick): so the policy may end it sooner.
+            # The last one cannot (its reply closes the interview): when it sounds finished
+            # the agent says "Thank you." at the same moment and still waits, this reply's
+            # first words, cut off like the rest of it if the applicant goes on
             can_take_back = not self.flow.last_question
+            heard = asyncio.Event()
+            ack = None
+            if not can_take_back and self._acked_epoch != self._epoch:
+                ack = functools.partial(_acknowledge, heard)
             # cancelled (the applicant spoke again): still their turn, so _deciding stays set
             # and the page never flashes "about to speak" while the session moves back to
             # listening; the next decision clears it
-            await self.end_of_turn.wait(self.capture, can_take_back=can_take_back)
+            waiting = asyncio.ensure_future(
+                self.end_of_turn.wait(self.capture, can_take_back=can_take_back, acknowledge=ack)
+            )
+            acknowledged = asyncio.ensure_future(heard.wait())
+            try:
+                await asyncio.wait({waiting, acknowledged}, return_when=asyncio.FIRST_COMPLETED)
+                if acknowledged.done() and not waiting.done():
+                    self._acked_epoch = self._epoch
+                    acked = True
+                    yield self.flow.script.ack + " "
+                await waiting
+            finally:
+                waiting.cancel()
+                acknowledged.cancel()
             self._deciding = False
             self._emit_status()
         speech_end = self.capture.speech_ended_s if self.capture is not None else None
@@ -204,6 +227,8 @@ class InterviewAgent(Agent):
             self._arm_take_back(speech_end)
         if self.flow.finished:
             self._end_after(self.session.current_speech)
+        if acked and texts and texts[0] == self.flow.script.ack:
+            texts = texts[1:]  # said already
         for text in texts:
             yield text + " "
 
@@ -597,6 +622,11 @@ class InterviewAgent(Agent):
         self._fired.add(key)
         task = asyncio.create_task(self._timer_event(kind, self._epoch, key))
         task.add_done_callback(_log_failure)
+
+
+def _acknowledge(heard: asyncio.Event, words: str) -> None:
+    if not is_request(words):  # "could you repeat that?" is not an answer to thank for
+        heard.set()
 
 
 def _log_failure(task: asyncio.Task[Any]) -> None:

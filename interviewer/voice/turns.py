@@ -283,12 +283,16 @@ class EndOfTurn:
         capture: AnswerCapture,
         *,
         can_take_back: bool = False,
+        acknowledge: Callable[[str], None] | None = None,
         poll_s: float = 0.05,
         give_up_s: float = 60.0,
     ) -> None:
         """Until the current answer is over by the policy (cancellable: the session interrupts
         the reply if the applicant speaks again; speech that resumes here starts over).
-        ``can_take_back``: the agent continues this answer if speech resumes soon after."""
+        ``can_take_back``: the agent continues this answer if speech resumes soon after.
+        ``acknowledge(words)`` is called once when a pause that sounds finished has lasted
+        ``take_back_wait_s`` but the turn waits longer (an answer that cannot be taken back):
+        the agent can say "Thank you." then, as a person would, without ending the turn."""
         deadline = time.monotonic() + give_up_s
         judged: tuple[float, Verdict] | None = None  # for which speech end, what
         while time.monotonic() < deadline:
@@ -311,6 +315,15 @@ class EndOfTurn:
                 continue  # speech may have resumed while the model ran: look again
             if judged is not None and judged[0] == last and silence >= judged[1].wait_s:
                 return
+            if (
+                acknowledge is not None
+                and judged is not None
+                and judged[0] == last
+                and judged[1].reason.startswith("finished")
+                and silence >= self.policy.take_back_wait_s
+            ):
+                acknowledge(judged[1].text)
+                acknowledge = None
             await asyncio.sleep(poll_s)
 
     async def _judge_live(
