@@ -214,8 +214,10 @@ class InterviewAgent(Agent):
                 acknowledged.cancel()
             self._deciding = False
             self._emit_status()
-        speech_end = self.capture.speech_ended_s if self.capture is not None else None
-        decided = asyncio.ensure_future(self._answer_turn(chat_ctx))
+        # where the answer's speech ended, for the take-back window (before anything else is
+        # heard: speech that resumes while the turn is stored must not move it)
+        speech_end = self.capture.speech_ended_s if can_take_back and self.capture else None
+        decided = asyncio.ensure_future(self._answer_turn(chat_ctx, speech_end))
         try:
             texts, _ = await asyncio.shield(decided)
         except asyncio.CancelledError:
@@ -223,8 +225,6 @@ class InterviewAgent(Agent):
             # said, or the applicant would never hear the next question
             decided.add_done_callback(self._say_late)
             raise
-        if can_take_back and speech_end is not None and texts:
-            self._arm_take_back(speech_end)
         if self.flow.finished:
             self._end_after(self.session.current_speech)
         if acked and texts and texts[0] == self.flow.script.ack:
@@ -232,8 +232,11 @@ class InterviewAgent(Agent):
         for text in texts:
             yield text + " "
 
-    async def _answer_turn(self, chat_ctx: llm.ChatContext) -> tuple[list[str], int]:
-        """The lines to say, and the epoch they belong to."""
+    async def _answer_turn(
+        self, chat_ctx: llm.ChatContext, take_back_after: float | None = None
+    ) -> tuple[list[str], int]:
+        """The lines to say, and the epoch they belong to. ``take_back_after``: where the
+        answer's speech ended, when the applicant may take the turn back."""
         async with self._lock:
             if self.capture is not None:
                 turn = await self.capture.take_turn()
@@ -244,7 +247,10 @@ class InterviewAgent(Agent):
             else:
                 turn = None
                 actions = self.flow.answer(_last_user_text(chat_ctx))
-            return await self._apply(actions, event="answer", turn=turn), self._epoch
+            texts = await self._apply(actions, event="answer", turn=turn)
+            if take_back_after is not None and texts:
+                self._arm_take_back(take_back_after)
+            return texts, self._epoch
 
     def _say_late(self, decided: asyncio.Future[tuple[list[str], int]]) -> None:
         if decided.cancelled() or decided.exception() is not None:
