@@ -178,12 +178,15 @@ def build_answers(clips: list[Clip], split: str, count: int, seed: int) -> list[
 
 
 class CachedEndOfTurn(EndOfTurn):
-    """The policy with the model's scores remembered (the same window is asked once)."""
+    """The policy with the model's scores remembered (the same window is asked once). Without
+    a model there is no score: the cache is the model's, not to be read by "no model" rows."""
 
     scores: ClassVar[dict[str, float]] = {}
     call_s: ClassVar[list[float]] = []
 
     async def probability(self, audio: np.ndarray, sample_rate: int) -> float | None:
+        if self.model is None:
+            return None
         key = hashlib.sha1(audio.tobytes()).hexdigest()
         if key not in self.scores:
             t = time.perf_counter()
