@@ -275,33 +275,54 @@ async def test_replay_takes_a_turn_back_at_most_max_continues_times(model: Smart
 
 
 def test_cli_turns_json(tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`interviewer turns --json`: one line per file, turn ends after the speech."""
+    """`interviewer turns --json`: one line per file, turn ends after the speech; a turn that
+    ends inside a short pause between two finished sentences is taken back (as live)."""
     from interviewer.cli import app
     from interviewer.config import get_settings
 
-    files = []
-    for name in ("agent-pass", "vm-toreply"):
-        x = prompt(name)
-        cut = cut_at(x, CUT[name])
-        audio = np.concatenate([silence(0.4), x[:cut], silence(1.8), x[cut:], silence(3.5)])
+    def write(name: str, audio: np.ndarray) -> Path:
         path = tmp_path / f"{name}.wav"
         with wave.open(str(path), "wb") as w:
             w.setnchannels(1)
             w.setsampwidth(2)
             w.setframerate(RATE)
             w.writeframes(audio.tobytes())
-        files.append(path)
+        return path
+
+    files = []
+    for name in ("agent-pass", "vm-toreply"):
+        x = prompt(name)
+        cut = cut_at(x, CUT[name])
+        files.append(
+            write(
+                name, np.concatenate([silence(0.4), x[:cut], silence(1.8), x[cut:], silence(3.5)])
+            )
+        )
+    # the default policy's quick wait for a finished pause (pace unknown), and some more
+    pause = TurnPolicy().take_back_wait_s + 0.7
+    first, second = (prompt(name) for name in SENTENCES)
+    files.append(
+        write("two", np.concatenate([silence(0.4), first, silence(pause), second, silence(3.5)]))
+    )
     monkeypatch.setenv("INTERVIEWER_STT_MODEL", "tiny.en")
     get_settings.cache_clear()
     try:
         result = CliRunner().invoke(app, ["turns", "--json", *map(str, files)])
+        text = CliRunner().invoke(app, ["turns", str(files[-1])])
     finally:
         get_settings.cache_clear()
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["file"] for line in lines] == [str(f) for f in files]
     for line in lines:
-        assert set(line) == {"file", "turn_ends_s", "speech_end_s"}
+        assert set(line) == {"file", "turn_ends_s", "speech_end_s", "taken_back_s"}
         assert isinstance(line["speech_end_s"], float)
-        assert len(line["turn_ends_s"]) == 1, line  # the 1.8 s pause did not end it
+        assert len(line["turn_ends_s"]) == 1, line  # neither pause ended the answer
         assert line["speech_end_s"] < line["turn_ends_s"][0] <= line["speech_end_s"] + 3.01
+    # "followed by" / "Press 1 to": unfinished, the agent waits through the 1.8 s pause
+    assert lines[0]["taken_back_s"] == [] and lines[1]["taken_back_s"] == []
+    back = lines[2]["taken_back_s"]
+    assert len(back) == 1 and back[0] < lines[2]["speech_end_s"] - 1.0, lines[2]
+    assert text.exit_code == 0, text.output
+    assert "turn ends, taken back by the speech after it" in text.stdout, text.stdout
+    assert f"taken back at: {back[0]:.2f} s" in text.stdout, text.stdout
