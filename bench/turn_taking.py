@@ -11,12 +11,30 @@ applicant has a pace (their pauses spread +-0.4 s around a centre drawn from 0.9
 answers four questions, so the policy can learn that pace as it does live.
 
 For fixed thresholds (0.8, 1.2, 2.0 s) and for the policy (``interviewer.voice.turns``, run by
-its own :func:`~interviewer.voice.turns.replay` over the product's VAD): latency from the end
-of speech (VAD) to the end of the turn (median, p95), and false cut-offs (a turn ended before
-the answer did) as a share of mid-answer pauses, inside phrases and between sentences.
+its own :func:`~interviewer.voice.turns.replay` over the product's VAD), without and with
+take-back (``replay(take_back=True)``, as live before the last question: speech that resumes
+within ``take_back_s`` of a turn's end takes the turn back; fixed silences have none):
+
+- latency from the end of speech (VAD) to the end of the turn (median, p95; and the median
+  over first answers, where the applicant's pace is not known yet);
+- cut-offs: a turn ended inside a mid-answer pause and was not taken back, as a share of the
+  inserted mid-answer pauses, inside phrases and between sentences ("in-prompt": a pause of the
+  prompt's own, counted in the total too);
+- interjections: a turn ended inside a mid-answer pause and the applicant took it back. Not a
+  cut-off, but not free either: the applicant heard the agent start its reply. Share of pauses
+  as above, and the median time the agent talked before the applicant resumed (pause - wait:
+  an upper bound, the reply's first audio comes a little after the turn's end).
+
+Every answer here is taken as one before the last question (the last question's reply closes
+the interview and cannot be taken back: there the policy behaves as without take-back).
 
 The policy is tuned (``--tune``) on one split (English prompts with an even name hash, and
-French) and reported on the other (the other English prompts, Spanish, Italian x2, Russian).
+French) and reported on the other (the other English prompts, Spanish, Italian x2, Russian),
+first without take-back (the quickest setting with at most 2% cut-offs), then with it:
+``take_back_wait_s`` and ``pace_margin_s`` of that policy, the quickest median latency with
+cut-offs <= 2% AND interjections <= 10% of the pauses (ties: the lower mean latency); if no
+setting meets both, the trade-off table says so and the defaults are reported. Nothing is
+fitted on the test split.
 ``--models`` compares smart-turn v3.2 with LiveKit's local end-of-turn model on complete and
 cut prompts. Latency here is the policy's wait plus the measured model call; transcription is
 left out for every row alike (docs/latency.md has the end-to-end figures).
@@ -178,12 +196,15 @@ def build_answers(clips: list[Clip], split: str, count: int, seed: int) -> list[
 
 
 class CachedEndOfTurn(EndOfTurn):
-    """The policy with the model's scores remembered (the same window is asked once)."""
+    """The policy with the model's scores remembered (the same window is asked once). Without
+    a model there is no score: the cache is the model's, not to be read by "no model" rows."""
 
     scores: ClassVar[dict[str, float]] = {}
     call_s: ClassVar[list[float]] = []
 
     async def probability(self, audio: np.ndarray, sample_rate: int) -> float | None:
+        if self.model is None:
+            return None
         key = hashlib.sha1(audio.tobytes()).hexdigest()
         if key not in self.scores:
             t = time.perf_counter()
@@ -212,31 +233,71 @@ class Transcriber:
         return self.cache[key]
 
 
-def summary(
-    latencies: list[float], cutoffs: dict[str, int], pauses: dict[str, int]
-) -> dict[str, Any]:
-    lat = sorted(latencies)
-    p95 = lat[min(len(lat) - 1, round(0.95 * (len(lat) - 1)))] if lat else None
-    out: dict[str, Any] = {
-        "median_s": round(statistics.median(lat), 2) if lat else None,
-        "p95_s": round(p95, 2) if p95 is not None else None,
-    }
-    total = sum(pauses.values())
-    out["false_cutoffs"] = (
-        f"{sum(cutoffs.values())}/{total} ({100 * sum(cutoffs.values()) / max(1, total):.1f}%)"
+KINDS = ("phrase", "sentence", "prompt")
+
+
+@dataclasses.dataclass
+class Tally:
+    """One rule over a set of answers."""
+
+    pauses: dict[str, int] = dataclasses.field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    """Inserted mid-answer pauses (the shares' denominator; "prompt" stays 0)."""
+    cutoffs: dict[str, int] = dataclasses.field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    interjections: dict[str, int] = dataclasses.field(
+        default_factory=lambda: dict.fromkeys(KINDS, 0)
     )
-    for kind in ("phrase", "sentence"):
-        out[kind] = (
-            f"{cutoffs[kind]}/{pauses[kind]} ({100 * cutoffs[kind] / max(1, pauses[kind]):.1f}%)"
-        )
-    return out
+    heard_s: list[float] = dataclasses.field(default_factory=list)
+    """Per interjection: how long the agent talked before the applicant resumed (pause - wait)."""
+    latencies: list[float] = dataclasses.field(default_factory=list)
+    first_latencies: list[float] = dataclasses.field(default_factory=list)
+    """The first answer of each interview: the applicant's pace is not known yet, where
+    ``take_back_wait_s`` matters most (it applies until three pauses are known)."""
+
+    @property
+    def total(self) -> int:
+        return sum(self.pauses.values())
+
+    def share(self, counts: dict[str, int]) -> float:
+        return sum(counts.values()) / max(1, self.total)
+
+    def summary(self, take_back: bool) -> dict[str, Any]:
+        lat = sorted(self.latencies)
+        p95 = lat[min(len(lat) - 1, round(0.95 * (len(lat) - 1)))] if lat else None
+        out: dict[str, Any] = {
+            "median_s": round(statistics.median(lat), 2) if lat else None,
+            "p95_s": round(p95, 2) if p95 is not None else None,
+            "first_median_s": (
+                round(statistics.median(self.first_latencies), 2) if self.first_latencies else None
+            ),
+            "mean_s": round(statistics.fmean(lat), 3) if lat else None,
+            "cutoffs": self._count(self.cutoffs),
+        }
+        if take_back:
+            out["interjections"] = self._count(self.interjections)
+            out["heard_median_s"] = (
+                round(statistics.median(self.heard_s), 2) if self.heard_s else None
+            )
+        else:
+            out["interjections"] = "none (no take-back)"
+        return out
+
+    def _count(self, counts: dict[str, int]) -> str:
+        n = sum(counts.values())
+        parts = f"phrase {counts['phrase']}, sentence {counts['sentence']}"
+        if counts["prompt"]:
+            parts += f", in-prompt {counts['prompt']}"
+        return f"{n}/{self.total} = {100 * self.share(counts):.1f}% ({parts})"
 
 
-def kind_of(answer: Answer, t: float) -> str:
-    """Which inserted pause a premature turn end (at ``t``) followed ("prompt": a pause inside
-    a prompt itself, before the first inserted one)."""
-    before = [kind for start, _, kind in answer.pauses if start - 0.3 <= t]
-    return before[-1] if before else "prompt"
+def kind_of(answer: Answer, start: float, end: float) -> str:
+    """Which inserted pause the silence from ``start`` to ``end`` (VAD's, around it) is: the one
+    it overlaps most, or "prompt" (a pause inside a prompt itself)."""
+    best, kind = 0.0, "prompt"
+    for s, e, k in answer.pauses:
+        overlap = min(e, end) - max(s, start)
+        if overlap > best:
+            best, kind = overlap, k
+    return kind
 
 
 async def evaluate(
@@ -245,43 +306,53 @@ async def evaluate(
     policy: TurnPolicy | float,
     model: SmartTurn | None,
     transcribers: dict[str, Transcriber],
-) -> dict[str, Any]:
-    latencies: list[float] = []
-    cutoffs = {"phrase": 0, "sentence": 0, "prompt": 0}
-    pauses = {"phrase": 0, "sentence": 0}
+    *,
+    take_back: bool = False,
+) -> Tally:
+    """``policy`` over the interviews (a float: a fixed silence, never taken back)."""
+    tally = Tally()
     for interview in interviews:
         pace: list[float] = []
-        for answer in interview:
+        for index, answer in enumerate(interview):
             reg = regions[id(answer)]
             speech_end = reg[-1][1]
             for _, _, kind in answer.pauses:
-                pauses[kind] += 1
+                tally.pauses[kind] += 1
             if isinstance(policy, float):  # a fixed silence
-                ends = [
-                    e + policy for (_, e), (s2, _) in itertools.pairwise(reg) if s2 - e >= policy
-                ]
-                ends.append(speech_end + policy)
-                extra = 0.0
-            else:
-                eot = CachedEndOfTurn(policy, model)
-                language = VOICES[answer.voice][1]
-                out = await replay(
-                    answer.audio,
-                    RATE,
-                    vad_model=None,
-                    end_of_turn=eot,
-                    transcribe=transcribers[language],
-                    pauses=pace,
-                    regions=reg,
-                )
-                ends = out.turn_ends_s
-                extra = statistics.median(CachedEndOfTurn.call_s) if model is not None else 0.0
-            for t in ends:
-                if t < speech_end:
-                    cutoffs[kind_of(answer, t)] += 1
-            final = [t for t in ends if t >= speech_end]
-            latencies.append(final[0] - speech_end + extra)
-    return summary(latencies, cutoffs, pauses)
+                for (_, e), (s2, _) in itertools.pairwise(reg):
+                    if s2 - e >= policy:
+                        tally.cutoffs[kind_of(answer, e, s2)] += 1
+                tally.latencies.append(policy)
+                if index == 0:
+                    tally.first_latencies.append(policy)
+                continue
+            eot = CachedEndOfTurn(policy, model)
+            language = VOICES[answer.voice][1]
+            out = await replay(
+                answer.audio,
+                RATE,
+                vad_model=None,
+                end_of_turn=eot,
+                transcribe=transcribers[language],
+                pauses=pace,
+                regions=reg,
+                take_back=take_back,
+            )
+            for d in out.decisions:
+                if not d["ends_turn"] or d["pause_s"] is None:
+                    continue  # the pause went on, or the true end of the answer
+                kind = kind_of(answer, d["speech_end_s"], d["speech_end_s"] + d["pause_s"])
+                if d["taken_back"]:
+                    tally.interjections[kind] += 1
+                    tally.heard_s.append(d["pause_s"] - d["wait_s"])
+                else:
+                    tally.cutoffs[kind] += 1
+            extra = statistics.median(CachedEndOfTurn.call_s) if model is not None else 0.0
+            final = [t for t in out.turn_ends_s if t >= speech_end]
+            tally.latencies.append(final[0] - speech_end + extra)
+            if index == 0:
+                tally.first_latencies.append(tally.latencies[-1])
+    return tally
 
 
 async def compare_models(clips: list[Clip], seed: int) -> None:
@@ -328,6 +399,12 @@ GRID = {
     "unknown_pace_wait_s": (0.5, 1.5, 2.5),
     "min_unfinished_wait_s": (2.0, 3.0),
 }
+TAKE_BACK_GRID = {
+    "take_back_wait_s": (0.5, 0.6, 0.7, 0.8, 1.0, 1.2, 1.5, 2.0),
+    "pace_margin_s": (0.0, 0.2, 0.4, 0.6),
+}
+MAX_CUTOFFS = 0.02
+MAX_INTERJECTIONS = 0.10
 
 
 async def tune(
@@ -336,19 +413,76 @@ async def tune(
     model: SmartTurn,
     transcribers: dict[str, Transcriber],
 ) -> TurnPolicy:
-    """The quickest policy (median latency) with at most 2% false cut-offs on these answers;
-    if none gets there, the one with the fewest cut-offs (then the quickest)."""
+    """The quickest policy (median latency) with at most 2% cut-offs on these answers (no
+    take-back); if none gets there, the one with the fewest cut-offs (then the quickest)."""
     rows = []
     for values in itertools.product(*GRID.values()):
         policy = TurnPolicy(**dict(zip(GRID, values, strict=True)))
-        r = await evaluate(interviews, regions, policy, model, transcribers)
-        cut, total = (int(x) for x in r["false_cutoffs"].split(" ")[0].split("/"))
-        rows.append((cut / total > 0.02, cut, r["median_s"], policy, r))
+        tally = await evaluate(interviews, regions, policy, model, transcribers)
+        cut, median = sum(tally.cutoffs.values()), statistics.median(tally.latencies)
+        rows.append((tally.share(tally.cutoffs) > MAX_CUTOFFS, cut, median, policy, tally))
     rows.sort(key=lambda row: (row[0], row[2] if not row[0] else row[1], row[2]))
-    for over, _, _, policy, r in rows[:8]:
+    for over, _, _, policy, tally in rows[:8]:
         knobs = {k: getattr(policy, k) for k in GRID}
-        print(f"  {'over 2%' if over else 'ok'} {knobs} {r}", file=sys.stderr)
+        print(f"  {'over 2%' if over else 'ok'} {knobs} {tally.summary(False)}", file=sys.stderr)
     return rows[0][3]
+
+
+async def tune_take_back(
+    interviews: list[list[Answer]],
+    regions: dict[int, list[tuple[float, float]]],
+    base: TurnPolicy,
+    model: SmartTurn,
+    transcribers: dict[str, Transcriber],
+) -> TurnPolicy | None:
+    """``take_back_wait_s`` and ``pace_margin_s`` of ``base`` with take-back: the quickest median
+    latency with cut-offs <= 2% AND interjections <= 10% of the pauses (ties: the lower mean
+    latency, then fewer interjections). Prints the whole trade-off table; None (and says so)
+    when no setting meets both limits."""
+    rows = []
+    for values in itertools.product(*TAKE_BACK_GRID.values()):
+        policy = dataclasses.replace(base, **dict(zip(TAKE_BACK_GRID, values, strict=True)))
+        tally = await evaluate(interviews, regions, policy, model, transcribers, take_back=True)
+        r = tally.summary(True)
+        ok = (
+            tally.share(tally.cutoffs) <= MAX_CUTOFFS
+            and tally.share(tally.interjections) <= MAX_INTERJECTIONS
+        )
+        rows.append((policy, tally, r, ok))
+    print(
+        "take-back trade-off on the tune split (ok: cut-offs <= 2% and interjections <= 10%):",
+        file=sys.stderr,
+    )
+    for policy, _, r, ok in rows:
+        knobs = " ".join(f"{k} {getattr(policy, k):.1f}" for k in TAKE_BACK_GRID)
+        print(
+            f"  {'ok  ' if ok else 'over'} {knobs}: median {r['median_s']} / p95 {r['p95_s']} s"
+            f" (first answers {r['first_median_s']} s, mean {r['mean_s']} s)"
+            f" | cut-offs {r['cutoffs']} | interjections {r['interjections']},"
+            f" heard median {r['heard_median_s']} s",
+            file=sys.stderr,
+        )
+    good = [row for row in rows if row[3]]
+    if not good:
+        print("  no setting meets both limits: the defaults are reported", file=sys.stderr)
+        return None
+    good.sort(
+        key=lambda row: (
+            row[2]["median_s"],
+            row[2]["mean_s"],
+            sum(row[1].interjections.values()),
+        )
+    )
+    return good[0][0]
+
+
+def show(label: str, r: dict[str, Any]) -> None:
+    line = f"  {label:32} median {r['median_s']} / p95 {r['p95_s']} s"
+    line += f" (first answers {r['first_median_s']} s) | cut-offs {r['cutoffs']}"
+    line += f" | interjections {r['interjections']}"
+    if "heard_median_s" in r:
+        line += f", heard median {r['heard_median_s']} s"
+    print(line)
 
 
 async def main() -> None:
@@ -373,21 +507,35 @@ async def main() -> None:
             for answer in interview:
                 regions[id(answer)] = await speech_regions(answer.audio, RATE, vad_model)
     default = TurnPolicy()
+    tuned_back: TurnPolicy | None = None
     if args.tune:
         default = await tune(splits["tune"], regions, model, transcribers)
         print(f"tuned on the tune split: {default}")
+        tuned_back = await tune_take_back(splits["tune"], regions, default, model, transcribers)
+        if tuned_back is None:
+            print("take-back: no setting met cut-offs <= 2% and interjections <= 10%")
+        else:
+            knobs = {k: getattr(tuned_back, k) for k in TAKE_BACK_GRID}
+            print(f"take-back tuned on the tune split: {knobs}")
+    rules: list[tuple[str, TurnPolicy | float, SmartTurn | None, bool]] = [
+        *((f"fixed {t:.1f} s", t, None, False) for t in FIXED),
+        ("policy (smart-turn)", default, model, False),
+        ("policy, no model", default, None, False),
+        ("quicker policy", QUICK, model, False),
+        ("policy + take-back (smart-turn)", default, model, True),
+        ("policy + take-back, no model", default, None, True),
+        ("quicker policy + take-back", QUICK, model, True),
+    ]
+    if tuned_back is not None:
+        rules.append(("tuned take-back (smart-turn)", tuned_back, model, True))
     for split, interviews in splits.items():
         n = sum(len(i) for i in interviews)
         print(f"\n{split} split: {n} answers, {2 * n} mid-answer pauses")
-        for t in FIXED:
-            r = await evaluate(interviews, regions, t, None, transcribers)
-            print(f"  fixed {t:.1f} s        {r}")
-        r = await evaluate(interviews, regions, default, model, transcribers)
-        print(f"  policy (smart-turn) {r}")
-        r = await evaluate(interviews, regions, default, None, transcribers)
-        print(f"  policy, no model    {r}")
-        r = await evaluate(interviews, regions, QUICK, model, transcribers)
-        print(f"  quicker policy      {r}")
+        for label, policy, m, take_back in rules:
+            tally = await evaluate(
+                interviews, regions, policy, m, transcribers, take_back=take_back
+            )
+            show(label, tally.summary(take_back))
     if CachedEndOfTurn.call_s:
         calls = sorted(CachedEndOfTurn.call_s)
         print(

@@ -21,14 +21,18 @@ if TYPE_CHECKING:
 def turns(
     files: list[Path] = typer.Argument(..., help="Recordings (any format ffmpeg reads)."),
     as_json: bool = typer.Option(
-        False, "--json", help='One line per file: {"file", "turn_ends_s", "speech_end_s"}.'
+        False,
+        "--json",
+        help='One line per file: {"file", "turn_ends_s", "speech_end_s", "taken_back_s"}.',
     ),
 ) -> None:
     """Run the product's own turn-taking over recordings as if they arrived live.
 
     The VAD, whisper (the settings' model), the end-of-turn model and the default opening's
     maximum pause decide, at each pause, whether the applicant is done; this prints where each
-    turn would have ended (seconds from the start of the file).
+    turn would have ended (seconds from the start of the file). As live before the last
+    question, a turn that ends inside a pause shorter than the policy's ``take_back_s`` is
+    taken back by the speech after it: those times are printed apart (``taken_back_s``).
     """
     # the voice stack (onnxruntime, whisper, livekit) loads only when this command runs, so
     # every other command starts quickly (as `transcribe` does)
@@ -44,12 +48,15 @@ def turns(
                     "file": str(path),
                     "turn_ends_s": result.turn_ends_s,
                     "speech_end_s": _rounded(result.speech_end_s),
+                    "taken_back_s": result.taken_back_s,
                 }
                 typer.echo(json.dumps(line))
                 continue
             typer.echo(f"{path}: speech ends at {_seconds(result.speech_end_s)}")
             for d in result.decisions:
                 verdict = "turn ends" if d["ends_turn"] else "goes on"
+                if d["taken_back"]:
+                    verdict = "turn ends, taken back by the speech after it"
                 typer.echo(
                     f"  pause after {d['speech_end_s']:.2f} s: {verdict} "
                     f"(waits {d['wait_s']:.2f} s; {d['reason']}; "
@@ -57,6 +64,9 @@ def turns(
                 )
             ends = ", ".join(f"{t:.2f} s" for t in result.turn_ends_s) or "none"
             typer.echo(f"  turns end at: {ends}")
+            if result.taken_back_s:
+                back = ", ".join(f"{t:.2f} s" for t in result.taken_back_s)
+                typer.echo(f"  taken back at: {back}")
 
 
 async def _run(audio: np.ndarray, max_pause_s: float) -> Replay:
@@ -75,7 +85,12 @@ async def _run(audio: np.ndarray, max_pause_s: float) -> Replay:
         return t.text
 
     return await replay(
-        audio, 16_000, vad_model=vad_model, end_of_turn=end_of_turn, transcribe=transcribe
+        audio,
+        16_000,
+        vad_model=vad_model,
+        end_of_turn=end_of_turn,
+        transcribe=transcribe,
+        take_back=True,  # as live before the last question
     )
 
 

@@ -166,8 +166,10 @@ class TurnPolicy:
     """Pauses the applicant has resumed after, before their pace counts."""
     unknown_pace_wait_s: float = 2.5
     """A finished-sounding pause waits at least this long while their pace is not known..."""
-    take_back_wait_s: float = 0.8
-    """...or only this long when a turn ended too early can be taken back (see ``take_back_s``)."""
+    take_back_wait_s: float = 2.0
+    """...or only this long when a turn ended too early can be taken back (see ``take_back_s``).
+    Tuned by ``bench/turn_taking.py --tune`` (docs/turn-taking.md): 0.8 s interjected in a
+    quarter of the mid-answer pauses; 2.0 s is the quickest with at most 10%."""
     take_back_s: float = 3.0
     """Speech that resumes within this long of the end of the applicant's speech, after the turn
     was ended, takes the turn back: the answer continues and the interviewer stops talking. A
