@@ -31,7 +31,7 @@ the interview and cannot be taken back: there the policy behaves as without take
 The policy is tuned (``--tune``) on one split (English prompts with an even name hash, and
 French) and reported on the other (the other English prompts, Spanish, Italian x2, Russian),
 first without take-back (the quickest setting with at most 2% cut-offs), then with it:
-``take_back_wait_s`` and ``pace_margin_s`` of that policy, the quickest median latency with
+``take_back_wait_s`` and ``take_back_margin_s`` of that policy, the quickest median latency with
 cut-offs <= 2% AND interjections <= 10% of the pauses (ties: the lower mean latency); if no
 setting meets both, the trade-off table says so and the defaults are reported. Nothing is
 fitted on the test split.
@@ -401,7 +401,7 @@ GRID = {
 }
 TAKE_BACK_GRID = {
     "take_back_wait_s": (0.5, 0.6, 0.7, 0.8, 1.0, 1.2, 1.5, 2.0),
-    "pace_margin_s": (0.0, 0.2, 0.4, 0.6),
+    "take_back_margin_s": (0.0, 0.2, 0.4, 0.6),
 }
 MAX_CUTOFFS = 0.02
 MAX_INTERJECTIONS = 0.10
@@ -435,7 +435,7 @@ async def tune_take_back(
     model: SmartTurn,
     transcribers: dict[str, Transcriber],
 ) -> TurnPolicy | None:
-    """``take_back_wait_s`` and ``pace_margin_s`` of ``base`` with take-back: the quickest median
+    """``take_back_wait_s`` and ``take_back_margin_s`` of ``base`` with take-back: the quickest median
     latency with cut-offs <= 2% AND interjections <= 10% of the pauses (ties: the lower mean
     latency, then fewer interjections). Prints the whole trade-off table; None (and says so)
     when no setting meets both limits."""

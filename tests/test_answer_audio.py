@@ -9,6 +9,7 @@ interviewer speaks.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import wave
 from pathlib import Path
 from typing import Any
@@ -247,13 +248,16 @@ async def test_the_last_answer_is_acknowledged_at_once_and_closed_after_the_paus
     the turn waits the longer, pace-unknown pause; the reply's first words, "Thank you.", come
     as soon as the answer sounds finished, and the closing follows without a second thanks."""
     agents: list[InterviewAgent] = []
-    report, _ = await _run(
-        tmp_path,
-        models,
-        [PRACTICE, COLOUR],
-        gap_s=7.0,
-        on_session=lambda _session, agent: agents.append(agent),
-    )
+
+    def on_session(_session: Any, agent: InterviewAgent) -> None:
+        # a quick wait for turns that can be taken back, so that the thanks and the turn's
+        # own end are far apart whatever the machine's speed
+        agent.end_of_turn.policy = dataclasses.replace(
+            agent.end_of_turn.policy, take_back_wait_s=0.8, unknown_pace_wait_s=2.5
+        )
+        agents.append(agent)
+
+    report, _ = await _run(tmp_path, models, [PRACTICE, COLOUR], gap_s=7.0, on_session=on_session)
     assert report.completed
     agent = agents[0]
     verdicts = [v for _, v in agent.end_of_turn.verdicts]
@@ -265,6 +269,7 @@ async def test_the_last_answer_is_acknowledged_at_once_and_closed_after_the_paus
     policy = agent.end_of_turn.policy
     # "Thank you." at the quick wait, long before the turn's own wait is over
     assert timing.turn_latency_s is not None
+    assert last.take_back_wait_s == policy.take_back_wait_s
     assert timing.turn_latency_s < policy.take_back_wait_s + 0.8 < last.wait_s
     assert report.said[-1] == Script().closing
     assert report.said.count(Script().ack) <= 1  # the practice reply has its own thanks

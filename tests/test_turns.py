@@ -126,13 +126,26 @@ def test_a_turn_that_can_be_taken_back_waits_less_for_a_finished_pause() -> None
         assert (v.wait_s, v.reason) == (3.0, "unfinished"), (probability, text)
     # no model (INTERVIEWER_TURN_MODEL=none): nothing sounds finished, no quick wait
     assert policy.verdict(None, done, 4.0, [], can_take_back=True).wait_s == 3.0
-    # once the pace is known, take-back changes nothing: the applicant's own pause decides
+    # once the pace is known the applicant's own pause decides, with the smaller margin a
+    # turn that can be taken back allows; unfinished words wait as long either way
     for pauses in ([0.4, 0.6, 0.5, 0.7], [1.6, 1.9, 2.0, 1.8]):
-        for probability, text in ((0.95, done), (0.95, "the design of")):
-            assert policy.verdict(probability, text, 4.0, pauses, can_take_back=True) == (
-                policy.verdict(probability, text, 4.0, pauses)
-            ), (pauses, text)
+        usual = policy.usual_pause(pauses)
+        assert usual is not None
+        back = policy.verdict(0.95, done, 4.0, pauses, can_take_back=True)
+        assert back.wait_s == pytest.approx(usual + policy.take_back_margin_s)
+        assert policy.verdict(0.95, done, 4.0, pauses).wait_s == pytest.approx(
+            usual + policy.pace_margin_s
+        )
+        assert back.take_back_wait_s == back.wait_s
+        cut = "the design of"
+        assert (
+            policy.verdict(0.95, cut, 4.0, pauses, can_take_back=True).wait_s
+            == policy.verdict(0.95, cut, 4.0, pauses).wait_s
+        )
     assert policy.verdict(0.95, done, 4.0, [1.6, 1.9, 2.0, 1.8], can_take_back=True).wait_s > 2.0
+    # a turn that cannot be taken back says when it would have ended if it could (the agent
+    # acknowledges the last answer then)
+    assert slow.take_back_wait_s == 0.7
 
 
 async def _transcribe(segment: np.ndarray, sample_rate: int) -> str:

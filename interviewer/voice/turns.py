@@ -177,7 +177,9 @@ class TurnPolicy:
     Question 2 of 8." carries no question yet), so a finished-sounding pause need not wait out
     the applicant's longest possible pause before it is answered."""
     pace_margin_s: float = 0.6
-    """Added to the applicant's longest usual pause (90th percentile)."""
+    """Added to the applicant's longest usual pause (90th percentile)..."""
+    take_back_margin_s: float = 0.2
+    """...or this when the turn can be taken back (tuned with ``take_back_wait_s``)."""
     pace_factor: float = 1.5
     """An unfinished-sounding pause waits this many times their usual longest pause..."""
     min_unfinished_wait_s: float = 2.0
@@ -212,22 +214,31 @@ class TurnPolicy:
             and probability >= self.complete_at
             and not unfinished_text(text)
         )
-        if finished:
-            wait, reason = self.check_after_s, "finished"
-            if speech_s < self.short_speech_s:
-                wait, reason = self.short_wait_s, "finished, short"
-            unknown = self.take_back_wait_s if can_take_back else self.unknown_pace_wait_s
-            if usual is None and unknown > wait:
-                wait, reason = unknown, "finished, pace unknown"
-            if usual is not None and usual + self.pace_margin_s > wait:
-                wait, reason = usual + self.pace_margin_s, "finished, slow pace"
-        else:
+        if not finished:
             wait, reason = self.max_pause_s, "unfinished"
             if usual is not None:
                 paced = max(self.min_unfinished_wait_s, usual * self.pace_factor)
                 if paced < wait:
                     wait, reason = paced, "unfinished, quick pace"
-        return Verdict(min(wait, self.max_pause_s), reason, probability, text)
+            wait = min(wait, self.max_pause_s)
+            return Verdict(wait, reason, probability, text, wait)
+        wait, reason = self._finished_wait(speech_s, usual, can_take_back)
+        quick, _ = self._finished_wait(speech_s, usual, True)
+        return Verdict(wait, reason, probability, text, quick)
+
+    def _finished_wait(
+        self, speech_s: float, usual: float | None, can_take_back: bool
+    ) -> tuple[float, str]:
+        wait, reason = self.check_after_s, "finished"
+        if speech_s < self.short_speech_s:
+            wait, reason = self.short_wait_s, "finished, short"
+        unknown = self.take_back_wait_s if can_take_back else self.unknown_pace_wait_s
+        margin = self.take_back_margin_s if can_take_back else self.pace_margin_s
+        if usual is None and unknown > wait:
+            wait, reason = unknown, "finished, pace unknown"
+        if usual is not None and usual + margin > wait:
+            wait, reason = usual + margin, "finished, slow pace"
+        return min(wait, self.max_pause_s), reason
 
 
 @dataclass(frozen=True)
@@ -237,6 +248,9 @@ class Verdict:
     reason: str
     probability: float | None
     text: str
+    take_back_wait_s: float
+    """The silence at which it would end were it a turn that can be taken back: an answer
+    that cannot be is acknowledged then (``EndOfTurn.wait``)."""
 
 
 # --- live: inside the agent ----------------------------------------------------------------------
@@ -292,8 +306,8 @@ class EndOfTurn:
         """Until the current answer is over by the policy (cancellable: the session interrupts
         the reply if the applicant speaks again; speech that resumes here starts over).
         ``can_take_back``: the agent continues this answer if speech resumes soon after.
-        ``acknowledge(words)`` is called once when a pause that sounds finished has lasted
-        ``take_back_wait_s`` but the turn waits longer (an answer that cannot be taken back):
+        ``acknowledge(words)`` is called once when a pause that sounds finished has lasted as
+        long as a turn that can be taken back waits, but this one waits longer (the last):
         the agent can say "Thank you." then, as a person would, without ending the turn."""
         deadline = time.monotonic() + give_up_s
         judged: tuple[float, Verdict] | None = None  # for which speech end, what
@@ -322,7 +336,7 @@ class EndOfTurn:
                 and judged is not None
                 and judged[0] == last
                 and judged[1].reason.startswith("finished")
-                and silence >= self.policy.take_back_wait_s
+                and silence >= judged[1].take_back_wait_s
             ):
                 acknowledge(judged[1].text)
                 acknowledge = None
