@@ -64,7 +64,14 @@ from scipy.signal import resample_poly
 from interviewer.config import get_settings
 from interviewer.voice.stack import build_vad
 from interviewer.voice.stt import transcribe_array
-from interviewer.voice.turns import EndOfTurn, SmartTurn, TurnPolicy, replay, speech_regions
+from interviewer.voice.turns import (
+    EndOfTurn,
+    Pace,
+    SmartTurn,
+    TurnPolicy,
+    replay,
+    speech_regions,
+)
 
 SOUNDS = Path("/usr/share/asterisk/sounds")
 DOCS = Path("/usr/share/doc")
@@ -312,7 +319,7 @@ async def evaluate(
     """``policy`` over the interviews (a float: a fixed silence, never taken back)."""
     tally = Tally()
     for interview in interviews:
-        pace: list[float] = []
+        pace = Pace()
         for index, answer in enumerate(interview):
             reg = regions[id(answer)]
             speech_end = reg[-1][1]
@@ -334,7 +341,7 @@ async def evaluate(
                 vad_model=None,
                 end_of_turn=eot,
                 transcribe=transcribers[language],
-                pauses=pace,
+                pace=pace,
                 regions=reg,
                 take_back=take_back,
             )
@@ -435,9 +442,9 @@ async def tune_take_back(
     model: SmartTurn,
     transcribers: dict[str, Transcriber],
 ) -> TurnPolicy | None:
-    """``take_back_wait_s`` and ``take_back_margin_s`` of ``base`` with take-back: the quickest median
-    latency with cut-offs <= 2% AND interjections <= 10% of the pauses (ties: the lower mean
-    latency, then fewer interjections). Prints the whole trade-off table; None (and says so)
+    """``take_back_wait_s`` and ``take_back_margin_s`` of ``base`` with take-back: the quickest
+    median latency with cut-offs <= 2% AND interjections <= 10% of the pauses (ties: the lower
+    mean latency, then fewer interjections). Prints the whole trade-off table; None (and says so)
     when no setting meets both limits."""
     rows = []
     for values in itertools.product(*TAKE_BACK_GRID.values()):

@@ -26,6 +26,7 @@ from interviewer.voice.stack import build_vad
 from interviewer.voice.stt import transcribe_array
 from interviewer.voice.turns import (
     EndOfTurn,
+    Pace,
     Replay,
     SmartTurn,
     TurnPolicy,
@@ -148,6 +149,29 @@ def test_a_turn_that_can_be_taken_back_waits_less_for_a_finished_pause() -> None
     assert slow.take_back_wait_s == 0.7
 
 
+def test_a_fluent_speaker_has_a_pace_without_reported_pauses() -> None:
+    """Speech whose pauses are all too short for the VAD to report still says something: after
+    ``pace_speech_s`` of it, the applicant's usual pause is their longest so far (or the
+    shortest the VAD reports), not "unknown"."""
+    policy = TurnPolicy(max_pause_s=3.0, pace_speech_s=10.0)
+    done = "I led the migration."
+    assert policy.usual_pause([], spoken_s=9.0) is None
+    assert policy.usual_pause([], spoken_s=12.0) == policy.min_pause_s
+    assert policy.usual_pause([0.7], spoken_s=12.0) == 0.7
+    assert policy.usual_pause([0.7, 3.2], spoken_s=12.0) == 0.7  # a turn's end is no pause
+    unknown = policy.verdict(0.95, done, 4.0, [], spoken_s=9.0, can_take_back=True)
+    assert (unknown.wait_s, unknown.reason) == (policy.take_back_wait_s, "finished, pace unknown")
+    fluent = policy.verdict(0.95, done, 4.0, [], spoken_s=12.0, can_take_back=True)
+    assert fluent.wait_s == pytest.approx(policy.min_pause_s + policy.take_back_margin_s)
+    # never below the first look at the silence
+    assert fluent.wait_s >= policy.check_after_s
+    # the last answer (no take-back) keeps the larger margin
+    last = policy.verdict(0.95, done, 4.0, [], spoken_s=12.0)
+    assert last.wait_s == pytest.approx(policy.min_pause_s + policy.pace_margin_s)
+    # unfinished words are not hurried by it
+    assert policy.verdict(0.95, "the design of", 4.0, [], spoken_s=12.0).wait_s >= 2.0
+
+
 async def _transcribe(segment: np.ndarray, sample_rate: int) -> str:
     t = await asyncio.to_thread(transcribe_array, segment, model="tiny.en")
     return t.text
@@ -182,7 +206,7 @@ async def test_a_thinking_pause_mid_phrase_does_not_end_the_turn(model: SmartTur
         vad_model=build_vad(),
         end_of_turn=EndOfTurn(policy, model),
         transcribe=_transcribe,
-        pauses=[1.5, 1.8, 1.7, 1.9],
+        pace=Pace([1.5, 1.8, 1.7, 1.9]),
     )
     assert len(paced.turn_ends_s) == 1, paced.decisions
     assert paced.speech_end_s < paced.turn_ends_s[0] <= paced.speech_end_s + 3.01
@@ -217,18 +241,18 @@ async def test_replay_takes_back_a_turn_ended_inside_a_short_pause(model: SmartT
     vad = build_vad()
     transcribe = CachedTranscribe()
 
-    async def run(p: TurnPolicy, take_back: bool, pauses: list[float]) -> Replay:
+    async def run(p: TurnPolicy, take_back: bool, pace: Pace) -> Replay:
         return await replay(
             audio,
             RATE,
             vad_model=vad,
             end_of_turn=EndOfTurn(p, model),
             transcribe=transcribe,
-            pauses=pauses,
+            pace=pace,
             take_back=take_back,
         )
 
-    pace: list[float] = []
+    pace = Pace()
     back = await run(policy, True, pace)
     assert back.speech_end_s is not None
     asked = [d for d in back.decisions if d["pause_s"] is not None]
@@ -240,18 +264,18 @@ async def test_replay_takes_back_a_turn_ended_inside_a_short_pause(model: SmartT
     assert back.taken_back_s == [round(pause["speech_end_s"] + 0.8, 3)]
     assert len(back.turn_ends_s) == 1, back.decisions
     assert back.speech_end_s < back.turn_ends_s[0] <= back.speech_end_s + 0.81
-    assert any(abs(p - pause["pause_s"]) < 1e-6 for p in pace), pace  # learnt as pace
+    assert any(abs(p - pause["pause_s"]) < 1e-6 for p in pace.pauses), pace  # learnt as pace
 
-    pace = []
+    pace = Pace()
     cut = await run(policy, False, pace)
     assert cut.taken_back_s == [] and not any(d["taken_back"] for d in cut.decisions)
     assert len(cut.turn_ends_s) == 2, cut.decisions
     assert cut.turn_ends_s[0] == back.taken_back_s[0] < cut.speech_end_s  # inside the pause
     assert cut.turn_ends_s[1] > cut.speech_end_s
-    assert not any(abs(p - pause["pause_s"]) < 1e-6 for p in pace), pace
+    assert not any(abs(p - pause["pause_s"]) < 1e-6 for p in pace.pauses), pace
 
     # a pause longer than take_back_s: the speech after it starts a new answer
-    late = await run(dataclasses.replace(policy, take_back_s=1.0), True, [])
+    late = await run(dataclasses.replace(policy, take_back_s=1.0), True, Pace())
     assert late.taken_back_s == [] and len(late.turn_ends_s) == 2, late.decisions
 
 
@@ -265,7 +289,11 @@ async def test_replay_takes_a_turn_back_at_most_max_continues_times(model: Smart
         parts += [x, silence(1.5)]
     audio = np.concatenate([*parts[:-1], silence(4.0)])
     policy = TurnPolicy(
-        max_pause_s=3.0, unknown_pace_wait_s=1.2, take_back_wait_s=0.8, pace_pauses=100
+        max_pause_s=3.0,
+        unknown_pace_wait_s=1.2,
+        take_back_wait_s=0.8,
+        pace_pauses=100,
+        pace_speech_s=1000.0,
     )
     out = await replay(
         audio,

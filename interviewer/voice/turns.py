@@ -25,6 +25,7 @@ over a recording (``interviewer turns``, the benchmark).
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import threading
 import time
@@ -46,6 +47,8 @@ from interviewer.weights.locate import smart_turn_model
 
 if TYPE_CHECKING:  # typing only: capture.py does not import this module
     from interviewer.voice.capture import AnswerCapture, Recording
+
+log = logging.getLogger(__name__)
 
 MODEL_RATE = 16_000
 WINDOW_S = 8.0
@@ -163,7 +166,12 @@ class TurnPolicy:
     """Under this much speech the model over-scores "finished": wait ``short_wait_s`` instead."""
     short_wait_s: float = 1.5
     pace_pauses: int = 3
-    """Pauses the applicant has resumed after, before their pace counts."""
+    """Pauses the applicant has resumed after, before their pace counts..."""
+    pace_speech_s: float = 10.0
+    """...or this much speech with fewer: a fluent speaker whose pauses are mostly too short
+    for the VAD to report (under ``min_pause_s``) has a pace too, their longest pause so far."""
+    min_pause_s: float = 0.3
+    """The shortest silence the VAD reports as a pause (``voice/stack.py`` SEGMENT_SILENCE_S)."""
     unknown_pace_wait_s: float = 2.5
     """A finished-sounding pause waits at least this long while their pace is not known..."""
     take_back_wait_s: float = 2.0
@@ -185,15 +193,18 @@ class TurnPolicy:
     min_unfinished_wait_s: float = 2.0
     """...but never less than this (and never more than ``max_pause_s``)."""
 
-    def usual_pause(self, pauses: Sequence[float]) -> float | None:
-        """The applicant's longest usual pause (90th percentile), once there are enough.
+    def usual_pause(self, pauses: Sequence[float], spoken_s: float = 0.0) -> float | None:
+        """The applicant's longest usual pause (90th percentile), once there are enough; after
+        ``pace_speech_s`` of speech (``spoken_s``, this interview's) with fewer, their longest.
 
         Pauses as long as the maximum were not pauses inside an answer (a turn ended there and
         the applicant went on after the reply): they say nothing about the pace."""
         inside = [p for p in pauses if p < self.max_pause_s]
-        if len(inside) < self.pace_pauses:
-            return None
-        return float(np.percentile(np.asarray(inside, dtype=float), 90))
+        if len(inside) >= self.pace_pauses:
+            return float(np.percentile(np.asarray(inside, dtype=float), 90))
+        if spoken_s >= self.pace_speech_s:
+            return max(inside, default=self.min_pause_s)
+        return None
 
     def verdict(
         self,
@@ -202,13 +213,15 @@ class TurnPolicy:
         speech_s: float,
         pauses: Sequence[float],
         *,
+        spoken_s: float = 0.0,
         can_take_back: bool = False,
     ) -> Verdict:
         """How long a silence (from the end of speech) ends this turn, and why.
 
+        ``pauses`` and ``spoken_s``: the applicant's pace so far (:class:`Pace`).
         ``can_take_back``: speech resuming within ``take_back_s`` would continue this answer
         (not after the last question, whose reply closes the interview)."""
-        usual = self.usual_pause(pauses)
+        usual = self.usual_pause(pauses, spoken_s)
         finished = (
             probability is not None
             and probability >= self.complete_at
@@ -239,6 +252,15 @@ class TurnPolicy:
         if usual is not None and usual + margin > wait:
             wait, reason = usual + margin, "finished, slow pace"
         return min(wait, self.max_pause_s), reason
+
+
+@dataclass
+class Pace:
+    """What an applicant's speech so far says about their pauses: the pauses they went on
+    speaking after, and how long they have spoken (a recording's replay adds its own)."""
+
+    pauses: list[float] = field(default_factory=list)
+    spoken_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -282,7 +304,7 @@ class EndOfTurn:
         sample_rate: int,
         text: str,
         speech_s: float,
-        pauses: list[float],
+        pace: Pace,
         *,
         can_take_back: bool = False,
     ) -> Verdict:
@@ -290,7 +312,8 @@ class EndOfTurn:
             await self.probability(audio, sample_rate),
             text,
             speech_s,
-            pauses,
+            pace.pauses,
+            spoken_s=pace.spoken_s,
             can_take_back=can_take_back,
         )
 
@@ -328,6 +351,15 @@ class EndOfTurn:
                 verdict = await self._judge_live(capture, rec, last, can_take_back)
                 judged = (last, verdict)
                 self.verdicts.append(judged)
+                log.debug(
+                    "%s: pause after %.2f s of audio: %s (p=%s), waits %.2f s (%d words)",
+                    self.log_name,
+                    last,
+                    verdict.reason,
+                    _rounded(verdict.probability),
+                    verdict.wait_s,
+                    len(verdict.text.split()),
+                )
                 continue  # speech may have resumed while the model ran: look again
             if judged is not None and judged[0] == last and silence >= judged[1].wait_s:
                 return
@@ -358,9 +390,12 @@ class EndOfTurn:
         hi = int(now * rec.sample_rate) * 2
         audio = np.frombuffer(bytes(rec.pcm[lo:hi]), dtype=np.int16)
         speech = sum((s.end_s or s.start_s) - s.start_s for s in untaken)
-        pauses = [p for r in capture.history for p in r.pauses]
+        pace = Pace(
+            [p for r in capture.history for p in r.pauses],
+            sum((s.end_s or s.start_s) - s.start_s for r in capture.history for s in r.segments),
+        )
         return await self.judge(
-            audio, rec.sample_rate, text, speech, pauses, can_take_back=can_take_back
+            audio, rec.sample_rate, text, speech, pace, can_take_back=can_take_back
         )
 
 
@@ -414,7 +449,7 @@ async def replay(
     vad_model: Any,
     end_of_turn: EndOfTurn,
     transcribe: Callable[[np.ndarray, int], Awaitable[str]] | None = None,
-    pauses: list[float] | None = None,
+    pace: Pace | None = None,
     regions: list[tuple[float, float]] | None = None,
     prefix_s: float = 0.3,
     tail_s: float = 0.2,
@@ -428,13 +463,14 @@ async def replay(
     ``MAX_CONTINUES`` times a turn, as live) and goes on.
 
     ``transcribe`` gives the words of one stretch of speech (the capture transcribes each
-    segment on its own); ``pauses`` carries the applicant's pace from earlier recordings and
-    gets this one's pauses appended, as the capture's recordings do live. ``regions`` skips
+    segment on its own); ``pace`` carries the applicant's pace from earlier recordings and
+    gets this one's pauses and speech added, as the capture's recordings do live. ``regions`` skips
     the VAD when the caller already ran it (:func:`speech_regions`).
     """
     policy = end_of_turn.policy
     audio = as_int16(audio)
-    pauses = pauses if pauses is not None else []
+    pace = pace if pace is not None else Pace()
+    pauses = pace.pauses
     if regions is None:
         regions = await speech_regions(audio, sample_rate, vad_model)
     out = Replay(speech=regions, speech_end_s=regions[-1][1] if regions else None)
@@ -442,7 +478,8 @@ async def replay(
     turn_first = 0  # index of the first region of the current turn
     taken = 0  # take-backs in the current turn
     texts: list[str] = []
-    for i, (_, end) in enumerate(regions):
+    for i, (begin, end) in enumerate(regions):
+        pace.spoken_s += end - begin
         nxt = regions[i + 1][0] if i + 1 < len(regions) else None
         pause = (nxt if nxt is not None else total + policy.max_pause_s + 1.0) - end
         if transcribe is not None:
@@ -459,7 +496,12 @@ async def replay(
         speech = sum(e - s for s, e in regions[turn_first : i + 1])
         can_take_back = take_back and taken < MAX_CONTINUES
         verdict = await end_of_turn.judge(
-            window, sample_rate, text, speech, list(pauses), can_take_back=can_take_back
+            window,
+            sample_rate,
+            text,
+            speech,
+            Pace(list(pauses), pace.spoken_s),
+            can_take_back=can_take_back,
         )
         ends = pause >= verdict.wait_s
         back = ends and can_take_back and nxt is not None and pause < policy.take_back_s
