@@ -157,8 +157,10 @@ def test_a_fluent_speaker_has_a_pace_without_reported_pauses() -> None:
     done = "I led the migration."
     assert policy.usual_pause([], spoken_s=9.0) is None
     assert policy.usual_pause([], spoken_s=12.0) == policy.min_pause_s
-    assert policy.usual_pause([0.7], spoken_s=12.0) == 0.7
-    assert policy.usual_pause([0.7, 3.2], spoken_s=12.0) == 0.7  # a turn's end is no pause
+    assert policy.usual_pause([0.7], spoken_s=12.0) is None  # one pause in 12 s: too little
+    assert policy.usual_pause([0.7], spoken_s=21.0) == 0.7
+    assert policy.usual_pause([0.7, 3.2], spoken_s=21.0) == 0.7  # a turn's end is no pause
+    assert policy.usual_pause([0.7, 1.9], spoken_s=25.0) is None
     unknown = policy.verdict(0.95, done, 4.0, [], spoken_s=9.0, can_take_back=True)
     assert (unknown.wait_s, unknown.reason) == (policy.take_back_wait_s, "finished, pace unknown")
     fluent = policy.verdict(0.95, done, 4.0, [], spoken_s=12.0, can_take_back=True)

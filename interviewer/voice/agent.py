@@ -214,6 +214,7 @@ class InterviewAgent(Agent):
                 acknowledged.cancel()
             self._deciding = False
             self._emit_status()
+            log.debug("%s: the turn is over", self.log_name)
         # where the answer's speech ended, for the take-back window (before anything else is
         # heard: speech that resumes while the turn is stored must not move it)
         speech_end = self.capture.speech_ended_s if can_take_back and self.capture else None
@@ -227,6 +228,7 @@ class InterviewAgent(Agent):
             raise
         if self.flow.finished:
             self._end_after(self.session.current_speech)
+        log.debug("%s: stored; %d lines to say", self.log_name, len(texts))
         if acked and texts and texts[0] == self.flow.script.ack:
             texts = texts[1:]  # said already
         for text in texts:
@@ -272,7 +274,11 @@ class InterviewAgent(Agent):
             if not line.strip():
                 continue
             async with engine.synthesize(line.strip()) as stream:
+                first = True
                 async for ev in stream:
+                    if first:
+                        log.debug("%s: first audio of %r", self.log_name, line.strip()[:40])
+                        first = False
                     yield ev.frame
 
     def stt_node(

@@ -168,8 +168,10 @@ class TurnPolicy:
     pace_pauses: int = 3
     """Pauses the applicant has resumed after, before their pace counts..."""
     pace_speech_s: float = 10.0
-    """...or this much speech with fewer: a fluent speaker whose pauses are mostly too short
-    for the VAD to report (under ``min_pause_s``) has a pace too, their longest pause so far."""
+    """...or this much speech for each pause they made, plus this much: a fluent speaker whose
+    pauses are too short for the VAD to report (under ``min_pause_s``) has a pace too, their
+    longest pause so far (``min_pause_s`` after 10 s without one, 0.9 s after 20 s with one
+    of 0.9 s). A pause or two in little speech says too little: the pace stays unknown."""
     min_pause_s: float = 0.3
     """The shortest silence the VAD reports as a pause (``voice/stack.py`` SEGMENT_SILENCE_S)."""
     unknown_pace_wait_s: float = 2.5
@@ -195,14 +197,15 @@ class TurnPolicy:
 
     def usual_pause(self, pauses: Sequence[float], spoken_s: float = 0.0) -> float | None:
         """The applicant's longest usual pause (90th percentile), once there are enough; after
-        ``pace_speech_s`` of speech (``spoken_s``, this interview's) with fewer, their longest.
+        enough speech (``spoken_s``, this interview's, see ``pace_speech_s``) with fewer, their
+        longest.
 
         Pauses as long as the maximum were not pauses inside an answer (a turn ended there and
         the applicant went on after the reply): they say nothing about the pace."""
         inside = [p for p in pauses if p < self.max_pause_s]
         if len(inside) >= self.pace_pauses:
             return float(np.percentile(np.asarray(inside, dtype=float), 90))
-        if spoken_s >= self.pace_speech_s:
+        if spoken_s >= self.pace_speech_s * (len(inside) + 1):
             return max(inside, default=self.min_pause_s)
         return None
 
