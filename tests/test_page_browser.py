@@ -21,21 +21,19 @@ import numpy as np
 import pytest
 from livekit import rtc
 from web_support import (
-    CHROMIUM,
     CUT_OFF_ANSWERS,
     CUT_OFF_BANK,
     LiveServer,
     agent_turns,
     asyncio_run,
-    chromium_args,
     cut_off_parts_heard,
-    give_consent,
     make_settings,
     make_video,
     playwright_or_skip,
     reply_seconds,
     screenshot,
     seed_interview,
+    start_interview,
     timed_answers_wav,
 )
 
@@ -131,19 +129,8 @@ def test_labels_follow_the_agent_and_i_was_not_finished_continues_the_answer(
         settings, wav, turns, [PRACTICE, MORE, COLOUR], reply_s=reply, margin_s=4.0
     )
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=chromium_args(wav, web["video"])
-        )
+        browser, page = start_interview(p, server.url, seeded.token, wav, web["video"], watch=WATCH)
         try:
-            page = browser.new_context(
-                bypass_csp=False, viewport={"width": 1100, "height": 860}
-            ).new_page()
-            page.goto(f"{server.url}/i/{seeded.token}")
-            give_consent(page)
-            page.goto(f"{server.url}/i/{seeded.token}/interview")
-            page.wait_for_selector("#start:enabled")
-            page.evaluate(WATCH)
-            page.click("#start")
             _poll(page, "() => document.getElementById('state').textContent === 'Hearing you'", 120)
             screenshot(page, "30-hearing-you")
             # the agent moves on after the first sentence: the applicant was not finished

@@ -22,18 +22,16 @@ import pytest
 import soundfile as sf
 from scipy.signal import resample_poly
 from web_support import (
-    CHROMIUM,
     CUT_OFF_BANK,
     LiveServer,
     agent_turns,
-    chromium_args,
-    give_consent,
     line_seconds,
     make_settings,
     make_video,
     playwright_or_skip,
     screenshot,
     seed_interview,
+    start_interview,
 )
 
 from interviewer.store import repo
@@ -121,6 +119,32 @@ def _poll(page: Any, script: str, timeout_s: float) -> None:
         page.wait_for_timeout(50)
 
 
+def _the_practice_answer(seeded: Any) -> str:
+    """The interview's only stored answer, the practice one, answered: its transcript."""
+    with session_scope(seeded.engine) as s:
+        answers = {a.question_id: a for a in repo.answers_of(s, seeded.interview_id)}
+        for a in answers.values():
+            s.expunge(a)
+    assert list(answers) == ["practice"], answers
+    practice = answers["practice"]
+    assert practice.status is AnswerStatus.answered
+    return practice.transcript.lower()
+
+
+def _on_to_question_1(page: Any, shot: str) -> tuple[list[Any], list[Any]]:
+    """Until question 1 is on screen after a reply: the page's log and its turn latencies."""
+    _poll(
+        page,
+        "() => document.getElementById('progress').textContent.startsWith('Question 1')"
+        " && window.interviewMetrics.turns.length > 0",
+        60,
+    )
+    screenshot(page, shot)
+    return page.evaluate("() => window.pageLog"), page.evaluate(
+        "() => window.interviewMetrics.turns"
+    )
+
+
 def test_a_mid_answer_pause_is_not_cut_off(web: dict[str, Any], tmp_path: Path) -> None:
     settings, server = web["settings"], web["server"]
     assert settings.silence_threshold_s > PAUSE_S + 0.5  # the maximum pause, by default
@@ -131,19 +155,8 @@ def test_a_mid_answer_pause_is_not_cut_off(web: dict[str, Any], tmp_path: Path) 
     begin = 2.5 + sum(line_seconds(settings, intro)) + 4.0
     first_s = _mic(wav, begin)
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=chromium_args(wav, web["video"])
-        )
+        browser, page = start_interview(p, server.url, seeded.token, wav, web["video"], watch=WATCH)
         try:
-            page = browser.new_context(
-                bypass_csp=False, viewport={"width": 1100, "height": 860}
-            ).new_page()
-            page.goto(f"{server.url}/i/{seeded.token}")
-            give_consent(page)
-            page.goto(f"{server.url}/i/{seeded.token}/interview")
-            page.wait_for_selector("#start:enabled")
-            page.evaluate(WATCH)
-            page.click("#start")
             _poll(page, "() => document.getElementById('state').textContent === 'Hearing you'", 120)
             screenshot(page, "40-hearing-the-first-part")
             # sample the label through the rest of the first part and the pause (besides the
@@ -159,15 +172,7 @@ def test_a_mid_answer_pause_is_not_cut_off(web: dict[str, Any], tmp_path: Path) 
                     screenshot(page, "41-in-the-pause")
                     shot = True
                 page.wait_for_timeout(100)
-            _poll(
-                page,
-                "() => document.getElementById('progress').textContent.startsWith('Question 1')"
-                " && window.interviewMetrics.turns.length > 0",
-                60,
-            )
-            screenshot(page, "42-next-question")
-            log = page.evaluate("() => window.pageLog")
-            turns = page.evaluate("() => window.interviewMetrics.turns")
+            log, turns = _on_to_question_1(page, "42-next-question")
         finally:
             browser.close()
 
@@ -189,14 +194,7 @@ def test_a_mid_answer_pause_is_not_cut_off(web: dict[str, Any], tmp_path: Path) 
     assert len(turns) == 1, turns  # one reply: the agent did not answer the first part
     assert 0 < latency_s < 10, turns
 
-    with session_scope(seeded.engine) as s:
-        answers = {a.question_id: a for a in repo.answers_of(s, seeded.interview_id)}
-        for a in answers.values():
-            s.expunge(a)
-    assert list(answers) == ["practice"], answers
-    practice = answers["practice"]
-    assert practice.status is AnswerStatus.answered
-    text = practice.transcript.lower()
+    text = _the_practice_answer(seeded)
     assert any(w in text for w in FIRST_WORDS) and any(w in text for w in REST_WORDS), text
 
 
@@ -234,32 +232,14 @@ def test_speech_right_after_the_turn_ended_takes_it_back(
     )
     writer.close()
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=chromium_args(wav, web["video"])
-        )
+        browser, page = start_interview(p, server.url, seeded.token, wav, web["video"], watch=WATCH)
         try:
-            page = browser.new_context(
-                bypass_csp=False, viewport={"width": 1100, "height": 860}
-            ).new_page()
-            page.goto(f"{server.url}/i/{seeded.token}")
-            give_consent(page)
-            page.goto(f"{server.url}/i/{seeded.token}/interview")
-            page.wait_for_selector("#start:enabled")
-            page.evaluate(WATCH)
-            page.click("#start")
             _poll(page, "() => document.getElementById('state').textContent === 'Hearing you'", 120)
             # the reply to the first sentence starts, then the second sentence stops it
             _poll(page, "() => window.interviewMetrics.turns.length > 0", 30)
             _poll(page, "() => document.getElementById('state').textContent === 'Hearing you'", 10)
             screenshot(page, "43-taken-back")
-            _poll(
-                page,
-                "() => document.getElementById('progress').textContent.startsWith('Question 1')",
-                60,
-            )
-            screenshot(page, "44-next-question-after-the-whole-answer")
-            log = page.evaluate("() => window.pageLog")
-            turns = page.evaluate("() => window.interviewMetrics.turns")
+            log, turns = _on_to_question_1(page, "44-next-question-after-the-whole-answer")
         finally:
             browser.close()
 
@@ -281,12 +261,5 @@ def test_speech_right_after_the_turn_ended_takes_it_back(
     stopped = next(i for i, e in enumerate(between) if i > spoke and e["state"] != "speaking")
     shown = [(e["state"], e["caption"]) for e in between]
     assert all(c == BANK.practice_question for _, c in shown[stopped:]), shown
-    with session_scope(seeded.engine) as s:
-        answers = {a.question_id: a for a in repo.answers_of(s, seeded.interview_id)}
-        for a in answers.values():
-            s.expunge(a)
-    assert list(answers) == ["practice"], answers
-    practice = answers["practice"]
-    assert practice.status is AnswerStatus.answered
-    text = practice.transcript.lower()
+    text = _the_practice_answer(seeded)
     assert any(w in text for w in REST_WORDS) and "bye" in text, text

@@ -306,6 +306,32 @@ def give_consent(page: Any) -> None:
     page.wait_for_url("**/check")
 
 
+def start_interview(
+    playwright: Any, url: str, token: str, wav: Path, video: Path, *, watch: str | None = None
+) -> tuple[Any, Any]:
+    """Chromium with ``wav`` as the microphone and ``video`` as the camera, through the consent
+    page to an interview started with its Start button; ``watch`` (a script) runs just before
+    the click. Returns (browser, page): the caller closes the browser."""
+    browser = playwright.chromium.launch(
+        executable_path=CHROMIUM, headless=True, args=chromium_args(wav, video)
+    )
+    try:
+        page = browser.new_context(
+            bypass_csp=False, viewport={"width": 1100, "height": 860}
+        ).new_page()
+        page.goto(f"{url}/i/{token}")
+        give_consent(page)
+        page.goto(f"{url}/i/{token}/interview")
+        page.wait_for_selector("#start:enabled")
+        if watch is not None:
+            page.evaluate(watch)
+        page.click("#start")
+    except BaseException:
+        browser.close()
+        raise
+    return browser, page
+
+
 def sign_in(page: Any, email: str, password: str) -> None:
     """Fill in and send the staff sign-in form the page shows."""
     page.fill("#email", email)
