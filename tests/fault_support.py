@@ -183,6 +183,8 @@ async def visit(
                         await ws.send(json.dumps({**played, "position": m["duration"]}))
                     elif kind == "question" or (kind == "ready" and m.get("question")):
                         current = (m if kind == "question" else m["question"])["id"]
+                    elif kind == "taken_back":  # the answer goes on (as the page does)
+                        current = m["question"]["id"]
                     elif kind == "state":
                         listening = m["state"] == "listening"
                     if (

@@ -68,8 +68,10 @@ async def _run(
     on_session: Any = None,
     first_gap_s: float | None = None,
     options: SessionOptions | None = None,
+    speed: float = 6.0,
 ) -> tuple[InterviewReport, Recordings]:
-    """``first_gap_s``: the pause between the first two answers, when it differs."""
+    """``first_gap_s``: the pause between the first two answers, when it differs; ``speed``:
+    how much faster than real time the agent's lines play."""
     engine = create_db_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
     migrate(engine)
     interview_id = _interview(engine)
@@ -82,7 +84,7 @@ async def _run(
         out.write(np.concatenate([pcm[: cut[0]], pcm[cut[1] :]]).tobytes())
         out.close()
     recordings = Recordings(tmp_path / "rec")
-    audio_out = WavAudioOutput(None, speed=6.0)
+    audio_out = WavAudioOutput(None, speed=speed)
     report = await run_interview(
         engine,
         interview_id,
@@ -209,6 +211,7 @@ async def test_speaking_again_right_after_the_turn_ended_takes_it_back(
         gap_s=5.0,
         first_gap_s=1.6,
         on_session=on_session,
+        speed=1.0,  # the next question is still being put when the applicant goes on
         options=SessionOptions(
             timeout_s=240, max_follow_ups=0, silence_threshold_s=1.0, hold_input=False
         ),

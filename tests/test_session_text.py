@@ -11,7 +11,8 @@ from livekit.agents import AgentSession, llm
 
 from interviewer.banks.model import Bank
 from interviewer.interview import MAX_REPEATS, InterviewFlow, Status
-from interviewer.voice.agent import InterviewAgent, ScriptedLLM, Step
+from interviewer.voice.agent import InterviewAgent, Step
+from interviewer.voice.scripted import ScriptedLLM
 
 
 def _criterion(cid: str, key_points: list[tuple[str, str]]) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """The livekit Agent that runs the interview core (:mod:`interviewer.interview`) in an AgentSession.
 
-Turns are scripted, not generated: the session is given a placeholder LLM (:class:`ScriptedLLM`)
+Turns are scripted, not generated: the session is given a placeholder LLM (voice/scripted.py)
 only so that it runs :meth:`InterviewAgent.llm_node` at the end of each user turn; the node hands
 the answer to the core and yields the lines the core wants said. Lines that are not replies
 (greeting, re-prompts, time warnings, the cut-off) go out with ``session.say``.
@@ -33,45 +33,18 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from livekit import rtc
-from livekit.agents import NOT_GIVEN, Agent, llm, stt
-from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions, NotGivenOr
+from livekit.agents import Agent, llm, stt
 from livekit.agents.voice import ModelSettings, SpeechHandle
 
 from interviewer.interview import Action, Ask, End, InterviewFlow, Record, Say
 from interviewer.utterances import is_request
 from interviewer.voice.capture import AnswerAudio, AnswerCapture, Turn
+from interviewer.voice.take_back import TakeBackWindow
 from interviewer.voice.turns import EndOfTurn, TurnPolicy
 
 log = logging.getLogger(__name__)
 
 INSTRUCTIONS = "Scripted interviewer: every line comes from the interview core, never a model."
-
-
-# --- the placeholder LLM ---------------------------------------------------------------------
-
-
-class ScriptedLLM(llm.LLM):
-    """Stands in for a model so that the session runs ``llm_node``; it is never asked to chat."""
-
-    @property
-    def model(self) -> str:
-        return "scripted"
-
-    @property
-    def provider(self) -> str:
-        return "interviewer"
-
-    def chat(
-        self,
-        *,
-        chat_ctx: llm.ChatContext,
-        tools: list[llm.Tool] | None = None,
-        conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
-        parallel_tool_calls: NotGivenOr[bool] = NOT_GIVEN,
-        tool_choice: NotGivenOr[llm.ToolChoice] = NOT_GIVEN,
-        extra_kwargs: NotGivenOr[dict[str, Any]] = NOT_GIVEN,
-    ) -> llm.LLMStream:
-        raise RuntimeError("ScriptedLLM has no model: InterviewAgent.llm_node answers instead")
 
 
 # --- what the agent hands to persistence -----------------------------------------------------
@@ -95,10 +68,6 @@ class Persist(Protocol):
 NO_ANSWER_TIMEOUT_S = 30.0
 """Silence after a question that counts as no answer (then again after the re-prompt): long
 enough for an expert to think before answering; openings may set their own."""
-
-TAKE_BACK_MIN_SPEECH_S = 0.3
-"""Speech that takes a turn back must last this long: a click or a breath does not stop the
-interviewer (livekit interrupts a line after 0.5 s of speech)."""
 
 OnStatus = Callable[[str, bool], None]
 """``on_status(status, can_continue)``; see the module docstring."""
@@ -152,9 +121,7 @@ class InterviewAgent(Agent):
         self.on_question: Callable[[Ask], None] | None = None
         self._status: tuple[str, bool] | None = None
         self._deciding = False  # the session handed over the turn; the policy has not ended it
-        # the answer the applicant may still take back: (its key, the epoch of the question
-        # asked after it, where its speech ended on the capture's stream clock)
-        self._take_back: tuple[tuple[str, int], int, float] | None = None
+        self._take_back: TakeBackWindow | None = None  # the answer that may be taken back
         self._taken_back_epoch: int | None = None  # a take-back's continued answer, while out
         self.taken_back = 0  # how many times an applicant took a turn back (reports, tests)
         self._acked_epoch: int | None = None  # the question whose answer was acknowledged
@@ -335,41 +302,18 @@ class InterviewAgent(Agent):
     # -- taking a turn back --
 
     def _arm_take_back(self, speech_end_s: float) -> None:
-        """The turn just ended and the reply is going out: until ``take_back_s`` after the
-        answer's speech, speech from the applicant continues that answer instead."""
+        """The turn just ended and the reply is going out (:mod:`voice.take_back`)."""
         key = self.flow.continuable
-        if key is None or self.capture is None or not self.capture.holds(key):
-            return
-        self._take_back = (key, self._epoch, speech_end_s)
+        if key is not None and self.capture is not None and self.capture.holds(key):
+            self._take_back = TakeBackWindow(key, self._epoch, speech_end_s)
 
-    def _take_back_due(self) -> bool:
-        """The applicant has been speaking again, inside the window, long enough to mean it."""
-        capture, armed = self.capture, self._take_back
-        if capture is None or armed is None:
-            return False
-        _, epoch, speech_end = armed
-        rec = capture.current
-        started = capture.speech_started_s
-        if epoch != self._epoch or rec is None or rec.finished or rec.segments:
-            self._take_back = None  # another question, or the applicant already answered it
-            return False
-        if capture.vad_stream_s - speech_end >= self.end_of_turn.policy.take_back_s + 1.0:
-            self._take_back = None  # the window is long past
-            return False
-        return (
-            capture.speaking
-            and started is not None
-            and speech_end < started < speech_end + self.end_of_turn.policy.take_back_s
-            and capture.vad_stream_s - started >= TAKE_BACK_MIN_SPEECH_S
-        )
-
-    async def _take_back_turn(self, armed: tuple[tuple[str, int], int, float]) -> None:
+    async def _take_back_turn(self, armed: TakeBackWindow) -> None:
         """Back to the answer the applicant is continuing: the reply stops, nothing is said
         (they are talking), and their speech goes on into that answer's audio and words."""
         capture = self.capture
         if capture is None:
             return
-        key, epoch, speech_end = armed
+        key, epoch, speech_end = armed.key, armed.epoch, armed.speech_end_s
         async with self._lock:
             if epoch != self._epoch or self.flow.continuable != key or not capture.holds(key):
                 return
@@ -592,10 +536,13 @@ class InterviewAgent(Agent):
     def _tick(self) -> None:
         """Called as the VAD advances: fire the timers that are due on the audio clock."""
         capture, ask = self.capture, self._ask
-        if self._take_back is not None and self._take_back_due():
-            armed, self._take_back = self._take_back, None
-            task = asyncio.create_task(self._take_back_turn(armed))
-            task.add_done_callback(_log_failure)
+        armed = self._take_back
+        if armed is not None and capture is not None:
+            due = armed.due(capture, self._epoch, self.end_of_turn.policy.take_back_s)
+            if due is not False:
+                self._take_back = None
+            if due:
+                asyncio.create_task(self._take_back_turn(armed)).add_done_callback(_log_failure)
         if capture is None or ask is None or self.flow.finished:
             return
         rec = capture.current

@@ -189,8 +189,7 @@ class AnswerCapture:
         self.stream_samples = 0
         self.sample_rate = 0
         self.speaking = False
-        # on the stream clock (seconds of input): where the applicant's speech last started and
-        # last ended, for the agent's take-back window
+        # where the applicant's speech last started and ended, on the stream clock (seconds)
         self.speech_started_s: float | None = None
         self.speech_ended_s: float | None = None
         self._events: asyncio.Queue[tuple[Segment, stt.SpeechEvent]] | None = None
@@ -215,12 +214,9 @@ class AnswerCapture:
 
     def begin(self, ask: Ask, epoch: int) -> Recording:
         """Route the audio from now on to ``ask``'s recording (the same one on a repeat; after
-        the answer finished last when ``ask.continued``).
-
-        Going back to an answer while the applicant is speaking (they took the turn back, or
-        said they were not finished) carries the speech in progress over from the question
-        that was out: it is the continued answer's, from just before its start, and the
-        dropped question's recording is discarded."""
+        the answer finished last when ``ask.continued``: speech in progress then moves over
+        from the question that was out, from just before its start, and that recording is
+        discarded)."""
         cur = self.current
         if cur is not None and not cur.finished and cur.ask.key == ask.key:
             cur.ask, cur.epoch = ask, epoch
@@ -322,10 +318,8 @@ class AnswerCapture:
     @property
     def vad_stream_s(self) -> float:
         """How far the VAD has looked, on the stream clock."""
-        rec = self.current
-        if rec is None or not self.sample_rate:
-            return self.stream_samples / self.sample_rate if self.sample_rate else 0.0
-        return (rec.stream_start + rec.vad_samples) / self.sample_rate
+        rec, rate = self.current, self.sample_rate or 1
+        return (self.stream_samples if rec is None else rec.stream_start + rec.vad_samples) / rate
 
     def transcribing(self) -> bool:
         """Speech of the current recording is still being transcribed."""

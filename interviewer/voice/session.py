@@ -46,10 +46,11 @@ from interviewer.store.db import session_scope
 from interviewer.store.models import Answer, AnswerStatus, Interview, InterviewState, Opening
 from interviewer.store.recordings import Recordings
 from interviewer.store.storage import open_storage
-from interviewer.voice.agent import NO_ANSWER_TIMEOUT_S, InterviewAgent, ScriptedLLM, Step
+from interviewer.voice.agent import NO_ANSWER_TIMEOUT_S, InterviewAgent, Step
 from interviewer.voice.capture import AnswerCapture, Recording
 from interviewer.voice.context import context_for
 from interviewer.voice.io import StreamingWavWriter, WavAudioInput
+from interviewer.voice.scripted import ScriptedLLM
 from interviewer.voice.stack import VoiceModels
 from interviewer.voice.turns import EndOfTurn, TurnPolicy
 
