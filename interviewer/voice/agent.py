@@ -145,7 +145,8 @@ class InterviewAgent(Agent):
         self, chat_ctx: llm.ChatContext, tools: list[llm.Tool], model_settings: ModelSettings
     ) -> AsyncIterator[str]:
         """The end of a user turn: hand the answer to the core, yield what it wants said."""
-        can_take_back = acked = False
+        can_take_back = False
+        asked_epoch = self._epoch  # the question this turn answers
         if self.capture is not None:
             # the end-of-turn decision, on the capture's VAD clock. Cancellable: if the
             # applicant speaks again, the session interrupts this reply and nothing has been
@@ -173,7 +174,6 @@ class InterviewAgent(Agent):
                 await asyncio.wait({waiting, acknowledged}, return_when=asyncio.FIRST_COMPLETED)
                 if acknowledged.done() and not waiting.done():
                     self._acked_epoch = self._epoch
-                    acked = True
                     yield self.flow.script.ack + " "
                 await waiting
             finally:
@@ -196,8 +196,8 @@ class InterviewAgent(Agent):
         if self.flow.finished:
             self._end_after(self.session.current_speech)
         log.debug("%s: stored; %d lines to say", self.log_name, len(texts))
-        if acked and texts and texts[0] == self.flow.script.ack:
-            texts = texts[1:]  # said already
+        if self._acked_epoch == asked_epoch and texts and texts[0] == self.flow.script.ack:
+            texts = texts[1:]  # said already (maybe in a reply the applicant cut short)
         for text in texts:
             yield text + " "
 
