@@ -35,16 +35,7 @@ BINS = [(0, 5), (5, 8), (8, 12), (12, 20), (20, 10_000)]
 
 
 def embedder() -> sim.Embed:
-    finder = EvidenceFinder().load()
-    known: dict[str, np.ndarray] = {}
-
-    def embed(texts: list[str]) -> np.ndarray:
-        missing = sorted({t for t in texts if t not in known})
-        if missing:
-            known.update(zip(missing, finder.embed(missing), strict=True))
-        return np.stack([known[t] for t in texts])
-
-    return embed
+    return sim.remembered(EvidenceFinder().load().embed)
 
 
 def off_topic(embed: sim.Embed, prompts: int) -> None:

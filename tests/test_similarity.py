@@ -74,14 +74,7 @@ def embed(finder: EvidenceFinder) -> sim.Embed:
     """The real MiniLM, each distinct text embedded once: the sweep below repeats the same
     off-topic sentences and question texts hundreds of times (embedding them together in one
     batch gives the same vectors up to float rounding)."""
-    known: dict[str, np.ndarray] = {}
-
-    def cached(texts: list[str]) -> np.ndarray:
-        missing = sorted({t for t in texts if t not in known})
-        if missing:
-            known.update(zip(missing, finder.embed(missing), strict=True))
-        return np.stack([known[t] for t in texts])
-
+    cached = sim.remembered(finder.embed)
     texts = [t for bank in banks() for q in bank.questions for t in sim.topic_texts(q)]
     for bank in banks():
         for levels in demo_answers(bank).values():

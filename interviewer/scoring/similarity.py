@@ -79,6 +79,20 @@ class Similarity:
         return _clip((self.relevance - RELEVANCE_FLOOR) / (RELEVANCE_FULL - RELEVANCE_FLOOR))
 
 
+def remembered(embed: Embed) -> Embed:
+    """``embed`` with each distinct text embedded once, for sweeps that score many answers
+    against the same questions (one batch gives the same vectors up to float rounding)."""
+    known: dict[str, Any] = {}
+
+    def cached(texts: Sequence[str]) -> np.ndarray:
+        missing = sorted({t for t in texts if t not in known})
+        if missing:
+            known.update(zip(missing, embed(missing), strict=True))
+        return np.stack([known[t] for t in texts])
+
+    return cached
+
+
 def topic_texts(question: Question) -> list[str]:
     """What an on-topic answer is close to: the question, its reference answer, its key points."""
     points = [k.text for c in question.rubric.criteria for k in c.key_points]
